@@ -1,0 +1,17 @@
+FROM python:3.11-slim-bookworm
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY firezone firezone
+COPY accounts accounts
+COPY resources resources
+COPY gateways gateways
+COPY billing billing
+COPY directory_sync directory_sync
+COPY templates templates
+COPY manage.py ./
+RUN pip install . && useradd --system --home /app firezone \
+    && DEBUG=true python manage.py collectstatic --noinput
+USER firezone
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "firezone.asgi:application"]

@@ -1,0 +1,19 @@
+"""The Celery app. The beat schedule lives here, in one place."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab  # noqa: F401  (kept at hand for daily jobs)
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "firezone.settings")
+
+app = Celery("firezone")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Every periodic job of the product, declared once. Tasks are idempotent (acks_late).
+app.conf.beat_schedule = {
+    "heartbeat": {"task": "firezone.tasks.heartbeat", "schedule": 30.0},
+}

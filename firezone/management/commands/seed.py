@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from firezone import seed
+
+
+class Command(BaseCommand):
+    help = "Create the deterministic demo data set (idempotent). --reset starts over."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--reset", action="store_true", help="Delete seeded data first.")
+        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        parser.add_argument(
+            "--force", action="store_true", help="Allow seeding with DEBUG off (demo passwords!)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not (settings.DEBUG or settings.TESTING or options["force"]):
+            raise CommandError("Refusing to seed demo credentials with DEBUG off (use --force).")
+        if options["reset"]:
+            seed.reset()
+        result = seed.seed()
+        if options["json"]:
+            self.stdout.write(json.dumps(result, indent=2, sort_keys=True))
+            return
+        self.stdout.write(self.style.SUCCESS("Seed data ready."))
+        staff = result["staff"]
+        self.stdout.write(
+            f"  Django admin ({staff['url']}): {staff['username']} / {staff['password']}"
+        )
+        for account in result["accounts"]:
+            self.stdout.write(f"  Account {account['slug']}: portal /{account['slug']}")
+            for login in account.get("sign_in", []):
+                self.stdout.write(f"    {login}")
+        for name, token in result["device_tokens"].items():
+            self.stdout.write(f"  {name} token: {token}")
