@@ -34,6 +34,11 @@ ALLOWED_HOSTS = env.list(
 )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# Device/browser token signing (accounts/tokens.py). Empty = derived from SECRET_KEY. Set both
+# to the original portal's values to keep tokens issued by it (docker-compose dev tokens) working.
+TOKENS_KEY_BASE = env.str("TOKENS_KEY_BASE", default="")
+TOKENS_SALT = env.str("TOKENS_SALT", default="")
+
 EXTERNAL_URL = env.str("EXTERNAL_URL", default="http://localhost:8000")
 API_EXTERNAL_URL = env.str("API_EXTERNAL_URL", default=EXTERNAL_URL.replace("http", "ws", 1))
 

@@ -1,0 +1,137 @@
+"""Deterministic crypto of the device protocol (protocol.md §2.3, §4.3, §5.4). Pure functions.
+
+Every function here must match connlib/the relays byte for byte: see
+tests/fixtures/portal_crypto_test_vectors.json and relay_credentials_test_vectors.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+# Gateways get relay credentials valid this long from each push (clients: their token expiry).
+GATEWAY_RELAY_CREDENTIALS_LIFETIME = timedelta(days=90)
+PSK_BASE_LENGTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class IceCredentials:
+    username: str  # 4 characters
+    password: str  # 22 characters
+
+    def as_dict(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password}
+
+
+@dataclass(frozen=True, slots=True)
+class IceCredentialsPair:
+    client: IceCredentials
+    gateway: IceCredentials
+
+
+@dataclass(frozen=True, slots=True)
+class RelayCredentials:
+    username: str  # "<expires_at>:<salt>"
+    password: str
+    expires_at: int  # unix seconds, as sent in JSON
+
+
+def _b64_nopad(data: bytes) -> str:
+    # Standard alphabet (not URL-safe), '=' stripped: what the relays compute.
+    return base64.b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def generate_psk_base() -> bytes:
+    """The 32 random bytes stored once per client/gateway row and fed to `preshared_key`."""
+    return secrets.token_bytes(PSK_BASE_LENGTH)
+
+
+def preshared_key(
+    *,
+    client_id: uuid.UUID | str,
+    client_public_key: str,
+    client_psk_base: bytes,
+    gateway_id: uuid.UUID | str,
+    gateway_public_key: str,
+    gateway_psk_base: bytes,
+) -> str:
+    """WireGuard preshared key of a client/gateway pair: 44-char standard base64 of 32 bytes.
+
+    PBKDF2-HMAC-SHA256 (1 iteration) of both psk bases, salted with the ids and public keys, so
+    it is stable for the pair until either side changes its key.
+    """
+    salt = (
+        f"WG_PSK|C_ID:{client_id}|G_ID:{gateway_id}"
+        f"|C_PK:{client_public_key}|G_PK:{gateway_public_key}"
+    )
+    key = hashlib.pbkdf2_hmac(
+        "sha256", client_psk_base + gateway_psk_base, salt.encode("utf-8"), 1, 32
+    )
+    return base64.b64encode(key).decode("ascii")
+
+
+def ice_credentials(
+    *,
+    client_id: uuid.UUID | str,
+    client_public_key: str,
+    gateway_id: uuid.UUID | str,
+    gateway_public_key: str,
+) -> IceCredentialsPair:
+    """ICE username/password for both ends of a client/gateway connection.
+
+    Deterministic on purpose: repeated flows for a pair that is already connected must yield the
+    same credentials so connlib keeps the connection.
+    """
+    material = f"{client_id}:{client_public_key}:{gateway_id}:{gateway_public_key}"
+    digest = hashlib.sha256(material.encode("utf-8")).digest()
+    h = base64.b32encode(digest).rstrip(b"=").decode("ascii").lower()  # 52 chars
+    return IceCredentialsPair(
+        client=IceCredentials(username=h[0:4], password=h[4:26]),
+        gateway=IceCredentials(username=h[26:30], password=h[30:52]),
+    )
+
+
+def relay_username_salt(device_public_key: str) -> str:
+    """The per-device part of a TURN username: unpadded base64 of sha256(the key as sent)."""
+    return _b64_nopad(hashlib.sha256(device_public_key.encode("utf-8")).digest())
+
+
+def relay_password(expires_at: int, stamp_secret: str, username_salt: str) -> str:
+    """TURN password the relay recomputes with its in-memory stamp secret."""
+    material = f"{expires_at}:{stamp_secret}:{username_salt}"
+    return _b64_nopad(hashlib.sha256(material.encode("utf-8")).digest())
+
+
+def relay_credentials(
+    *, device_public_key: str, stamp_secret: str, expires_at: int | datetime
+) -> RelayCredentials:
+    """TURN credentials for a device on one relay instance (valid until `expires_at`)."""
+    expires = int(expires_at.timestamp()) if isinstance(expires_at, datetime) else int(expires_at)
+    salt = relay_username_salt(device_public_key)
+    return RelayCredentials(
+        username=f"{expires}:{salt}",
+        password=relay_password(expires, stamp_secret, salt),
+        expires_at=expires,
+    )
+
+
+def gateway_relay_credentials_expiry(now: datetime) -> datetime:
+    """Gateways' relay credentials expire 90 days after each push."""
+    return now + GATEWAY_RELAY_CREDENTIALS_LIFETIME
+
+
+def external_id(device_id: str) -> str:
+    """The `external_id` connlib derives from its configured id (`FIREZONE_ID`).
+
+    A UUID id is sent as hex(sha256(id as configured)); anything else verbatim. Used to build
+    expected values in tests and tooling; the portal only stores what devices send.
+    """
+    try:
+        uuid.UUID(device_id)
+    except ValueError:
+        return device_id
+    return hashlib.sha256(device_id.encode("utf-8")).hexdigest()
