@@ -1,0 +1,601 @@
+"""The policy condition evaluator and validator (domain.md §2.13, protocol.md §5.3).
+
+Pure functions: callers pass the request facts in a `RequestContext` (including `now`), so the
+websocket channels, the flow service and the re-authorisation job all share one set of rules.
+
+Deviations from the original, as recommended by domain.md §8:
+* a policy's expiry is the minimum over the non-null expiries of its conditions (item 4);
+* the longest conforming policy is chosen by chronological max expiry, None = +infinity (item 5);
+* `authorization_expiry` treats a null token expiry as +infinity (item 6);
+* a `provider_id` condition with no identity sees provider None: `is_in` fails, `is_not_in` holds
+  (item 7);
+* bare IPv6 values of `remote_ip` conditions are /128 (item 8).
+Unknown properties/operators and malformed stored values make their condition fail (fail closed).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from functools import cache
+from typing import Final, TypeVar
+from zoneinfo import ZoneInfo, available_timezones
+
+from resources.addresses import IPAddress, IPNetwork, host_network, parse_cidr, parse_ip
+
+T = TypeVar("T")
+
+
+class Property(StrEnum):
+    REMOTE_IP_LOCATION_REGION = "remote_ip_location_region"
+    REMOTE_IP = "remote_ip"
+    PROVIDER_ID = "provider_id"
+    CURRENT_UTC_DATETIME = "current_utc_datetime"
+    CLIENT_VERIFIED = "client_verified"
+
+
+class Operator(StrEnum):
+    IS_IN = "is_in"
+    IS_NOT_IN = "is_not_in"
+    IS_IN_CIDR = "is_in_cidr"
+    IS_NOT_IN_CIDR = "is_not_in_cidr"
+    IS_IN_DAY_OF_WEEK_TIME_RANGES = "is_in_day_of_week_time_ranges"
+    IS = "is"
+    # Part of the stored enum, accepted by no property.
+    CONTAINS = "contains"
+    DOES_NOT_CONTAIN = "does_not_contain"
+
+
+OPERATORS_BY_PROPERTY: Final[Mapping[str, tuple[str, ...]]] = {
+    Property.REMOTE_IP_LOCATION_REGION: (Operator.IS_IN, Operator.IS_NOT_IN),
+    Property.REMOTE_IP: (Operator.IS_IN_CIDR, Operator.IS_NOT_IN_CIDR),
+    Property.PROVIDER_ID: (Operator.IS_IN, Operator.IS_NOT_IN),
+    Property.CURRENT_UTC_DATETIME: (Operator.IS_IN_DAY_OF_WEEK_TIME_RANGES,),
+    Property.CLIENT_VERIFIED: (Operator.IS,),
+}
+DEFAULT_PROPERTY: Final = Property.REMOTE_IP_LOCATION_REGION
+DEFAULT_OPERATOR: Final = Operator.IS_IN
+
+# ISO 3166-1 alpha-2 codes plus XK (Kosovo), as reported by the load balancer's geo headers.
+COUNTRY_CODES: Final = frozenset(
+    """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
+    BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ
+    EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW
+    GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY
+    KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV
+    MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY
+    QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG
+    TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA
+    ZM ZW
+    """.split()  # noqa: SIM905 (a word list reads better than a literal)
+)
+
+# --- data types ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One element of `policies.conditions`: `{"property", "operator", "values": [str]}`."""
+
+    property: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Condition:
+        """Leniently read a stored condition (defaults applied, values trimmed, non-strings
+        dropped). Use `clean_condition` for user input."""
+        prop = data.get("property")
+        operator = data.get("operator")
+        raw_values = data.get("values")
+        values = (
+            tuple(v.strip() for v in raw_values if isinstance(v, str))
+            if isinstance(raw_values, list | tuple)
+            else ()
+        )
+        return cls(
+            property=prop if isinstance(prop, str) and prop else DEFAULT_PROPERTY.value,
+            operator=operator if isinstance(operator, str) and operator else DEFAULT_OPERATOR.value,
+            values=values,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON stored in `policies.conditions` and sent over the API."""
+        return {"property": self.property, "operator": self.operator, "values": list(self.values)}
+
+
+def parse_conditions(raw: Iterable[Condition | Mapping[str, object]] | None) -> list[Condition]:
+    """Read a stored conditions list (None = no conditions)."""
+    if raw is None:
+        return []
+    return [c if isinstance(c, Condition) else Condition.from_dict(c) for c in raw]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What conditions are evaluated against: the client as seen on its current connection.
+
+    `now` must be timezone-aware. `provider_id` is the provider of the identity the client signed
+    in with; None for service accounts (no identity).
+    """
+
+    now: datetime
+    remote_ip: IPAddress | str | None = None
+    remote_ip_location_region: str | None = None
+    provider_id: uuid.UUID | str | None = None
+    client_verified: bool = False
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None or self.now.utcoffset() is None:
+            raise ValueError("RequestContext.now must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of evaluating a policy: allowed until `expires_at` (None = no expiry from the
+    conditions), or refused because of `violated_properties` (distinct, first-failure order)."""
+
+    allowed: bool
+    expires_at: datetime | None = None
+    violated_properties: tuple[str, ...] = ()
+
+    @classmethod
+    def conforms(cls, expires_at: datetime | None = None) -> Result:
+        return cls(allowed=True, expires_at=expires_at)
+
+    @classmethod
+    def forbidden(cls, violated_properties: Iterable[str]) -> Result:
+        return cls(allowed=False, violated_properties=tuple(dict.fromkeys(violated_properties)))
+
+
+# --- expiry algebra -----------------------------------------------------------------------------
+
+
+def min_expiry(*expiries: datetime | None) -> datetime | None:
+    """Earliest expiry; None means "never expires" (+infinity), so it only wins when alone."""
+    present = [e for e in expiries if e is not None]
+    return min(present) if present else None
+
+
+def max_expiry(*expiries: datetime | None) -> datetime | None:
+    """Latest expiry, None (+infinity) beating everything; None for no arguments too."""
+    if not expiries or any(e is None for e in expiries):
+        return None
+    return max(e for e in expiries if e is not None)
+
+
+def authorization_expiry(
+    condition_expiry: datetime | None, token_expiry: datetime | None
+) -> datetime | None:
+    """When a flow authorisation ends: the earlier of the policy's and the session token's expiry.
+
+    None (no expiry) on either side means +infinity, so the result is None only when both are None;
+    the caller then applies its own cap, if any (domain.md §8 item 6).
+    """
+    return min_expiry(condition_expiry, token_expiry)
+
+
+# --- day-of-week time ranges --------------------------------------------------------------------
+
+DAYS_OF_WEEK: Final = ("M", "T", "W", "R", "F", "S", "U")  # Monday (weekday() 0) … Sunday
+ALL_DAY: Final = (time(0, 0, 0), time(23, 59, 59))
+
+MSG_INVALID_DAY: Final = "invalid day of the week, must be one of M, T, W, R, F, S, U"
+MSG_TIMEZONE_REQUIRED: Final = "timezone is required"
+MSG_INVALID_TIMEZONE: Final = "invalid timezone"
+MSG_RANGE_ORDER: Final = "start of the time range must be less than or equal to the end of it"
+
+
+class ConditionValueError(ValueError):
+    """A malformed condition value; `message` is the user-facing text."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class DayTimeRanges:
+    """A parsed `"<D>/<ranges>/<timezone>"` value: inclusive local-time ranges on one weekday."""
+
+    day: str
+    ranges: tuple[tuple[time, time], ...]
+    timezone: str
+
+
+@cache
+def _known_timezones() -> frozenset[str]:
+    # "localtime" is the host's zone file, not an IANA name.
+    return frozenset(available_timezones() - {"localtime"})
+
+
+def is_valid_timezone(name: str) -> bool:
+    return name in _known_timezones()
+
+
+def _parse_time(text: str) -> time:
+    text = text.strip().split(".", 1)[0]  # fractions of a second are ignored
+    parts = text.split(":")
+    if not 1 <= len(parts) <= 3:
+        raise ValueError(text)
+    parts += ["0"] * (3 - len(parts))
+    if not all(p.isascii() and p.isdigit() and 1 <= len(p) <= 2 for p in parts):
+        raise ValueError(text)
+    hour, minute, second = (int(p) for p in parts)
+    return time(hour, minute, second)  # raises ValueError when out of range
+
+
+def parse_time_range(text: str) -> tuple[time, time]:
+    """`"true"` (all day) or `"start-end"` with times `H`, `H:M` or `H:M:S`, inclusive."""
+    if text == "true":
+        return ALL_DAY
+    start_text, dash, end_text = text.partition("-")
+    if not dash or not start_text.strip() or not end_text.strip():
+        raise ConditionValueError(f"invalid time range: {text}")
+    try:
+        start, end = _parse_time(start_text), _parse_time(end_text)
+    except ValueError:
+        raise ConditionValueError(f"invalid time range: {text}") from None
+    if start > end:
+        raise ConditionValueError(MSG_RANGE_ORDER)
+    return start, end
+
+
+def parse_day_of_week_time_ranges(value: str) -> DayTimeRanges:
+    """Parse `"<D>/<ranges>/<timezone>"`, splitting on the first two `/` only (so zones such as
+    `US/Pacific` keep theirs). Empty `<ranges>` means no time on that day."""
+    parts = value.split("/", 2)
+    if len(parts) == 2:
+        raise ConditionValueError(MSG_TIMEZONE_REQUIRED)
+    if len(parts) != 3 or parts[0] not in DAYS_OF_WEEK:
+        raise ConditionValueError(MSG_INVALID_DAY)
+    day, ranges_text, timezone = parts
+    if not is_valid_timezone(timezone):
+        raise ConditionValueError(MSG_INVALID_TIMEZONE)
+    ranges = tuple(
+        parse_time_range(item.strip()) for item in ranges_text.split(",") if item.strip()
+    )
+    return DayTimeRanges(day=day, ranges=ranges, timezone=timezone)
+
+
+def merge_time_ranges(ranges: Iterable[tuple[time, time]]) -> list[tuple[time, time]]:
+    """Merge overlapping or touching ranges (4-11 and 11-22 become 4-22), sorted by start."""
+    merged: list[tuple[time, time]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _local_wall(instant: datetime, zone: ZoneInfo) -> datetime:
+    return instant.astimezone(zone).replace(tzinfo=None)
+
+
+def _end_of_window_utc(day: date, end: time, zone: ZoneInfo) -> datetime:
+    """The UTC instant at which the local clock in `zone` on `day` passes `end`."""
+    wall = datetime.combine(day, end)
+    earlier = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    later = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if _local_wall(earlier, zone) == wall:
+        # Exists (twice when the clock goes back: the first occurrence ends the window).
+        return min(earlier, later)
+    # `end` falls in a gap (clock jumps forward): the window ends at the transition itself.
+    low, high = min(earlier, later), max(earlier, later)
+    while high - low > timedelta(seconds=1):
+        middle = low + timedelta(seconds=(high - low).total_seconds() // 2)
+        if _local_wall(middle, zone) > wall:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def time_window_expiry(values: Iterable[str], now: datetime) -> datetime | None:
+    """Evaluate `current_utc_datetime is_in_day_of_week_time_ranges`.
+
+    Returns the UTC end of the matching range (the latest one if several match), or None when
+    `now` is in no range. Raises ConditionValueError if any value is malformed.
+    """
+    grouped: dict[tuple[str, str], list[tuple[time, time]]] = {}
+    for value in values:
+        parsed = parse_day_of_week_time_ranges(value)
+        grouped.setdefault((parsed.day, parsed.timezone), []).extend(parsed.ranges)
+    expiries: list[datetime] = []
+    for (day, timezone), ranges in grouped.items():
+        zone = ZoneInfo(timezone)
+        local = now.astimezone(zone)
+        if DAYS_OF_WEEK[local.weekday()] != day:
+            continue
+        local_time = local.time()
+        for start, end in merge_time_ranges(ranges):
+            if start <= local_time <= end:
+                expiries.append(_end_of_window_utc(local.date(), end, zone))
+    return max(expiries) if expiries else None
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+class _Violation(Exception):
+    """A condition that is not met."""
+
+
+def parse_ip_or_cidr(text: str) -> IPNetwork:
+    """A `remote_ip` condition value: a CIDR (host bits allowed) or a bare IP (/32 or /128)."""
+    text = text.strip()
+    if "/" in text:
+        return parse_cidr(text)
+    return host_network(parse_ip(text))
+
+
+def _client_ip(value: IPAddress | str | None) -> IPAddress | None:
+    if value is None:
+        return None
+    try:
+        ip = value if not isinstance(value, str) else parse_ip(value.strip())
+    except ValueError:
+        return None
+    # A v4 client seen through a dual-stack socket still matches IPv4 ranges.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _normalise_id(value: uuid.UUID | str) -> str:
+    try:
+        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value.strip()))
+    except ValueError:
+        return value.strip().lower() if isinstance(value, str) else str(value)
+
+
+def _check(condition: Condition, ctx: RequestContext) -> datetime | None:
+    """Returns the condition's expiry (None = none) or raises _Violation."""
+    prop, operator, values = condition.property, condition.operator, condition.values
+    if operator not in OPERATORS_BY_PROPERTY.get(prop, ()):
+        raise _Violation
+
+    if prop == Property.REMOTE_IP_LOCATION_REGION:
+        region = (ctx.remote_ip_location_region or "").strip().upper() or None
+        inside = region is not None and region in {v.upper() for v in values}
+        if inside != (operator == Operator.IS_IN):
+            raise _Violation
+        return None
+
+    if prop == Property.REMOTE_IP:
+        ip = _client_ip(ctx.remote_ip)
+        try:
+            networks = [parse_ip_or_cidr(v) for v in values]
+        except ValueError:
+            raise _Violation from None
+        # Without a known address neither "inside" nor "outside" can be shown.
+        if ip is None:
+            raise _Violation
+        inside = any(ip.version == net.version and ip in net for net in networks)
+        if inside != (operator == Operator.IS_IN_CIDR):
+            raise _Violation
+        return None
+
+    if prop == Property.PROVIDER_ID:
+        provider = None if ctx.provider_id is None else _normalise_id(ctx.provider_id)
+        inside = provider is not None and provider in {_normalise_id(v) for v in values}
+        if inside != (operator == Operator.IS_IN):
+            raise _Violation
+        return None
+
+    if prop == Property.CLIENT_VERIFIED:
+        if values == ("true",) and not ctx.client_verified:
+            raise _Violation
+        return None
+
+    # Property.CURRENT_UTC_DATETIME
+    try:
+        expiry = time_window_expiry(values, ctx.now)
+    except ConditionValueError:
+        raise _Violation from None
+    if expiry is None:
+        raise _Violation
+    return expiry
+
+
+def evaluate(
+    conditions: Iterable[Condition | Mapping[str, object]] | None, ctx: RequestContext
+) -> Result:
+    """Evaluate one policy's conditions (AND-ed, in order) for a request.
+
+    Once a property has failed, later conditions on it are skipped. No conditions → allowed with
+    no expiry. Only time conditions produce an expiry; the policy's is the earliest of them.
+    """
+    violated: list[str] = []
+    expires_at: datetime | None = None
+    for condition in parse_conditions(conditions):
+        if condition.property in violated:
+            continue
+        try:
+            expires_at = min_expiry(expires_at, _check(condition, ctx))
+        except _Violation:
+            violated.append(condition.property)
+    if violated:
+        return Result.forbidden(violated)
+    return Result.conforms(expires_at)
+
+
+def longest_conforming(results: Iterable[tuple[T, Result]]) -> tuple[T | None, Result]:
+    """Pick the most permissive of several evaluated policies for the same resource.
+
+    Returns the conforming `(policy, result)` with the latest expiry (None = +infinity; the first
+    one wins ties), or `(None, forbidden)` with the union of violated properties, in order, when
+    none conforms (also when `results` is empty).
+    """
+    best: tuple[T, Result] | None = None
+    violated: list[str] = []
+    for policy, result in results:
+        if not result.allowed:
+            violated.extend(result.violated_properties)
+            continue
+        if best is None:
+            best = (policy, result)
+            continue
+        best_expiry = best[1].expires_at
+        if best_expiry is not None and (
+            result.expires_at is None or result.expires_at > best_expiry
+        ):
+            best = (policy, result)
+    if best is not None:
+        return best
+    return None, Result.forbidden(violated)
+
+
+def evaluate_policies(
+    policies: Iterable[tuple[T, Iterable[Condition | Mapping[str, object]] | None]],
+    ctx: RequestContext,
+) -> tuple[T | None, Result]:
+    """`evaluate` each `(policy, conditions)` pair and return the `longest_conforming` one."""
+    return longest_conforming((policy, evaluate(conds, ctx)) for policy, conds in policies)
+
+
+# --- validation of user input -------------------------------------------------------------------
+
+MSG_PROPERTY_NOT_SUPPORTED: Final = "is not supported"
+MSG_PROPERTY_NOT_FOR_INTERNET: Final = "is not supported for the Internet Resource"
+MSG_VALUES_INVALID: Final = "is invalid"
+MSG_CLIENT_VERIFIED_COUNT: Final = "must have exactly one value"
+MSG_CLIENT_VERIFIED_VALUE: Final = "must be true or false"
+
+
+def _operator_message(prop: str) -> str:
+    return "must be one of: " + ", ".join(OPERATORS_BY_PROPERTY[prop])
+
+
+class ConditionError(ValueError):
+    """One invalid condition; `errors` maps `property`/`operator`/`values` to messages."""
+
+    def __init__(self, errors: Mapping[str, list[str]]) -> None:
+        self.errors: dict[str, list[str]] = {key: list(msgs) for key, msgs in errors.items()}
+        first_key = next(iter(self.errors))
+        self.message: str = self.errors[first_key][0]
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in self.errors.items()))
+
+
+class ConditionsError(ValueError):
+    """Invalid conditions list; `errors` maps the index of each bad condition to its errors."""
+
+    def __init__(self, errors: Mapping[int, Mapping[str, list[str]]]) -> None:
+        self.errors: dict[int, dict[str, list[str]]] = {i: dict(e) for i, e in errors.items()}
+        first = self.errors[next(iter(self.errors))]
+        self.message: str = first[next(iter(first))][0]
+        super().__init__(
+            "; ".join(
+                f"{index}.{field}: {', '.join(msgs)}"
+                for index, fields in self.errors.items()
+                for field, msgs in fields.items()
+            )
+        )
+
+
+def _clean_values(prop: str, values: list[str]) -> tuple[list[str], list[str]]:
+    """Normalised values and error messages for a known property."""
+    errors: list[str] = []
+    cleaned: list[str] = []
+    if prop == Property.REMOTE_IP_LOCATION_REGION:
+        for value in values:
+            code = value.upper()
+            if code in COUNTRY_CODES:
+                cleaned.append(code)
+            else:
+                errors.append(f"{value} is not a valid country code")
+    elif prop == Property.REMOTE_IP:
+        for value in values:
+            try:
+                parse_ip_or_cidr(value)
+            except ValueError:
+                errors.append(f"{value} is not a valid IP address or CIDR range")
+            else:
+                cleaned.append(value)
+    elif prop == Property.PROVIDER_ID:
+        for value in values:
+            try:
+                cleaned.append(str(uuid.UUID(value)))
+            except ValueError:
+                errors.append(f"{value} is not a valid provider ID")
+    elif prop == Property.CLIENT_VERIFIED:
+        if len(values) != 1:
+            errors.append(MSG_CLIENT_VERIFIED_COUNT)
+        elif values[0].lower() not in ("true", "false"):
+            errors.append(MSG_CLIENT_VERIFIED_VALUE)
+        else:
+            cleaned.append(values[0].lower())
+    else:  # Property.CURRENT_UTC_DATETIME
+        for value in values:
+            try:
+                parse_day_of_week_time_ranges(value)
+            except ConditionValueError as exc:
+                errors.append(exc.message)
+            else:
+                cleaned.append(value)
+    return cleaned, list(dict.fromkeys(errors))
+
+
+def clean_condition(data: Mapping[str, object], *, resource_type: str | None = None) -> Condition:
+    """Validate and normalise one condition from user input.
+
+    Defaults: property `remote_ip_location_region`, operator `is_in`; values are trimmed. Country
+    codes are upper-cased and provider ids canonicalised. With `resource_type="internet"` the time
+    condition is refused (the UI never offers it there). Raises ConditionError.
+    """
+    prop = data.get("property") or DEFAULT_PROPERTY.value
+    operator = data.get("operator") or DEFAULT_OPERATOR.value
+    raw_values = data.get("values")
+    if raw_values is None:
+        raw_values = []
+    errors: dict[str, list[str]] = {}
+
+    if not isinstance(prop, str) or prop not in OPERATORS_BY_PROPERTY:
+        raise ConditionError({"property": [MSG_PROPERTY_NOT_SUPPORTED]})
+    if resource_type == "internet" and prop == Property.CURRENT_UTC_DATETIME:
+        errors["property"] = [MSG_PROPERTY_NOT_FOR_INTERNET]
+    if not isinstance(operator, str) or operator not in OPERATORS_BY_PROPERTY[prop]:
+        errors["operator"] = [_operator_message(prop)]
+        operator = ""
+
+    values: list[str] = []
+    if not isinstance(raw_values, list | tuple) or not all(isinstance(v, str) for v in raw_values):
+        errors["values"] = [MSG_VALUES_INVALID]
+    else:
+        cleaned, value_errors = _clean_values(prop, [v.strip() for v in raw_values])
+        if value_errors:
+            errors["values"] = value_errors
+        values = cleaned
+
+    if errors:
+        raise ConditionError(errors)
+    return Condition(property=prop, operator=operator, values=tuple(values))
+
+
+def clean_conditions(
+    data: Iterable[Mapping[str, object]] | None, *, resource_type: str | None = None
+) -> list[Condition]:
+    """Validate a conditions list from user input; raises ConditionsError keyed by index."""
+    if data is None:
+        return []
+    if isinstance(data, str | bytes | Mapping):
+        raise ConditionsError({0: {"conditions": [MSG_VALUES_INVALID]}})
+    cleaned: list[Condition] = []
+    errors: dict[int, dict[str, list[str]]] = {}
+    for index, item in enumerate(data):
+        if not isinstance(item, Mapping):
+            errors[index] = {"condition": [MSG_VALUES_INVALID]}
+            continue
+        try:
+            cleaned.append(clean_condition(item, resource_type=resource_type))
+        except ConditionError as exc:
+            errors[index] = exc.errors
+    if errors:
+        raise ConditionsError(errors)
+    return cleaned
