@@ -1,0 +1,23 @@
+"""Staff admin for billing bookkeeping (plan data itself is edited on the Account admin)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from accounts.admin_helpers import ReadOnlyAdminMixin
+from billing.models import ProcessedStripeEvent
+
+
+@admin.register(ProcessedStripeEvent)
+class ProcessedStripeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "stripe_event_id",
+        "event_type",
+        "stripe_customer_id",
+        "event_created_at",
+        "processed_at",
+        "livemode",
+    )
+    list_filter = ("event_type", "livemode")
+    search_fields = ("stripe_event_id", "stripe_customer_id")
+    ordering = ("-processed_at",)
