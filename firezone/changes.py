@@ -80,6 +80,126 @@ def _subject_image(subject: Subject | None) -> dict[str, Any] | None:
     }
 
 
+# Spec table names (domain.md §1), used in change-log rows and events, by model label.
+TABLES: dict[str, str] = {
+    "accounts.account": "accounts",
+    "accounts.actor": "actors",
+    "accounts.actorgroup": "actor_groups",
+    "accounts.actorgroupmembership": "actor_group_memberships",
+    "accounts.authprovider": "auth_providers",
+    "accounts.authidentity": "auth_identities",
+    "accounts.token": "tokens",
+    "gateways.site": "gateway_groups",
+    "gateways.gateway": "gateways",
+    "gateways.relaygroup": "relay_groups",
+    "gateways.relay": "relays",
+    "gateways.client": "clients",
+    "resources.resource": "resources",
+    "resources.resourceconnection": "resource_connections",
+    "resources.policy": "policies",
+    "resources.flow": "flows",
+}
+
+
+def table_of(model: type[models.Model] | models.Model) -> str | None:
+    """The spec table name of a model, or None for rows that are not tracked (addresses, logs)."""
+    return TABLES.get(model._meta.label_lower)
+
+
+def _account_id_of(instance: models.Model) -> Any:
+    if instance._meta.label_lower == "accounts.account":
+        return instance.pk
+    return getattr(instance, "account_id", None)
+
+
+def inserted(instance: models.Model, *, subject: Subject | None = None) -> Change:
+    return record(
+        op="insert",
+        table=table_of(instance) or instance._meta.db_table,
+        account_id=_account_id_of(instance),
+        new=instance,
+        subject=subject,
+    )
+
+
+def updated(
+    old: dict[str, Any], instance: models.Model, *, subject: Subject | None = None
+) -> Change | None:
+    """Record an update from the row image taken before the change; nothing if nothing changed."""
+    new = row_image(instance)
+    assert new is not None
+    if {k: v for k, v in old.items() if k != "updated_at"} == {
+        k: v for k, v in new.items() if k != "updated_at"
+    }:
+        return None
+    return record(
+        op="update",
+        table=table_of(instance) or instance._meta.db_table,
+        account_id=_account_id_of(instance),
+        old=old,
+        new=new,
+        subject=subject,
+    )
+
+
+def delete(
+    target: models.Model | models.QuerySet | Iterable[models.Model],
+    *,
+    subject: Subject | None = None,
+) -> list[Change]:
+    """Hard-delete rows *and everything the delete cascades to*, recording each tracked row.
+
+    The database cascades too (`DbOnDelete`), but rows removed there would be invisible to
+    sockets; Django's collector lists the whole cascade first so every deleted membership, flow,
+    connection and token gets its own change (and every deleted token closes its sessions),
+    as the original's WAL consumer would see them. Children are recorded before parents.
+    """
+    from django.db.models.deletion import Collector
+
+    if isinstance(target, models.Model):
+        objs: list[models.Model] = [target]
+    else:
+        objs = list(target)
+    if not objs:
+        return []
+    collector = Collector(using="default")
+    collector.collect(objs)
+    rows: list[models.Model] = []
+    for qs in collector.fast_deletes:
+        rows.extend(qs)
+    for instances in collector.data.values():
+        rows.extend(instances)
+    # Dependants first (flows, memberships, tokens...) so consumers see deletions in a safe order.
+    roots = {(type(o), o.pk) for o in objs}
+    rows.sort(key=lambda r: (type(r), r.pk) in roots)
+    seen: set[tuple[type, Any]] = set()
+    recorded: list[Change] = []
+    for row in rows:
+        key = (type(row), row.pk)
+        if key in seen:
+            continue
+        seen.add(key)
+        table = table_of(row)
+        if table is None:
+            continue
+        if table == "tokens":
+            disconnect_session(row.pk)
+        recorded.append(
+            record(
+                op="delete",
+                table=table,
+                account_id=_account_id_of(row),
+                old=row,
+                subject=subject,
+                publish=table != "tokens",  # token deletes go to its session only (§4.1)
+            )
+        )
+    collector = Collector(using="default")
+    collector.collect(objs)
+    collector.delete()
+    return recorded
+
+
 def record(
     *,
     op: Op,

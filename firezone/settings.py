@@ -189,7 +189,10 @@ WORKOS_BASE_URL = env.str("WORKOS_BASE_URL", default="https://api.workos.com/")
 # Global feature switches (FEATURE_<NAME>=true|false). An account feature is only on when both
 # the account has it and the global switch allows it (domain.md §2.17).
 FEATURES = {
-    name: env.bool(f"FEATURE_{name.upper()}", default=True)
+    # FEATURE_<NAME>_ENABLED as in the original's deployment (FEATURE_<NAME> also accepted).
+    name: env.bool(
+        f"FEATURE_{name.upper()}_ENABLED", default=env.bool(f"FEATURE_{name.upper()}", default=True)
+    )
     for name in (
         "flow_activities",
         "policy_conditions",
@@ -201,7 +204,9 @@ FEATURES = {
         "internet_resource",
     )
 }
-FEATURE_SIGN_UP = env.bool("FEATURE_SIGN_UP", default=True)
+FEATURE_SIGN_UP = env.bool(
+    "FEATURE_SIGN_UP_ENABLED", default=env.bool("FEATURE_SIGN_UP", default=True)
+)
 
 LOGGING = {
     "version": 1,
