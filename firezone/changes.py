@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,12 +39,35 @@ def session_group(token_id: Any) -> str:
     return f"session.{token_id}"
 
 
+# Secrets never reach the change log or the channel layer: token hashes and salts, password
+# hashes, and the client secrets / OAuth tokens inside provider JSON (adapter_config,
+# adapter_state, provider_state). The key stays, so a consumer still sees that it changed.
+_SECRET_KEY = re.compile(r"secret|password|hash|salt|(^|_)token$", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if _SECRET_KEY.search(str(key)) and item else _redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(item) for item in value]
+    return value
+
+
 def row_image(instance: models.Model | None) -> dict[str, Any] | None:
     """A JSON-safe dict of the row's columns (FKs as `<name>_id`), like a WAL row image."""
     if instance is None:
         return None
-    data = {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    # Binary columns are secrets (the PSK seed of clients and gateways): never logged or sent.
+    data = {
+        f.attname: getattr(instance, f.attname)
+        for f in instance._meta.concrete_fields
+        if not isinstance(f, models.BinaryField)
+    }
+    return _redact(json.loads(json.dumps(data, cls=DjangoJSONEncoder)))
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,13 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # Device/browser token signing (accounts/tokens.py). Empty = derived from SECRET_KEY. Set both
 # to the original portal's values to keep tokens issued by it (docker-compose dev tokens) working.
-TOKENS_KEY_BASE = env.str("TOKENS_KEY_BASE", default="")
-TOKENS_SALT = env.str("TOKENS_SALT", default="")
+# In development (DEBUG, not tests) the defaults are the original's docker-compose values, so the
+# seeded device tokens are byte-for-byte the ones Firezone's own dev tooling ships (domain.md §6).
+_DEV_TOKENS_KEY_BASE = "5OVYJ83AcoQcPmdKNksuBhJFBhjHD1uUa9mDOHV/6EIdBQ6pXksIhkVeWIzFk5S2"
+_DEV_TOKENS_SALT = "t01wa0K4lUd7mKa0HAtZdE+jFOPDDej2"
+_dev_tokens = DEBUG and not TESTING
+TOKENS_KEY_BASE = env.str("TOKENS_KEY_BASE", default=_DEV_TOKENS_KEY_BASE if _dev_tokens else "")
+TOKENS_SALT = env.str("TOKENS_SALT", default=_DEV_TOKENS_SALT if _dev_tokens else "")
 
 EXTERNAL_URL = env.str("EXTERNAL_URL", default="http://localhost:8000")
 API_EXTERNAL_URL = env.str("API_EXTERNAL_URL", default=EXTERNAL_URL.replace("http", "ws", 1))

@@ -55,3 +55,73 @@ def test_nothing_published_or_logged_on_rollback() -> None:
     assert not ChangeLog.objects.filter(account_id=account_id).exists()
     with pytest.raises(TimeoutError):
         _receive_one(layer, channel)
+
+
+@pytest.mark.django_db
+def test_delete_records_every_row_of_the_cascade_children_first(
+    django_capture_on_commit_callbacks,
+) -> None:
+    from accounts.models import ActorGroupMembership, Token
+    from accounts.services.tokens import token_create
+    from accounts.tests.factories import ActorFactory, GroupFactory, MembershipFactory
+
+    actor = ActorFactory()
+    group = GroupFactory(account=actor.account)
+    membership = MembershipFactory(actor=actor, group=group, account=actor.account)
+    issued = token_create(type="api_client", account=actor.account, actor=actor)
+    start = ChangeLog.objects.order_by("-lsn").values_list("lsn", flat=True).first()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        recorded = changes.delete(actor)
+
+    assert not Token.objects.filter(pk=issued.token.pk).exists()
+    assert not ActorGroupMembership.objects.filter(pk=membership.pk).exists()
+    tables = [c.table for c in recorded]
+    assert tables[-1] == "actors"  # the root last, its dependants before it
+    assert set(tables) == {"actors", "tokens", "actor_group_memberships"}
+    assert all(c.op == "delete" and c.old is not None for c in recorded)
+    logged = ChangeLog.objects.filter(lsn__gt=start).values_list("table", flat=True)
+    assert sorted(logged) == sorted(tables)
+    # memberships and the actor go to the account group; the token only to its session group
+    assert len(callbacks) == 3
+    group_sent = {c.table for c in recorded if c.table != "tokens"}
+    assert group_sent == {"actors", "actor_group_memberships"}
+
+
+@pytest.mark.django_db
+def test_updated_records_nothing_when_nothing_changed() -> None:
+    from accounts.tests.factories import ActorFactory
+
+    actor = ActorFactory()
+    before = changes.row_image(actor)
+    assert changes.updated(before, actor) is None
+    actor.name = "Renamed"
+    change = changes.updated(before, actor)
+    assert change is not None and change.changed("name") and not change.changed("type")
+
+
+@pytest.mark.django_db
+def test_secrets_are_redacted_from_change_images() -> None:
+    from accounts.services.tokens import token_create
+    from accounts.tests.factories import AccountFactory, ProviderFactory
+
+    account = AccountFactory()
+    provider = ProviderFactory(
+        account=account,
+        adapter_config={"client_id": "abc", "client_secret": "s3cr3t"},
+        adapter_state={"access_token": "at", "refresh_token": "rt", "expires_at": "x"},
+    )
+    image = changes.row_image(provider)
+    assert image["adapter_config"] == {"client_id": "abc", "client_secret": changes.REDACTED}
+    assert image["adapter_state"] == {
+        "access_token": changes.REDACTED,
+        "refresh_token": changes.REDACTED,
+        "expires_at": "x",
+    }
+    from gateways.services.relays import relay_group_create_global
+
+    group = relay_group_create_global(name="redaction-relays")
+    issued = token_create(type="relay_group", account=None, relay_group=group, name="t")
+    token_image = changes.row_image(issued.token)
+    assert token_image["secret_hash"] == token_image["secret_salt"] == changes.REDACTED
+    assert token_image["id"] == str(issued.token.pk)
