@@ -115,3 +115,37 @@ def subject_for(actor: Actor, *, identity: AuthIdentity | None = None, **kwargs:
 def admin_subject(account: Account | None = None, **kwargs: Any) -> Subject:
     account = account or AccountFactory()
     return subject_for(ActorFactory(account=account, admin=True), **kwargs)
+
+
+# --- helpers for the service and selector tests -----------------------------------------------
+
+ACTOR_TYPES = ("account_admin_user", "api_client", "account_user", "service_account")
+
+
+def subject_of_type(account: Account, actor_type: str, **kwargs: Any) -> Subject:
+    """A subject acting as a new actor of `actor_type` in `account`; users get an identity at
+    the account's email provider (one per account, so several subjects may share it)."""
+    actor = ActorFactory(account=account, type=actor_type)
+    if actor.type in Actor.USER_TYPES and "identity" not in kwargs:
+        provider = AuthProvider.objects.filter(
+            account=account, adapter=AuthProvider.Adapter.EMAIL
+        ).first() or ProviderFactory(account=account)
+        kwargs["identity"] = IdentityFactory(actor=actor, account=account, provider=provider)
+    return subject_for(actor, **kwargs)
+
+
+def everyone_group(account: Account) -> ActorGroup:
+    """The account's managed "Everyone" group (created directly, without recomputing)."""
+    return GroupFactory(account=account, name="Everyone", type=ActorGroup.Type.MANAGED)
+
+
+def synced_group(account: Account, **kwargs: Any) -> ActorGroup:
+    """A group owned by directory sync of a new OIDC provider."""
+    provider = kwargs.pop("provider", None) or ProviderFactory(account=account, oidc=True)
+    return GroupFactory(
+        account=account,
+        provider=provider,
+        provider_identifier=factory.Sequence(lambda n: f"G:{n}"),
+        created_by="provider",
+        **kwargs,
+    )

@@ -1,0 +1,71 @@
+"""Actor reads (domain.md §3.5 "Actors"): `actor:manage`, scoped to the subject's account."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import Count, F, Max, QuerySet
+
+from accounts.auth import P, Subject, ensure_permissions
+from accounts.models import Actor, ActorGroup
+from accounts.selectors.accounts import in_account
+
+
+def _scoped(subject: Subject) -> QuerySet[Actor]:
+    ensure_permissions(subject, P.ACTOR_MANAGE)
+    return Actor.objects.filter(account_id=subject.account_id)
+
+
+def actor_get(subject: Subject, *, actor_id: Any) -> Actor:
+    """One actor of the subject's account, with `last_seen_at` (latest identity activity)."""
+    queryset = _scoped(subject).annotate(last_seen_at=Max("identities__last_seen_at"))
+    return in_account(queryset, actor_id, account_id=subject.account_id)
+
+
+def actor_list(
+    subject: Subject,
+    *,
+    type: str | list[str] | None = None,
+    disabled: bool | None = None,
+    search: str | None = None,
+) -> QuerySet[Actor]:
+    """The account's actors by name; filter by type(s), disabled state, or a name fragment."""
+    queryset = _scoped(subject).annotate(last_seen_at=Max("identities__last_seen_at"))
+    if type is not None:
+        queryset = queryset.filter(type__in=[type] if isinstance(type, str) else type)
+    if disabled is not None:
+        queryset = queryset.filter(disabled_at__isnull=not disabled)
+    if search:
+        queryset = queryset.filter(name__icontains=search.strip())
+    return queryset.order_by("name", "id")
+
+
+def actor_counts(subject: Subject) -> dict[str, int]:
+    """Number of enabled actors per type (plus `disabled`), e.g. for the actors page header."""
+    queryset = _scoped(subject)
+    counts = {t: 0 for t in Actor.Type.values}
+    for row in queryset.filter(disabled_at__isnull=True).values("type").annotate(n=Count("id")):
+        counts[row["type"]] = row["n"]
+    counts["disabled"] = queryset.filter(disabled_at__isnull=False).count()
+    return counts
+
+
+def actor_groups_peek(
+    subject: Subject, *, actor_ids: list[Any], limit: int = 3
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """For each actor id: `{"count": n, "items": [its first `limit` groups by name]}`."""
+    ensure_permissions(subject, P.ACTOR_MANAGE)
+    ids = [uuid.UUID(str(a)) for a in actor_ids]
+    result: dict[uuid.UUID, dict[str, Any]] = {i: {"count": 0, "items": []} for i in ids}
+    groups = (
+        ActorGroup.objects.filter(account_id=subject.account_id, memberships__actor_id__in=ids)
+        .annotate(member_id=F("memberships__actor_id"))
+        .order_by("name", "id")
+    )
+    for group in groups:
+        entry = result[group.member_id]
+        entry["count"] += 1
+        if len(entry["items"]) < limit:
+            entry["items"].append(group)
+    return result

@@ -1,0 +1,82 @@
+"""Actor group reads (domain.md §3.5 "Actors"): `actor:manage`, scoped to the account."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import Count, F, QuerySet
+
+from accounts.auth import P, Subject, ensure_permissions
+from accounts.models import Actor, ActorGroup
+from accounts.selectors.accounts import in_account
+
+
+def _scoped(subject: Subject) -> QuerySet[ActorGroup]:
+    ensure_permissions(subject, P.ACTOR_MANAGE)
+    return ActorGroup.objects.filter(account_id=subject.account_id)
+
+
+def group_get(subject: Subject, *, group_id: Any) -> ActorGroup:
+    return in_account(
+        _scoped(subject).select_related("provider"), group_id, account_id=subject.account_id
+    )
+
+
+def group_list(
+    subject: Subject, *, search: str | None = None, provider_id: Any = None
+) -> QuerySet[ActorGroup]:
+    """The account's groups by name, with `members_count`; optionally one provider's."""
+    queryset = _scoped(subject).select_related("provider")
+    if search:
+        queryset = queryset.filter(name__icontains=search.strip())
+    if provider_id is not None:
+        queryset = queryset.filter(provider_id=provider_id)
+    return queryset.annotate(members_count=Count("memberships")).order_by("name", "id")
+
+
+def group_list_for_actor(subject: Subject, *, actor: Actor | Any) -> QuerySet[ActorGroup]:
+    """The groups an actor of the account belongs to (`list_groups_for`)."""
+    queryset = _scoped(subject)
+    actor = in_account(Actor, actor, account_id=subject.account_id)
+    return queryset.filter(memberships__actor=actor).order_by("name", "id")
+
+
+def group_list_editable(subject: Subject) -> QuerySet[ActorGroup]:
+    """Static, non-synced groups: the ones users may add actors to."""
+    return (
+        _scoped(subject)
+        .filter(type=ActorGroup.Type.STATIC, provider__isnull=True)
+        .order_by("name", "id")
+    )
+
+
+def groups_count_by_provider(subject: Subject) -> dict[Any, int]:
+    """Synced groups per provider id (`fetch_groups_count_grouped_by_provider_id`)."""
+    rows = (
+        _scoped(subject)
+        .filter(provider__isnull=False)
+        .values("provider_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["provider_id"]: row["n"] for row in rows}
+
+
+def group_actors_peek(
+    subject: Subject, *, group_ids: list[Any], limit: int = 3
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """For each group id: `{"count": n, "items": [its first `limit` actors by name]}`."""
+    ensure_permissions(subject, P.ACTOR_MANAGE)
+    ids = [uuid.UUID(str(g)) for g in group_ids]
+    result: dict[uuid.UUID, dict[str, Any]] = {i: {"count": 0, "items": []} for i in ids}
+    actors = (
+        Actor.objects.filter(account_id=subject.account_id, memberships__group_id__in=ids)
+        .annotate(group_id=F("memberships__group_id"))
+        .order_by("name", "id")
+    )
+    for actor in actors:
+        entry = result[actor.group_id]
+        entry["count"] += 1
+        if len(entry["items"]) < limit:
+            entry["items"].append(actor)
+    return result

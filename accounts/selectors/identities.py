@@ -1,0 +1,41 @@
+"""Identity reads (domain.md §3.3 "Auth / Identity"): `identity:manage` sees the account's
+identities, `identity:manage_own` only the subject's own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, QuerySet
+
+from accounts.auth import P, Subject, ensure_permissions
+from accounts.models import Actor, AuthIdentity
+from accounts.selectors.accounts import in_account
+
+
+def _scoped(subject: Subject) -> QuerySet[AuthIdentity]:
+    ensure_permissions(subject, one_of=(P.IDENTITY_MANAGE, P.IDENTITY_MANAGE_OWN))
+    queryset = AuthIdentity.objects.filter(account_id=subject.account_id)
+    if not subject.has(P.IDENTITY_MANAGE):
+        queryset = queryset.filter(actor_id=subject.actor_id)
+    return queryset.select_related("provider", "actor")
+
+
+def identity_get(subject: Subject, *, identity_id: Any) -> AuthIdentity:
+    return in_account(_scoped(subject), identity_id, account_id=subject.account_id)
+
+
+def identity_list_for_actor(subject: Subject, *, actor: Actor | Any) -> QuerySet[AuthIdentity]:
+    """An actor's identities, newest first (others' need `identity:manage`)."""
+    queryset = _scoped(subject)
+    actor = in_account(Actor, actor, account_id=subject.account_id)
+    return queryset.filter(actor=actor).order_by("-inserted_at", "-id")
+
+
+def identities_count_by_provider(subject: Subject) -> dict[Any, int]:
+    ensure_permissions(subject, P.IDENTITY_MANAGE)
+    rows = (
+        AuthIdentity.objects.filter(account_id=subject.account_id)
+        .values("provider_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["provider_id"]: row["n"] for row in rows}

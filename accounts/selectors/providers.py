@@ -1,0 +1,54 @@
+"""Identity provider reads (domain.md §3.5 "Auth"): `provider:manage` for users; the sign-in
+pages use the system-path lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.auth import P, Subject, ensure_permissions
+from accounts.models import Account, AuthProvider
+from accounts.selectors.accounts import in_account
+from firezone.errors import NotFound
+
+
+def _scoped(subject: Subject) -> QuerySet[AuthProvider]:
+    ensure_permissions(subject, P.PROVIDER_MANAGE)
+    return AuthProvider.objects.filter(account_id=subject.account_id)
+
+
+def provider_get(subject: Subject, *, provider_id: Any) -> AuthProvider:
+    return in_account(_scoped(subject), provider_id, account_id=subject.account_id)
+
+
+def provider_list(subject: Subject) -> QuerySet[AuthProvider]:
+    return _scoped(subject).order_by("inserted_at", "id")
+
+
+# --- system path ---------------------------------------------------------------------------------
+
+
+def providers_active(*, account: Account) -> QuerySet[AuthProvider]:
+    """System path: the enabled providers of an account (sign-in page)."""
+    return AuthProvider.objects.filter(account=account, disabled_at__isnull=True).order_by(
+        "inserted_at", "id"
+    )
+
+
+def active_provider_get(*, account: Account, provider_id: Any) -> AuthProvider | None:
+    """System path: an enabled provider of the account, or None."""
+    try:
+        return in_account(providers_active(account=account), provider_id, account_id=account.pk)
+    except NotFound:  # also for malformed ids
+        return None
+
+
+def active_provider_by_adapter(*, account: Account, adapter: str) -> AuthProvider | None:
+    """System path: the account's enabled provider of a singleton adapter (email, userpass)."""
+    return providers_active(account=account).filter(adapter=adapter).first()
+
+
+def default_provider(*, account: Account) -> AuthProvider | None:
+    """System path: the enabled provider assigned default for client sign-in, if any."""
+    return providers_active(account=account).filter(assigned_default_at__isnull=False).first()

@@ -1,0 +1,42 @@
+"""Token reads (domain.md §3.3 "Tokens", §3.5): `token:manage` sees the account's tokens,
+`token:manage_own` the subject's own. Newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.auth import P, Subject, ensure_permissions
+from accounts.models import Actor, Token
+from accounts.selectors.accounts import in_account
+
+
+def _scoped(subject: Subject) -> QuerySet[Token]:
+    ensure_permissions(subject, one_of=(P.TOKEN_MANAGE, P.TOKEN_MANAGE_OWN))
+    queryset = Token.objects.filter(account_id=subject.account_id)
+    if not subject.has(P.TOKEN_MANAGE):
+        queryset = queryset.filter(actor_id=subject.actor_id)
+    return queryset
+
+
+def token_get(subject: Subject, *, token_id: Any) -> Token:
+    """A token (expired ones included) the subject may manage."""
+    return in_account(_scoped(subject), token_id, account_id=subject.account_id)
+
+
+def tokens_list_for_subject(subject: Subject) -> QuerySet[Token]:
+    """The subject's own tokens (sessions, clients)."""
+    ensure_permissions(subject, P.TOKEN_MANAGE_OWN)
+    return Token.objects.filter(account_id=subject.account_id, actor_id=subject.actor_id).order_by(
+        "-inserted_at", "-id"
+    )
+
+
+def tokens_list_for_actor(subject: Subject, *, actor: Actor | Any) -> QuerySet[Token]:
+    """All tokens of one actor of the account."""
+    ensure_permissions(subject, P.TOKEN_MANAGE)
+    actor = in_account(Actor, actor, account_id=subject.account_id)
+    return Token.objects.filter(account_id=subject.account_id, actor=actor).order_by(
+        "-inserted_at", "-id"
+    )

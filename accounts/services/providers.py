@@ -1,0 +1,486 @@
+"""Identity provider writes (domain.md §1.5, §2.4).
+
+Adapter configuration is validated here without network access (the original also fetched the
+OIDC discovery document during validation; the sign-in flow reports a broken one instead).
+Uniqueness (one email/userpass provider, one provider per directory-sync kind, one OIDC client
+id) is the database's unique indexes, turned into validation errors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.auth import P, Subject, ensure_permissions, trail_for
+from accounts.features import feature_enabled
+from accounts.models import Account, AuthProvider, Token
+from accounts.selectors.accounts import in_account
+from firezone import changes
+from firezone.errors import Refused, ValidationFailed
+
+A = AuthProvider.Adapter
+MSG_BLANK = "can't be blank"
+MSG_INVALID = "is invalid"
+MSG_URL = "is not a valid URL"
+
+# Per-index messages (§1.5).
+UNIQUE_MESSAGES = {
+    "auth_providers_account_id_adapter_index": ("adapter", "this provider is already enabled"),
+    "auth_providers_account_id_oidc_adapter_index": (
+        "adapter",
+        "this provider is already connected",
+    ),
+    "unique_account_adapter_index": (
+        "adapter",
+        "only one of this adapter type may be enabled per account",
+    ),
+    "auth_providers_account_id_assigned_default_at_index": (
+        "assigned_default_at",
+        "only one provider may be assigned default for client authentication",
+    ),
+}
+
+_GOOGLE_SCOPE_BASE = "https://www.googleapis.com/auth/admin.directory."
+# Scopes an OIDC-family adapter's `scope` must contain; the default scope is all of them.
+REQUIRED_SCOPES: dict[str, tuple[str, ...]] = {
+    A.OPENID_CONNECT: ("openid",),
+    A.GOOGLE_WORKSPACE: (
+        "openid",
+        "email",
+        "profile",
+        _GOOGLE_SCOPE_BASE + "customer.readonly",
+        _GOOGLE_SCOPE_BASE + "orgunit.readonly",
+        _GOOGLE_SCOPE_BASE + "group.readonly",
+        _GOOGLE_SCOPE_BASE + "user.readonly",
+    ),
+    A.MICROSOFT_ENTRA: (
+        "openid",
+        "email",
+        "profile",
+        "offline_access",
+        "Group.Read.All",
+        "GroupMember.Read.All",
+        "User.Read",
+        "User.Read.All",
+    ),
+    A.OKTA: (
+        "openid",
+        "email",
+        "profile",
+        "offline_access",
+        "okta.groups.read",
+        "okta.users.read",
+    ),
+    A.JUMPCLOUD: ("openid", "email", "profile"),
+}
+DEFAULT_SCOPES = {
+    adapter: ("openid email profile" if adapter == A.OPENID_CONNECT else " ".join(scopes))
+    for adapter, scopes in REQUIRED_SCOPES.items()
+}
+DEFAULT_DISCOVERY_URIS = {
+    A.GOOGLE_WORKSPACE: "https://accounts.google.com/.well-known/openid-configuration",
+}
+GOOGLE_KEY_FIELDS = (
+    "type",
+    "project_id",
+    "private_key_id",
+    "private_key",
+    "client_email",
+    "client_id",
+    "auth_uri",
+    "token_uri",
+    "auth_provider_x509_cert_url",
+    "client_x509_cert_url",
+    "universe_domain",
+)
+MOCK_DEFAULTS = {"num_actors": 500, "num_groups": 2500, "max_actors_per_group": 25}
+
+
+def default_provisioner(adapter: str) -> str:
+    """Directory-sync adapters provision through sync (`custom`), the others manually."""
+    if adapter in AuthProvider.SYNC_ADAPTERS:
+        return AuthProvider.Provisioner.CUSTOM
+    return AuthProvider.Provisioner.MANUAL
+
+
+def adapters_for_creation() -> tuple[str, ...]:
+    """Adapters users may create: `AUTH_PROVIDER_ADAPTERS`, by default all but userpass."""
+    configured = getattr(settings, "AUTH_PROVIDER_ADAPTERS", None)
+    if configured:
+        return tuple(str(a) for a in configured)
+    return tuple(a for a in A.values if a != A.USERPASS)
+
+
+def _url_errors(value: str) -> list[str]:
+    parsed = urlparse(value)
+    if parsed.scheme != "https" or not parsed.netloc:
+        return [MSG_URL]
+    return []
+
+
+def _text(config: Mapping[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    if isinstance(value, str):
+        return value.strip() or None
+    return None if value is None else str(value)
+
+
+def clean_adapter_config(adapter: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate and normalise `adapter_config` for `adapter` (§1.5); strings are trimmed.
+    Errors are reported as `adapter_config.<key>`."""
+    config = dict(config or {})
+    if adapter in (A.EMAIL, A.USERPASS):
+        return {}
+    errors: dict[str, list[str]] = {}
+    if adapter == A.MOCK:
+        cleaned: dict[str, Any] = {}
+        for key, default in MOCK_DEFAULTS.items():
+            value = config.get(key, default)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                errors[f"adapter_config.{key}"] = [MSG_INVALID]
+            cleaned[key] = value
+        if errors:
+            raise ValidationFailed(errors)
+        return cleaned
+    # The OpenID Connect family.
+    cleaned = {
+        key: value
+        for key, value in config.items()
+        if key not in ("client_id", "client_secret", "discovery_document_uri", "scope")
+    }
+    for key in ("client_id", "client_secret"):
+        cleaned[key] = _text(config, key)
+        if not cleaned[key]:
+            errors[f"adapter_config.{key}"] = [MSG_BLANK]
+    uri = _text(config, "discovery_document_uri") or DEFAULT_DISCOVERY_URIS.get(adapter)
+    cleaned["discovery_document_uri"] = uri
+    if not uri:
+        errors["adapter_config.discovery_document_uri"] = [MSG_BLANK]
+    elif url_errors := _url_errors(uri):
+        errors["adapter_config.discovery_document_uri"] = url_errors
+    scope = _text(config, "scope") or DEFAULT_SCOPES[adapter]
+    cleaned["scope"] = scope
+    missing = [s for s in REQUIRED_SCOPES[adapter] if s not in scope.split()]
+    if missing:
+        errors["adapter_config.scope"] = [f"must include {' '.join(missing)}"]
+    response_type = _text(config, "response_type") or "code"
+    cleaned["response_type"] = response_type
+    if response_type != "code":
+        errors["adapter_config.response_type"] = [MSG_INVALID]
+    if adapter == A.OKTA:
+        for key in ("okta_account_domain", "api_base_url"):
+            cleaned[key] = _text(config, key)
+            if not cleaned[key]:
+                errors[f"adapter_config.{key}"] = [MSG_BLANK]
+        if cleaned["api_base_url"] and (url_errors := _url_errors(cleaned["api_base_url"])):
+            errors["adapter_config.api_base_url"] = url_errors
+    if adapter == A.GOOGLE_WORKSPACE:
+        key = config.get("service_account_json_key")
+        if not isinstance(key, Mapping):
+            errors["adapter_config.service_account_json_key"] = [MSG_BLANK]
+        else:
+            absent = [f for f in GOOGLE_KEY_FIELDS if not key.get(f)]
+            if absent:
+                errors["adapter_config.service_account_json_key"] = [
+                    f"is missing {', '.join(absent)}"
+                ]
+    workos_org = config.get("workos_org")
+    if adapter == A.JUMPCLOUD and workos_org is not None and not isinstance(workos_org, Mapping):
+        errors["adapter_config.workos_org"] = [MSG_INVALID]
+    if errors:
+        raise ValidationFailed(errors)
+    return cleaned
+
+
+def clean_provider_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationFailed({"name": [MSG_BLANK]})
+    name = name.strip()
+    if len(name) > 255:
+        raise ValidationFailed({"name": ["should be at most 255 character(s)"]})
+    return name
+
+
+def _save(provider: AuthProvider, *, creating: bool) -> None:
+    """Save in a savepoint, reporting a unique index as the spec's message."""
+    try:
+        with transaction.atomic():
+            provider.save(force_insert=creating)
+    except IntegrityError as exc:
+        for index, (field, message) in UNIQUE_MESSAGES.items():
+            if index in str(exc):
+                raise ValidationFailed({field: [message]}) from exc
+        raise
+
+
+def _build(
+    *,
+    account_id: Any,
+    name: Any,
+    adapter: Any,
+    adapter_config: Mapping[str, Any] | None,
+    provisioner: str | None,
+    allowed: tuple[str, ...],
+    id: Any = None,
+) -> AuthProvider:
+    errors: dict[str, list[str]] = {}
+    clean_name = clean_config = None
+    try:
+        clean_name = clean_provider_name(name)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    if not adapter:
+        errors["adapter"] = [MSG_BLANK]
+    elif adapter not in allowed:
+        errors["adapter"] = [MSG_INVALID]
+    else:
+        provisioner = provisioner or default_provisioner(adapter)
+        # Every adapter offers exactly its default provisioner (§1.5).
+        if provisioner != default_provisioner(adapter):
+            errors["provisioner"] = [MSG_INVALID]
+        try:
+            clean_config = clean_adapter_config(adapter, adapter_config)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+    if id is not None:
+        try:
+            id = uuid.UUID(str(id))
+        except ValueError:
+            errors["id"] = [MSG_INVALID]
+    if errors:
+        raise ValidationFailed(errors)
+    provider = AuthProvider(
+        account_id=account_id,
+        name=clean_name,
+        adapter=adapter,
+        provisioner=provisioner,
+        adapter_config=clean_config,
+    )
+    if id is not None:
+        provider.id = id
+    return provider
+
+
+@transaction.atomic
+def provider_create(
+    *,
+    subject: Subject,
+    name: str,
+    adapter: str,
+    adapter_config: Mapping[str, Any] | None = None,
+    provisioner: str | None = None,
+    id: Any = None,
+) -> AuthProvider:
+    """A provider of the subject's account. Directory-sync adapters need the `idp_sync`
+    feature and start disabled, waiting for the admin's OAuth consent (`provider_connect`).
+    `id` may be pre-generated by the UI (it is part of the redirect URLs)."""
+    ensure_permissions(subject, P.PROVIDER_MANAGE)
+    provider = _build(
+        account_id=subject.account_id,
+        name=name,
+        adapter=adapter,
+        adapter_config=adapter_config,
+        provisioner=provisioner,
+        allowed=adapters_for_creation(),
+        id=id,
+    )
+    if provider.is_sync_adapter:
+        if not feature_enabled(subject.account, "idp_sync"):
+            raise ValidationFailed({"adapter": ["is not available for this account"]})
+        provider.disabled_at = timezone.now()
+        provider.adapter_state = {"status": "pending_access_token"}
+    for key, value in subject.trail().items():
+        setattr(provider, key, value)
+    _save(provider, creating=True)
+    changes.inserted(provider, subject=subject)
+    return provider
+
+
+@transaction.atomic
+def provider_create_system(
+    *,
+    account: Account,
+    name: str,
+    adapter: str,
+    adapter_config: Mapping[str, Any] | None = None,
+    provisioner: str | None = None,
+    adapter_state: Mapping[str, Any] | None = None,
+) -> AuthProvider:
+    """System path (sign-up, Stripe provisioning, seeds): any adapter, created enabled."""
+    provider = _build(
+        account_id=account.pk,
+        name=name,
+        adapter=adapter,
+        adapter_config=adapter_config,
+        provisioner=provisioner,
+        allowed=tuple(A.values),
+    )
+    provider.adapter_state = dict(adapter_state or {})
+    for key, value in trail_for(None).items():
+        setattr(provider, key, value)
+    _save(provider, creating=True)
+    changes.inserted(provider)
+    return provider
+
+
+@transaction.atomic
+def provider_connect(*, provider: AuthProvider, adapter_state: Mapping[str, Any]) -> AuthProvider:
+    """System path: the admin completed the IdP's OAuth consent; keep its token state and
+    (re-)enable the provider with a clean sync record."""
+    provider = AuthProvider.objects.select_for_update().get(pk=provider.pk)
+    old = changes.row_image(provider)
+    provider.adapter_state = dict(adapter_state)
+    provider.disabled_at = None
+    provider.last_syncs_failed = 0
+    provider.last_sync_error = None
+    provider.sync_disabled_at = None
+    _drop_stale_default(provider)
+    _save(provider, creating=False)
+    changes.updated(old, provider)
+    return provider
+
+
+@transaction.atomic
+def provider_update(
+    *,
+    subject: Subject,
+    provider: AuthProvider,
+    name: str | None = None,
+    adapter_config: Mapping[str, Any] | None = None,
+) -> AuthProvider:
+    """Rename and/or replace the adapter configuration (validated as on create)."""
+    ensure_permissions(subject, P.PROVIDER_MANAGE)
+    provider = in_account(AuthProvider, provider, account_id=subject.account_id, for_update=True)
+    errors: dict[str, list[str]] = {}
+    clean_name = clean_config = None
+    try:
+        clean_name = clean_provider_name(name) if name is not None else None
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    try:
+        if adapter_config is not None:
+            clean_config = clean_adapter_config(provider.adapter, adapter_config)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    old = changes.row_image(provider)
+    if clean_name is not None:
+        provider.name = clean_name
+    if clean_config is not None:
+        provider.adapter_config = clean_config
+    _save(provider, creating=False)
+    changes.updated(old, provider, subject=subject)
+    return provider
+
+
+def _other_active_provider_exists(provider: AuthProvider) -> bool:
+    # Lock the account's providers: two concurrent disables must not both pass.
+    others = (
+        AuthProvider.objects.select_for_update()
+        .filter(account_id=provider.account_id, disabled_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return any(pk != provider.pk for pk in others)
+
+
+@transaction.atomic
+def provider_disable(*, subject: Subject, provider: AuthProvider) -> AuthProvider:
+    """Disable a provider and hard-delete the tokens of its identities (signing them out)."""
+    ensure_permissions(subject, P.PROVIDER_MANAGE)
+    provider = in_account(AuthProvider, provider, account_id=subject.account_id, for_update=True)
+    if not _other_active_provider_exists(provider):
+        raise Refused(
+            "You can not disable the last active provider of the account.",
+            code="cant_disable_the_last_provider",
+        )
+    old = changes.row_image(provider)
+    provider.disabled_at = provider.disabled_at or timezone.now()
+    _save(provider, creating=False)
+    changes.updated(old, provider, subject=subject)
+    changes.delete(Token.objects.filter(identity__provider=provider), subject=subject)
+    return provider
+
+
+def _drop_stale_default(provider: AuthProvider) -> None:
+    # A provider marked default while disabled loses the mark if another one took over.
+    if provider.assigned_default_at is None:
+        return
+    taken = (
+        AuthProvider.objects.filter(
+            account_id=provider.account_id,
+            disabled_at__isnull=True,
+            assigned_default_at__isnull=False,
+        )
+        .exclude(pk=provider.pk)
+        .exists()
+    )
+    if taken:
+        provider.assigned_default_at = None
+
+
+@transaction.atomic
+def provider_enable(*, subject: Subject, provider: AuthProvider) -> AuthProvider:
+    ensure_permissions(subject, P.PROVIDER_MANAGE)
+    provider = in_account(AuthProvider, provider, account_id=subject.account_id, for_update=True)
+    old = changes.row_image(provider)
+    provider.disabled_at = None
+    _drop_stale_default(provider)
+    _save(provider, creating=False)
+    changes.updated(old, provider, subject=subject)
+    return provider
+
+
+@transaction.atomic
+def provider_delete(*, subject: Subject, provider: AuthProvider) -> AuthProvider:
+    """Hard-delete a provider with its identities (their clients and tokens) and synced
+    groups (their memberships, policies and flows). Actors stay."""
+    ensure_permissions(subject, P.PROVIDER_MANAGE)
+    provider = in_account(AuthProvider, provider, account_id=subject.account_id, for_update=True)
+    if not _other_active_provider_exists(provider):
+        raise Refused(
+            "You can not delete the last active provider of the account.",
+            code="cant_delete_the_last_provider",
+        )
+    changes.delete(provider, subject=subject)
+    return provider
+
+
+def _clear_defaults(account_id: Any, *, subject: Subject) -> None:
+    for other in AuthProvider.objects.select_for_update().filter(
+        account_id=account_id, disabled_at__isnull=True, assigned_default_at__isnull=False
+    ):
+        old = changes.row_image(other)
+        other.assigned_default_at = None
+        other.save()
+        changes.updated(old, other, subject=subject)
+
+
+@transaction.atomic
+def provider_assign_default(*, subject: Subject, provider: AuthProvider) -> AuthProvider:
+    """Make `provider` the account's default for client sign-in (clearing any other)."""
+    ensure_permissions(subject, P.PROVIDER_MANAGE)
+    provider = in_account(AuthProvider, provider, account_id=subject.account_id, for_update=True)
+    if provider.is_disabled:
+        raise Refused("A disabled provider cannot be the default.", code="provider_disabled")
+    _clear_defaults(subject.account_id, subject=subject)
+    provider.refresh_from_db()
+    old = changes.row_image(provider)
+    provider.assigned_default_at = timezone.now()
+    _save(provider, creating=False)
+    changes.updated(old, provider, subject=subject)
+    return provider
+
+
+@transaction.atomic
+def provider_clear_default(*, subject: Subject) -> None:
+    """No default provider: clients choose at sign-in."""
+    ensure_permissions(subject, P.PROVIDER_MANAGE)
+    _clear_defaults(subject.account_id, subject=subject)

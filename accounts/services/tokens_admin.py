@@ -1,0 +1,191 @@
+"""Token management for admins and users (domain.md §2.7 "Management", "Who may create which
+token"): service-account and API-client tokens, renaming, expiry changes and deletion.
+
+Deleting a token is a hard delete through `changes.delete`, which also closes every socket
+authenticated with it. Site and relay tokens are issued by the gateways app.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts import tokens
+from accounts.auth import P, Subject, ensure_permissions
+from accounts.models import Actor, AuthIdentity, AuthProvider, Token
+from accounts.selectors.accounts import in_account
+from accounts.services.tokens import IssuedToken, token_create
+from firezone import changes
+from firezone.errors import NotFound, ValidationFailed
+
+MSG_FUTURE = "must be in the future"
+
+
+def _admin_token(
+    *,
+    subject: Subject,
+    actor: Actor,
+    actor_type: str,
+    token_type: str,
+    name: str | None,
+    expires_at: datetime | None,
+) -> IssuedToken:
+    actor = in_account(Actor, actor, account_id=subject.account_id)
+    errors: dict[str, list[str]] = {}
+    if actor.type != actor_type:
+        errors["actor"] = [f"must be of type {actor_type}"]
+    elif actor.is_disabled:
+        errors["actor"] = ["is disabled"]
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = [MSG_FUTURE]
+    if errors:
+        raise ValidationFailed(errors)
+    if expires_at is None:
+        expires_at = tokens.default_expiry(
+            token_type, timezone.now(), service_account=actor_type == Actor.Type.SERVICE_ACCOUNT
+        )
+    return token_create(
+        type=token_type,
+        account=subject.account,
+        actor=actor,
+        name=name,
+        expires_at=expires_at,
+        context=subject.context,
+        subject=subject,
+    )
+
+
+@transaction.atomic
+def service_account_token_create(
+    *,
+    subject: Subject,
+    actor: Actor,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedToken:
+    """A headless-client token (`client` type, empty nonce) for a service account."""
+    ensure_permissions(subject, P.AUTH_MANAGE_SERVICE_ACCOUNTS)
+    return _admin_token(
+        subject=subject,
+        actor=actor,
+        actor_type=Actor.Type.SERVICE_ACCOUNT,
+        token_type=Token.Type.CLIENT,
+        name=name,
+        expires_at=expires_at,
+    )
+
+
+@transaction.atomic
+def api_client_token_create(
+    *,
+    subject: Subject,
+    actor: Actor,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedToken:
+    """A REST API bearer token for an `api_client` actor (admins only)."""
+    ensure_permissions(subject, P.AUTH_MANAGE_API_CLIENTS)
+    return _admin_token(
+        subject=subject,
+        actor=actor,
+        actor_type=Actor.Type.API_CLIENT,
+        token_type=Token.Type.API_CLIENT,
+        name=name,
+        expires_at=expires_at,
+    )
+
+
+def _token_for_change(subject: Subject, token: Token | Any) -> Token:
+    """Object check (§3.4): one's own token needs `token:manage_own`, others `token:manage`."""
+    ensure_permissions(subject, one_of=(P.TOKEN_MANAGE, P.TOKEN_MANAGE_OWN))
+    token = in_account(Token, token, account_id=subject.account_id, for_update=True)
+    if token.actor_id is not None and token.actor_id == subject.actor_id:
+        ensure_permissions(subject, P.TOKEN_MANAGE_OWN)
+    else:
+        ensure_permissions(subject, P.TOKEN_MANAGE)
+    return token
+
+
+@transaction.atomic
+def token_update(
+    *,
+    subject: Subject,
+    token: Token,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+) -> Token:
+    """Rename a token or move its expiry (to a future time); expired tokens are gone (NotFound).
+    None leaves a field unchanged."""
+    token = _token_for_change(subject, token)
+    if token.expires_at is not None and token.expires_at <= timezone.now():
+        raise NotFound()
+    errors: dict[str, list[str]] = {}
+    clean_name = None
+    if name is not None:
+        clean_name = name.strip() or None
+        if clean_name is not None and len(clean_name) > 255:
+            errors["name"] = ["should be at most 255 character(s)"]
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = [MSG_FUTURE]
+    if errors:
+        raise ValidationFailed(errors)
+    old = changes.row_image(token)
+    if name is not None:
+        token.name = clean_name
+    if expires_at is not None:
+        token.expires_at = expires_at
+    token.save()
+    changes.updated(old, token, subject=subject)
+    return token
+
+
+@transaction.atomic
+def token_delete(*, subject: Subject, token: Token) -> Token:
+    """Hard-delete a token: its sessions are disconnected and its flows removed."""
+    token = _token_for_change(subject, token)
+    changes.delete(token, subject=subject)
+    return token
+
+
+@transaction.atomic
+def token_delete_for_subject(*, subject: Subject) -> int:
+    """Sign-out: delete the token the subject authenticated with (0 if already gone)."""
+    recorded = changes.delete(
+        Token.objects.filter(pk=subject.token_id, account_id=subject.account_id),
+        subject=subject,
+    )
+    return sum(1 for c in recorded if c.table == "tokens")
+
+
+def _delete_all(subject: Subject, condition: Q) -> int:
+    recorded = changes.delete(
+        Token.objects.filter(condition, account_id=subject.account_id), subject=subject
+    )
+    return sum(1 for c in recorded if c.table == "tokens")
+
+
+@transaction.atomic
+def tokens_delete_for_actor(*, subject: Subject, actor: Actor) -> int:
+    """Delete every token of an actor (sessions, clients, API tokens); returns how many."""
+    ensure_permissions(subject, P.TOKEN_MANAGE)
+    actor = in_account(Actor, actor, account_id=subject.account_id)
+    return _delete_all(subject, Q(actor=actor))
+
+
+@transaction.atomic
+def tokens_delete_for_identity(*, subject: Subject, identity: AuthIdentity) -> int:
+    ensure_permissions(subject, P.TOKEN_MANAGE)
+    identity = in_account(AuthIdentity, identity, account_id=subject.account_id)
+    return _delete_all(subject, Q(identity=identity))
+
+
+@transaction.atomic
+def tokens_delete_for_provider(*, subject: Subject, provider: AuthProvider) -> int:
+    """Delete the tokens of every identity of a provider (signs all its users out)."""
+    ensure_permissions(subject, P.TOKEN_MANAGE)
+    provider = in_account(AuthProvider, provider, account_id=subject.account_id)
+    return _delete_all(subject, Q(identity__provider=provider))
