@@ -1,0 +1,1 @@
+"""Read operations of the gateways app: clients, sites, gateways, relays (scoped per subject)."""

@@ -1,0 +1,46 @@
+"""Site queries (domain.md §2.10, §3.3): account-wide with `gateway:manage` or `gateway:connect`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.auth import P, Subject, ensure_permissions
+from accounts.models import Account
+from accounts.validation import is_uuid
+from firezone.errors import NotFound
+from gateways.models import INTERNET_SITE_NAME, Site
+
+
+def _scoped(subject: Subject) -> QuerySet[Site]:
+    ensure_permissions(subject, one_of=(P.GATEWAY_MANAGE, P.GATEWAY_CONNECT))
+    return Site.objects.filter(account_id=subject.account_id)
+
+
+def site_get(subject: Subject, *, site_id: Any) -> Site:
+    if site_id is None or not is_uuid(str(site_id)):
+        raise NotFound()
+    site = _scoped(subject).filter(pk=site_id).first()
+    if site is None:
+        raise NotFound()
+    return site
+
+
+def site_list(subject: Subject, *, include_internet: bool = False) -> QuerySet[Site]:
+    """User sites, oldest first; the Internet site only if asked for."""
+    queryset = _scoped(subject)
+    if not include_internet:
+        queryset = queryset.filter(managed_by=Site.ManagedBy.ACCOUNT)
+    return queryset.order_by("inserted_at", "id")
+
+
+def internet_site(account: Account | Any) -> Site:
+    """System path: the account's Internet site (NotFound if it was never created)."""
+    account_id = account.pk if isinstance(account, Account) else account
+    site = Site.objects.filter(
+        account_id=account_id, name=INTERNET_SITE_NAME, managed_by=Site.ManagedBy.SYSTEM
+    ).first()
+    if site is None:
+        raise NotFound()
+    return site

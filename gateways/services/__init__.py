@@ -1,0 +1,1 @@
+"""Write operations of the gateways app: clients, sites, gateways, relays, tunnel addresses."""
