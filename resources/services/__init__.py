@@ -1,0 +1,1 @@
+"""Writes of the resources app (HackSoft style), one module per entity; import from the module."""

@@ -1,0 +1,136 @@
+"""Flows: authorising a client to reach a resource through a gateway (domain.md §2.13-§2.14).
+
+Flow inserts are recorded in the change log but not broadcast (§4.1: the client tells the
+gateway directly); deletes are broadcast so gateways revoke or re-authorise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.auth import P, Subject, ensure_permissions
+from accounts.models import ActorGroupMembership
+from firezone import changes
+from firezone.errors import NotFound, Refused
+from gateways.models import Client, Gateway
+from resources import conditions as conds
+from resources.models import Flow, Resource
+from resources.selectors import get_or_not_found
+from resources.selectors.policies import policies_for_client_resource
+
+# When neither the policy nor the session token expires (e.g. a service-account token without
+# expiry, §8 item 6), a flow still needs an end: the gateway re-authorises when it lapses.
+MAX_FLOW_LIFETIME: Final = timedelta(days=7)
+
+
+class FlowForbidden(Refused):
+    """No policy allows this client to reach the resource now."""
+
+    code = "forbidden"
+
+    def __init__(self, violated_properties: Iterable[str] = ()) -> None:
+        super().__init__("You are not allowed to access this resource.", code="forbidden")
+        self.violated_properties: tuple[str, ...] = tuple(violated_properties)
+
+
+def client_request_context(client: Client, *, now: datetime | None = None) -> conds.RequestContext:
+    """What a client's policy conditions are evaluated against: its last connection."""
+    identity = client.identity if client.identity_id else None
+    return conds.RequestContext(
+        now=now or timezone.now(),
+        remote_ip=client.last_seen_remote_ip,
+        remote_ip_location_region=client.last_seen_remote_ip_location_region,
+        provider_id=identity.provider_id if identity is not None else None,
+        client_verified=client.verified_at is not None,
+    )
+
+
+@transaction.atomic
+def flow_authorize(
+    *,
+    subject: Subject,
+    client: Client | Any,
+    resource: Resource | Any,
+    gateway: Gateway | Any,
+    request_context: conds.RequestContext | None = None,
+) -> Flow:
+    """Authorise the subject's own `client` to reach `resource` through `gateway` and record it.
+
+    Candidates are the enabled policies of the actor's groups for the resource, when the resource
+    is connected to the gateway's site; the longest-lasting conforming one wins. None conforming
+    → FlowForbidden carrying the violated condition properties. The flow ends at the earlier of
+    the policy's and the session token's expiry (capped at MAX_FLOW_LIFETIME when neither has
+    one). `request_context` defaults to the client's last-seen connection.
+    """
+    ensure_permissions(subject, P.FLOW_CREATE)
+    account_id = subject.account_id
+    # Only one's own client: another actor's device is as invisible as another account's.
+    client = get_or_not_found(
+        Client.objects.filter(account_id=account_id, actor_id=subject.actor_id), client
+    )
+    resource = get_or_not_found(Resource.objects.filter(account_id=account_id), resource)
+    gateway = get_or_not_found(Gateway.objects.filter(account_id=account_id), gateway)
+    if subject.token_id is None:
+        raise Refused("A flow needs the client's session token.", code="missing_token")
+
+    ctx = request_context or client_request_context(client)
+    candidates = policies_for_client_resource(
+        account_id=account_id,
+        actor_id=client.actor_id,
+        resource_id=resource.pk,
+        site_id=gateway.group_id,
+    )
+    policy, result = conds.evaluate_policies(((p, p.conditions) for p in candidates), ctx)
+    if policy is None:
+        raise FlowForbidden(result.violated_properties)
+    membership = ActorGroupMembership.objects.filter(
+        account_id=account_id, actor_id=client.actor_id, group_id=policy.actor_group_id
+    ).first()
+    if membership is None:  # pragma: no cover - the candidate query joined through it
+        raise NotFound()
+
+    expires_at = conds.authorization_expiry(result.expires_at, subject.expires_at)
+    if expires_at is None:
+        expires_at = ctx.now + MAX_FLOW_LIFETIME
+
+    flow = Flow.objects.create(
+        account_id=account_id,
+        policy=policy,
+        client=client,
+        gateway=gateway,
+        resource=resource,
+        token_id=subject.token_id,
+        actor_group_membership=membership,
+        client_remote_ip=subject.context.remote_ip or client.last_seen_remote_ip,
+        client_user_agent=(subject.context.user_agent or client.last_seen_user_agent)[:255],
+        gateway_remote_ip=gateway.last_seen_remote_ip,
+        expires_at=expires_at,
+    )
+    changes.record(
+        op="insert", table="flows", account_id=account_id, new=flow, subject=subject, publish=False
+    )
+    return flow
+
+
+@transaction.atomic
+def flows_delete_expired(*, now: datetime | None = None) -> int:
+    """System job (domain.md §5, every minute): delete flows whose authorisation has ended."""
+    expired = Flow.objects.filter(expires_at__lte=now or timezone.now())
+    return len(changes.delete(expired))
+
+
+@transaction.atomic
+def flows_delete_stale_for_client(
+    *, client: Client, connectable_resource_ids: Iterable[Any]
+) -> int:
+    """System path (client connect): delete the client's flows for resources it may no longer
+    use; returns how many flows were deleted."""
+    stale = Flow.objects.filter(account_id=client.account_id, client_id=client.pk).exclude(
+        resource_id__in=list(connectable_resource_ids)
+    )
+    return len(changes.delete(stale))

@@ -1,0 +1,254 @@
+"""Flow authorisation, expiry and listing (domain.md §2.13-§2.14, §4.1)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.auth import Context
+from accounts.models import ChangeLog
+from accounts.tests.factories import (
+    ActorFactory,
+    GroupFactory,
+    IdentityFactory,
+    MembershipFactory,
+    admin_subject,
+    subject_for,
+)
+from firezone.errors import NotFound, Unauthorized
+from resources import conditions as conds
+from resources.models import Flow
+from resources.selectors import flows as sel
+from resources.services import flows as svc
+from resources.tests.factories import (
+    ClientFactory,
+    GatewayFactory,
+    PolicyFactory,
+    ResourceFactory,
+    SiteFactory,
+    World,
+    client_subject,
+    client_token,
+    make_flow,
+)
+
+pytestmark = pytest.mark.django_db
+
+ADMIN, API, USER, SA = "account_admin_user", "api_client", "account_user", "service_account"
+
+
+def _noon_today() -> datetime:
+    return timezone.now().astimezone(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+def _window(day_offset: int = 0, ranges: str = "09:00-18:00") -> dict:
+    day = conds.DAYS_OF_WEEK[(_noon_today().weekday() + day_offset) % 7]
+    return {
+        "property": "current_utc_datetime",
+        "operator": "is_in_day_of_week_time_ranges",
+        "values": [f"{day}/{ranges}/UTC"],
+    }
+
+
+def _authorize(world: World, subject=None, **kwargs):
+    subject = subject or client_subject(world.actor)
+    kwargs.setdefault(
+        "request_context", svc.client_request_context(world.client, now=_noon_today())
+    )
+    return svc.flow_authorize(
+        subject=subject,
+        client=kwargs.pop("client", world.client),
+        resource=kwargs.pop("resource", world.resource),
+        gateway=kwargs.pop("gateway", world.gateway),
+        **kwargs,
+    )
+
+
+def test_authorize_stores_everything_and_is_not_broadcast(django_capture_on_commit_callbacks):
+    world = World()
+    token = client_token(world.actor)
+    context = Context(remote_ip="192.0.2.44", user_agent="iOS/17 apple-client/1.4.0")
+    subject = client_subject(world.actor, token, context=context)
+    with django_capture_on_commit_callbacks() as callbacks:
+        flow = _authorize(world, subject)
+    flow.refresh_from_db()
+    assert flow.policy_id == world.policy.pk
+    assert flow.actor_group_membership_id == world.membership.pk
+    assert flow.token_id == token.pk
+    assert (flow.client_remote_ip, flow.client_user_agent) == ("192.0.2.44", context.user_agent)
+    assert flow.gateway_remote_ip == world.gateway.last_seen_remote_ip
+    assert flow.expires_at == token.expires_at  # no conditions: the session's end
+    assert ChangeLog.objects.filter(table="flows", op="insert").count() == 1
+    assert callbacks == []  # flow inserts are logged, never published (§4.1)
+
+
+def test_time_window_sets_expiry_and_longest_policy_wins():
+    world = World()
+    world.policy.conditions = [_window(ranges="09:00-14:00")]
+    world.policy.save()
+    longer_group = GroupFactory(account=world.account)
+    longer_membership = MembershipFactory(
+        group=longer_group, actor=world.actor, account=world.account
+    )
+    longer = PolicyFactory(
+        account=world.account,
+        actor_group=longer_group,
+        resource=world.resource,
+        conditions=[_window(ranges="10:00-20:00")],
+    )
+    flow = _authorize(world)
+    assert flow.policy_id == longer.pk
+    assert flow.actor_group_membership_id == longer_membership.pk
+    assert flow.expires_at == _noon_today().replace(hour=20)
+
+
+def test_token_expiry_caps_the_window():
+    world = World()
+    world.policy.conditions = [_window(ranges="true")]
+    world.policy.save()
+    token = client_token(world.actor, expires_in=timedelta(minutes=5))
+    flow = _authorize(world, client_subject(world.actor, token))
+    assert flow.expires_at == token.expires_at
+
+
+def test_forbidden_carries_violated_properties_and_writes_nothing():
+    world = World()
+    world.policy.conditions = [
+        {"property": "remote_ip_location_region", "operator": "is_in", "values": ["DE"]},
+        _window(day_offset=1),
+        {"property": "remote_ip_location_region", "operator": "is_in", "values": ["FR"]},
+    ]
+    world.policy.save()
+    with pytest.raises(svc.FlowForbidden) as exc:
+        _authorize(world)
+    assert exc.value.code == "forbidden"
+    assert exc.value.violated_properties == ("remote_ip_location_region", "current_utc_datetime")
+    assert not Flow.objects.exists()
+    assert not ChangeLog.objects.filter(table="flows").exists()
+
+
+def test_disabled_policy_or_unconnected_site_is_forbidden():
+    world = World()
+    other_gateway = GatewayFactory(group=SiteFactory(account=world.account), account=world.account)
+    with pytest.raises(svc.FlowForbidden) as exc:
+        _authorize(world, gateway=other_gateway)
+    assert exc.value.violated_properties == ()
+    world.policy.disabled_at = timezone.now()
+    world.policy.save()
+    with pytest.raises(svc.FlowForbidden):
+        _authorize(world)
+
+
+def test_service_account_token_without_expiry():
+    world = World(actor_type=SA)
+    token = client_token(world.actor, expires_in=None)
+    subject = client_subject(world.actor, token)
+    assert subject.identity is None and subject.expires_at is None
+    flow = _authorize(world, subject)
+    assert flow.expires_at == _noon_today() + svc.MAX_FLOW_LIFETIME
+    world.policy.conditions = [_window(ranges="true")]
+    world.policy.save()
+    flow = _authorize(world, subject)
+    assert flow.expires_at == _noon_today().replace(hour=23, minute=59, second=59)
+
+
+def test_provider_condition_and_default_request_context():
+    world = World()
+    identity = IdentityFactory(actor=world.actor, account=world.account)
+    world.client.identity = identity
+    world.client.save()
+    ctx = svc.client_request_context(world.client)
+    assert ctx.provider_id == identity.provider_id
+    assert ctx.remote_ip == world.client.last_seen_remote_ip and not ctx.client_verified
+    world.policy.conditions = [
+        {"property": "provider_id", "operator": "is_in", "values": [str(identity.provider_id)]}
+    ]
+    world.policy.save()
+    token = client_token(world.actor)
+    flow = svc.flow_authorize(
+        subject=client_subject(world.actor, token),
+        client=world.client.pk,
+        resource=world.resource.pk,
+        gateway=world.gateway.pk,
+    )
+    assert flow.policy_id == world.policy.pk
+
+
+def test_other_actors_client_and_other_account_objects_are_not_found():
+    world = World()
+    stranger = ClientFactory(actor=ActorFactory(account=world.account), account=world.account)
+    with pytest.raises(NotFound):
+        _authorize(world, client=stranger)
+    with pytest.raises(NotFound):
+        _authorize(world, gateway=GatewayFactory())
+    with pytest.raises(NotFound):
+        _authorize(world, resource=ResourceFactory())
+    assert not Flow.objects.exists()
+
+
+@pytest.mark.parametrize("actor_type", [ADMIN, API, USER, SA])
+def test_every_actor_type_may_create_flows_but_only_managers_list(actor_type):
+    world = World(actor_type=actor_type)
+    flow = _authorize(world)
+    lister = subject_for(world.actor)
+    if actor_type in (ADMIN, API):
+        assert [f.pk for f in sel.flow_list_for(lister, client=world.client)] == [flow.pk]
+        assert sel.flow_get(lister, flow.pk).pk == flow.pk
+    else:
+        with pytest.raises(Unauthorized):
+            sel.flow_list_for(lister, policy=world.policy)
+        with pytest.raises(Unauthorized):
+            sel.flow_get(lister, flow.pk)
+
+
+def test_expired_subject_cannot_create_flows():
+    world = World()
+    subject = subject_for(world.actor, expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(Unauthorized):
+        _authorize(world, subject)
+
+
+def test_flow_list_filters_and_isolation():
+    world = World()
+    flow = make_flow(world)
+    foreign = make_flow(World())
+    admin = admin_subject(world.account)
+    for key, value in [
+        ("policy", world.policy),
+        ("resource", world.resource.pk),
+        ("client", world.client),
+        ("actor", world.actor),
+        ("gateway", world.gateway),
+    ]:
+        assert [f.pk for f in sel.flow_list_for(admin, **{key: value})] == [flow.pk], key
+    assert [f.pk for f in sel.flow_list_for(admin)] == [flow.pk]
+    with pytest.raises(NotFound):
+        sel.flow_get(admin, foreign.pk)
+
+
+def test_delete_expired_records_deletes(django_capture_on_commit_callbacks):
+    world = World()
+    expired = make_flow(world, expires_at=timezone.now() - timedelta(seconds=1))
+    live = make_flow(world)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert svc.flows_delete_expired() == 1
+    assert list(Flow.objects.all()) == [live]
+    change = ChangeLog.objects.get(table="flows", op="delete")
+    assert change.old_data["id"] == str(expired.pk)
+    assert len(callbacks) == 1
+
+
+def test_delete_stale_for_client():
+    world = World()
+    other = ResourceFactory(account=world.account)
+    keep = make_flow(world)
+    make_flow(world, resource=other)
+    make_flow(World())  # other account, untouched
+    deleted = svc.flows_delete_stale_for_client(
+        client=world.client, connectable_resource_ids=[world.resource.pk]
+    )
+    assert deleted == 1
+    assert Flow.objects.filter(client=world.client).get() == keep
+    assert Flow.objects.count() == 2
