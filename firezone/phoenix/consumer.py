@@ -1,0 +1,372 @@
+"""`PhoenixConsumer`: the Phoenix socket + single-channel behaviour shared by the device sockets.
+
+One WebSocket carries one channel topic (`topic_name`: "client", "gateway" or "relay") plus the
+socket-level `phoenix` topic for heartbeats (protocol.md §1). A subclass implements the hooks:
+
+* `authenticate(scope)` — the connect step; raise `ConnectRejected(status, body)` to refuse the
+  upgrade with a plain-text HTTP response (§2.6). `self.params` holds the form-decoded query.
+  Set `self.session_token_id` to have `changes.disconnect_session(token_id)` close the socket.
+* `join(topic, payload, message)` — return the ok response (`{}` for devices) or a `JoinError`.
+* `after_join()` — runs right after the ok reply has been sent (e.g. the `init` push).
+* `handle_in(event, payload, message)` — return a dict (ok reply), an `ErrorReply`, `NO_REPLY`,
+  or None for an event it does not handle (→ `unknown_message`).
+* `leave(reason)` — the joined channel ended (phx_leave, re-join, close, disconnect).
+
+Guarantees: the join reply precedes every push of the channel; malformed or oversized frames are
+dropped with a log (Phoenix would kill the socket; §1.8 allows ignoring them); a crashing join is
+answered `join crashed`; any other crash closes this socket only (`phx_close` then close, which
+devices recover from promptly, §1.9) and never propagates; a socket that received nothing for
+`idle_timeout` seconds is closed (§1.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
+
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from firezone.changes import session_group
+from firezone.phoenix import rejection
+from firezone.phoenix.framing import (
+    CLOSE,
+    HEARTBEAT,
+    JOIN,
+    LEAVE,
+    SOCKET_TOPIC,
+    V1,
+    FrameError,
+    Message,
+    Ref,
+    Serializer,
+    Status,
+    UnsupportedVersion,
+    serializer_for,
+)
+from firezone.phoenix.rejection import ConnectRejected, deny
+
+logger = logging.getLogger(__name__)
+
+# Loaded by daphne while it imports the ASGI application, before the first upgrade arrives.
+rejection.install()
+
+UNMATCHED_TOPIC = {"reason": "unmatched topic"}
+UNKNOWN_MESSAGE = {"reason": "unknown_message"}
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+# Phoenix websocket `timeout` of each device socket (§1.1): set as the subclass's idle_timeout.
+IDLE_TIMEOUTS = {"client": 307.0, "gateway": 37.0, "relay": 41.0}
+
+
+class JoinError(Exception):
+    """A refused join; returned (or raised) by `join`. Replied as an error with `response`."""
+
+    def __init__(self, reason: str | None = None, *, response: dict[str, Any] | None = None):
+        super().__init__(reason or response)
+        self.response = response if response is not None else {"reason": reason}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """Returned by `handle_in` for an error reply: `{"status":"error","response":response}`."""
+
+    response: dict[str, Any]
+
+    @classmethod
+    def reason(cls, reason: str) -> ErrorReply:
+        return cls({"reason": reason})
+
+
+class _NoReply:
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+NO_REPLY: Any = _NoReply()
+"""Returned by `handle_in` for events Phoenix answers with `{:noreply, socket}`."""
+
+
+def query_params(scope: dict[str, Any]) -> dict[str, str]:
+    """Form-decoded query parameters (`+` is a space); a repeated key keeps its last value."""
+    raw = scope.get("query_string", b"").decode("latin-1")
+    return dict(parse_qsl(raw, keep_blank_values=True, encoding="utf-8", errors="replace"))
+
+
+def header(scope: dict[str, Any], name: str) -> str | None:
+    """The first value of a request header, or None."""
+    key = name.lower().encode("latin-1")
+    for k, v in scope.get("headers", ()):
+        if k.lower() == key:
+            return v.decode("latin-1")
+    return None
+
+
+def origin_allowed(scope: dict[str, Any]) -> bool:
+    """Phoenix `check_origin: :conn`: an Origin, when present, must name the requested host.
+
+    Host and port are compared; the scheme is not, because behind a TLS-terminating proxy the
+    server cannot know the client's scheme (the port still defaults from the Origin's scheme).
+    """
+    origin = header(scope, "origin")
+    if origin is None:
+        return True
+    host = header(scope, "host")
+    try:
+        o = urlsplit(origin)
+        h = urlsplit(f"//{host}")
+        default = _DEFAULT_PORTS.get(o.scheme.lower())
+        return bool(
+            host
+            and o.hostname
+            and default
+            and o.hostname == h.hostname
+            and (o.port or default) == (h.port or default)
+        )
+    except ValueError:  # unparsable port
+        return False
+
+
+class PhoenixConsumer(AsyncWebsocketConsumer):
+    """Base consumer: Phoenix framing, heartbeat, join/leave, replies, idle timeout."""
+
+    topic_name: ClassVar[str] = ""
+    idle_timeout: ClassVar[float] = 60.0
+    # daphne itself closes a socket (1009) on messages over 1 MiB; below that we drop and log.
+    max_frame_size: ClassVar[int] = 512 * 1024
+
+    serializer: Serializer = V1
+    params: dict[str, str]
+    session_token_id: Any = None
+    joined_topic: str | None = None
+    join_ref: Ref = None
+
+    _joining: Message | None = None
+    _held: list[str]
+    _closing = False
+    _idle_task: asyncio.Task | None = None
+    _last_in = 0.0
+
+    # ---------------------------------------------------------------- subclass hooks
+
+    async def authenticate(self, scope: dict[str, Any]) -> None:
+        """Connect step; raise `ConnectRejected` to refuse the upgrade."""
+
+    async def join(self, topic: str, payload: Any, message: Message) -> dict[str, Any] | JoinError:
+        raise NotImplementedError
+
+    async def after_join(self) -> None:
+        """Runs after the ok join reply was sent (Elixir's `send(self(), :after_join)`)."""
+
+    async def handle_in(self, event: str, payload: Any, message: Message) -> Any:
+        """Return a dict (ok), an `ErrorReply`, `NO_REPLY`, or None (unknown_message)."""
+        return None
+
+    async def leave(self, reason: str) -> None:
+        """The joined channel ended: "leave", "rejoin", "close" or "disconnect"."""
+
+    # ---------------------------------------------------------------- helpers
+
+    async def push(self, event: str, payload: Any) -> None:
+        """Push an event on the joined topic (held until the join reply while joining)."""
+        if self._joining is not None:
+            msg = self._joining
+            self._held.append(
+                self.serializer.encode_push(msg.topic, event, payload, join_ref=msg.join_ref)
+            )
+            return
+        if self.joined_topic is None or self._closing:
+            logger.debug("dropping push %s: no joined topic", event)
+            return
+        frame = self.serializer.encode_push(
+            self.joined_topic, event, payload, join_ref=self.join_ref
+        )
+        await self.send(text_data=frame)
+
+    async def reply(self, message: Message, status: Status, response: Any) -> None:
+        frame = self.serializer.encode_reply(
+            message.topic, message.ref, status, response, join_ref=message.join_ref
+        )
+        await self.send(text_data=frame)
+
+    async def close_channel(self) -> None:
+        """Gracefully stop the channel (`phx_close`) and close the WebSocket."""
+        await self._close_joined("close")
+        await self._close_socket()
+
+    # ---------------------------------------------------------------- connect / disconnect
+
+    async def connect(self) -> None:
+        self._held = []
+        self.params = query_params(self.scope)
+        try:
+            # Same order as Phoenix: origin check, serializer negotiation, then the socket.
+            if not origin_allowed(self.scope):
+                raise ConnectRejected(403, "")
+            try:
+                self.serializer = serializer_for(self.params.get("vsn"))
+            except UnsupportedVersion:
+                raise ConnectRejected(403, "") from None
+            await self.authenticate(self.scope)
+            if self.session_token_id is not None and self.channel_layer is not None:
+                group = session_group(self.session_token_id)
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups.append(group)
+        except ConnectRejected as rejected:
+            await deny(self.base_send, self.scope, rejected.status, rejected.body)
+            return
+        except Exception:
+            logger.exception("%s connect failed", type(self).__name__)
+            await deny(self.base_send, self.scope, 500, "Internal server error")
+            return
+        await self.accept()
+        loop = asyncio.get_running_loop()
+        self._last_in = loop.time()
+        self._idle_task = loop.create_task(self._watch_idle())
+
+    async def disconnect(self, code: int) -> None:
+        self._closing = True
+        if self._idle_task is not None and self._idle_task is not asyncio.current_task():
+            self._idle_task.cancel()
+        await self._end_channel("disconnect")
+
+    async def session_disconnect(self, event: dict[str, Any]) -> None:
+        """`changes.disconnect_session`: close the WebSocket without any frame (§1.9)."""
+        await self._close_socket()
+
+    # ---------------------------------------------------------------- inbound frames
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Safety net for channel-layer handlers of subclasses: a crash closes this socket only.
+        try:
+            await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            logger.exception("%s crashed handling %s", type(self).__name__, message.get("type"))
+            if message.get("type") == "websocket.disconnect":
+                raise StopConsumer() from None  # the socket is gone: just stop
+            await self.close_channel()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self._last_in = asyncio.get_running_loop().time()
+        if self._closing:
+            return
+        if text_data is None:
+            logger.warning("ignoring a binary frame of %d bytes", len(bytes_data or b""))
+            return
+        if len(text_data) > self.max_frame_size:
+            limit = self.max_frame_size
+            logger.warning("ignoring a frame of %d characters (limit %d)", len(text_data), limit)
+            return
+        try:
+            message = self.serializer.decode(text_data)
+        except FrameError as exc:
+            logger.warning("ignoring a malformed frame: %s", exc)
+            return
+        await self._route(message)
+
+    async def _route(self, message: Message) -> None:
+        if message.topic == SOCKET_TOPIC and message.event == HEARTBEAT:
+            await self.reply(message, "ok", {})
+        elif message.event == JOIN:
+            await self._join(message)
+        elif message.topic != self.joined_topic:
+            if message.event == LEAVE:
+                await self.reply(message, "ok", {})
+            else:
+                await self.reply(message, "error", UNMATCHED_TOPIC)
+        elif message.event == LEAVE:
+            await self.reply(message, "ok", {})
+            await self._close_joined("leave")
+        else:
+            await self._handle_in(message)
+
+    async def _join(self, message: Message) -> None:
+        if message.topic != self.topic_name:
+            await self.reply(message, "error", UNMATCHED_TOPIC)
+            return
+        if self.joined_topic is not None:
+            # Phoenix closes the existing channel of a duplicate join, then joins again.
+            await self._close_joined("rejoin")
+        self._joining, self._held = message, []
+        try:
+            result = await self.join(message.topic, message.payload, message)
+        except JoinError as exc:
+            result = exc
+        except Exception:
+            logger.exception("%s join crashed", type(self).__name__)
+            result = JoinError("join crashed")
+        finally:
+            self._joining = None
+        held, self._held = self._held, []
+        if not isinstance(result, JoinError | dict):
+            logger.error("%s.join returned %r", type(self).__name__, result)
+            result = JoinError("join crashed")
+        if isinstance(result, JoinError):
+            await self.reply(message, "error", result.response)
+            return
+        self.joined_topic, self.join_ref = message.topic, message.join_ref
+        await self.reply(message, "ok", result)
+        for frame in held:
+            await self.send(text_data=frame)
+        try:
+            await self.after_join()
+        except Exception:
+            logger.exception("%s after_join crashed", type(self).__name__)
+            await self.close_channel()
+
+    async def _handle_in(self, message: Message) -> None:
+        try:
+            result = await self.handle_in(message.event, message.payload, message)
+        except Exception:
+            logger.exception("%s crashed handling %s", type(self).__name__, message.event)
+            await self.close_channel()
+            return
+        if result is NO_REPLY:
+            return
+        if result is None:
+            await self.reply(message, "error", UNKNOWN_MESSAGE)
+        elif isinstance(result, ErrorReply):
+            await self.reply(message, "error", result.response)
+        elif isinstance(result, dict):
+            await self.reply(message, "ok", result)
+        else:
+            logger.error("%s.handle_in(%s) returned %r", type(self).__name__, message.event, result)
+            await self.close_channel()
+
+    # ---------------------------------------------------------------- internals
+
+    async def _close_joined(self, reason: str) -> None:
+        """Push `phx_close` for the joined channel (V2: ref = join_ref) and end it."""
+        if self.joined_topic is None:
+            return
+        frame = self.serializer.encode_push(
+            self.joined_topic, CLOSE, {}, join_ref=self.join_ref, ref=self.join_ref
+        )
+        if not self._closing:
+            await self.send(text_data=frame)
+        await self._end_channel(reason)
+
+    async def _end_channel(self, reason: str) -> None:
+        if self.joined_topic is None:
+            return
+        self.joined_topic, self.join_ref = None, None
+        try:
+            await self.leave(reason)
+        except Exception:
+            logger.exception("%s leave(%s) crashed", type(self).__name__, reason)
+
+    async def _close_socket(self) -> None:
+        if not self._closing:
+            self._closing = True
+            await self.close()
+
+    async def _watch_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (remaining := self._last_in + self.idle_timeout - loop.time()) > 0:
+            await asyncio.sleep(remaining)
+        logger.info("%s idle for %ss: closing", type(self).__name__, self.idle_timeout)
+        await self._close_socket()
