@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Count, F, Max, QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Actor, ActorGroup
-from accounts.selectors.accounts import in_account
+from accounts.selectors._memberships import peek_through_memberships
+from firezone.lookup import get_or_not_found
 
 
 def _scoped(subject: Subject) -> QuerySet[Actor]:
@@ -20,7 +21,7 @@ def _scoped(subject: Subject) -> QuerySet[Actor]:
 def actor_get(subject: Subject, *, actor_id: Any) -> Actor:
     """One actor of the subject's account, with `last_seen_at` (latest identity activity)."""
     queryset = _scoped(subject).annotate(last_seen_at=Max("identities__last_seen_at"))
-    return in_account(queryset, actor_id, account_id=subject.account_id)
+    return get_or_not_found(queryset, actor_id, account_id=subject.account_id)
 
 
 def actor_list(
@@ -56,16 +57,9 @@ def actor_groups_peek(
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """For each actor id: `{"count": n, "items": [its first `limit` groups by name]}`."""
     ensure_permissions(subject, P.ACTOR_MANAGE)
-    ids = [uuid.UUID(str(a)) for a in actor_ids]
-    result: dict[uuid.UUID, dict[str, Any]] = {i: {"count": 0, "items": []} for i in ids}
-    groups = (
-        ActorGroup.objects.filter(account_id=subject.account_id, memberships__actor_id__in=ids)
-        .annotate(member_id=F("memberships__actor_id"))
-        .order_by("name", "id")
+    return peek_through_memberships(
+        ActorGroup.objects.filter(account_id=subject.account_id),
+        other_side="actor_id",
+        ids=actor_ids,
+        limit=limit,
     )
-    for group in groups:
-        entry = result[group.member_id]
-        entry["count"] += 1
-        if len(entry["items"]) < limit:
-            entry["items"].append(group)
-    return result

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Actor, ActorGroup
-from accounts.selectors.accounts import in_account
+from accounts.selectors._memberships import peek_through_memberships
+from firezone.lookup import get_or_not_found
 
 
 def _scoped(subject: Subject) -> QuerySet[ActorGroup]:
@@ -18,7 +19,7 @@ def _scoped(subject: Subject) -> QuerySet[ActorGroup]:
 
 
 def group_get(subject: Subject, *, group_id: Any) -> ActorGroup:
-    return in_account(
+    return get_or_not_found(
         _scoped(subject).select_related("provider"), group_id, account_id=subject.account_id
     )
 
@@ -38,7 +39,7 @@ def group_list(
 def group_list_for_actor(subject: Subject, *, actor: Actor | Any) -> QuerySet[ActorGroup]:
     """The groups an actor of the account belongs to (`list_groups_for`)."""
     queryset = _scoped(subject)
-    actor = in_account(Actor, actor, account_id=subject.account_id)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
     return queryset.filter(memberships__actor=actor).order_by("name", "id")
 
 
@@ -67,16 +68,9 @@ def group_actors_peek(
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """For each group id: `{"count": n, "items": [its first `limit` actors by name]}`."""
     ensure_permissions(subject, P.ACTOR_MANAGE)
-    ids = [uuid.UUID(str(g)) for g in group_ids]
-    result: dict[uuid.UUID, dict[str, Any]] = {i: {"count": 0, "items": []} for i in ids}
-    actors = (
-        Actor.objects.filter(account_id=subject.account_id, memberships__group_id__in=ids)
-        .annotate(group_id=F("memberships__group_id"))
-        .order_by("name", "id")
+    return peek_through_memberships(
+        Actor.objects.filter(account_id=subject.account_id),
+        other_side="group_id",
+        ids=group_ids,
+        limit=limit,
     )
-    for actor in actors:
-        entry = result[actor.group_id]
-        entry["count"] += 1
-        if len(entry["items"]) < limit:
-            entry["items"].append(actor)
-    return result

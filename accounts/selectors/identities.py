@@ -9,25 +9,28 @@ from django.db.models import Count, QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Actor, AuthIdentity
-from accounts.selectors.accounts import in_account
+from accounts.selectors.scopes import account_or_own
+from firezone.lookup import get_or_not_found
 
 
 def _scoped(subject: Subject) -> QuerySet[AuthIdentity]:
-    ensure_permissions(subject, one_of=(P.IDENTITY_MANAGE, P.IDENTITY_MANAGE_OWN))
-    queryset = AuthIdentity.objects.filter(account_id=subject.account_id)
-    if not subject.has(P.IDENTITY_MANAGE):
-        queryset = queryset.filter(actor_id=subject.actor_id)
+    queryset = account_or_own(
+        subject,
+        AuthIdentity.objects.all(),
+        manage=P.IDENTITY_MANAGE,
+        manage_own=P.IDENTITY_MANAGE_OWN,
+    )
     return queryset.select_related("provider", "actor")
 
 
 def identity_get(subject: Subject, *, identity_id: Any) -> AuthIdentity:
-    return in_account(_scoped(subject), identity_id, account_id=subject.account_id)
+    return get_or_not_found(_scoped(subject), identity_id, account_id=subject.account_id)
 
 
 def identity_list_for_actor(subject: Subject, *, actor: Actor | Any) -> QuerySet[AuthIdentity]:
     """An actor's identities, newest first (others' need `identity:manage`)."""
     queryset = _scoped(subject)
-    actor = in_account(Actor, actor, account_id=subject.account_id)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
     return queryset.filter(actor=actor).order_by("-inserted_at", "-id")
 
 

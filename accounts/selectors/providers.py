@@ -9,8 +9,8 @@ from django.db.models import QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Account, AuthProvider
-from accounts.selectors.accounts import in_account
 from firezone.errors import NotFound
+from firezone.lookup import get_or_not_found
 
 
 def _scoped(subject: Subject) -> QuerySet[AuthProvider]:
@@ -19,7 +19,7 @@ def _scoped(subject: Subject) -> QuerySet[AuthProvider]:
 
 
 def provider_get(subject: Subject, *, provider_id: Any) -> AuthProvider:
-    return in_account(_scoped(subject), provider_id, account_id=subject.account_id)
+    return get_or_not_found(_scoped(subject), provider_id, account_id=subject.account_id)
 
 
 def provider_list(subject: Subject) -> QuerySet[AuthProvider]:
@@ -39,7 +39,9 @@ def providers_active(*, account: Account) -> QuerySet[AuthProvider]:
 def active_provider_get(*, account: Account, provider_id: Any) -> AuthProvider | None:
     """System path: an enabled provider of the account, or None."""
     try:
-        return in_account(providers_active(account=account), provider_id, account_id=account.pk)
+        return get_or_not_found(
+            providers_active(account=account), provider_id, account_id=account.pk
+        )
     except NotFound:  # also for malformed ids
         return None
 

@@ -9,20 +9,19 @@ from django.db.models import QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Actor, Token
-from accounts.selectors.accounts import in_account
+from accounts.selectors.scopes import account_or_own
+from firezone.lookup import get_or_not_found
 
 
 def _scoped(subject: Subject) -> QuerySet[Token]:
-    ensure_permissions(subject, one_of=(P.TOKEN_MANAGE, P.TOKEN_MANAGE_OWN))
-    queryset = Token.objects.filter(account_id=subject.account_id)
-    if not subject.has(P.TOKEN_MANAGE):
-        queryset = queryset.filter(actor_id=subject.actor_id)
-    return queryset
+    return account_or_own(
+        subject, Token.objects.all(), manage=P.TOKEN_MANAGE, manage_own=P.TOKEN_MANAGE_OWN
+    )
 
 
 def token_get(subject: Subject, *, token_id: Any) -> Token:
     """A token (expired ones included) the subject may manage."""
-    return in_account(_scoped(subject), token_id, account_id=subject.account_id)
+    return get_or_not_found(_scoped(subject), token_id, account_id=subject.account_id)
 
 
 def tokens_list_for_subject(subject: Subject) -> QuerySet[Token]:
@@ -36,7 +35,7 @@ def tokens_list_for_subject(subject: Subject) -> QuerySet[Token]:
 def tokens_list_for_actor(subject: Subject, *, actor: Actor | Any) -> QuerySet[Token]:
     """All tokens of one actor of the account."""
     ensure_permissions(subject, P.TOKEN_MANAGE)
-    actor = in_account(Actor, actor, account_id=subject.account_id)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
     return Token.objects.filter(account_id=subject.account_id, actor=actor).order_by(
         "-inserted_at", "-id"
     )

@@ -16,11 +16,12 @@ from django.utils import timezone
 
 from accounts.auth import P, Subject, can_grant_role, ensure_permissions
 from accounts.models import Account, Actor, ActorGroup, ActorGroupMembership, Token
-from accounts.selectors.accounts import in_account
 from accounts.services import groups as group_services
+from accounts.services._names import clean_display_name
 from billing import limits
 from firezone import changes
 from firezone.errors import LimitReached, Refused, ValidationFailed
+from firezone.lookup import get_or_not_found
 
 MSG_BLANK = "can't be blank"
 MSG_INVALID = "is invalid"
@@ -29,14 +30,7 @@ MSG_RESERVED = "is reserved"
 MSG_UNKNOWN_GROUP = "does not exist"
 
 
-def clean_actor_name(name: Any) -> str:
-    """Trimmed, 1-255 characters (the column size; the original's 512 overflowed, §8.1)."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationFailed({"name": [MSG_BLANK]})
-    name = name.strip()
-    if len(name) > 255:
-        raise ValidationFailed({"name": ["should be at most 255 character(s)"]})
-    return name
+clean_actor_name = clean_display_name  # trimmed, 1-255 characters; imported by provisioning
 
 
 def _validate(
@@ -46,7 +40,7 @@ def _validate(
     clean_name = None
     if check_name:
         try:
-            clean_name = clean_actor_name(name)
+            clean_name = clean_display_name(name)
         except ValidationFailed as exc:
             errors.update(exc.errors)
     if check_type:
@@ -103,13 +97,9 @@ def _ensure_within_limits(account_id: Any, actor_type: str) -> None:
             )
     elif actor_type == Actor.Type.ACCOUNT_ADMIN_USER:
         if not (limits.can_create_users(account) and limits.can_create_admins(account)):
-            raise LimitReached(
-                "You have reached the seat limit of your plan.", code="seats_limit_reached"
-            )
+            raise _seats_reached()
     elif actor_type == Actor.Type.ACCOUNT_USER and not limits.can_create_users(account):
-        raise LimitReached(
-            "You have reached the seat limit of your plan.", code="seats_limit_reached"
-        )
+        raise _seats_reached()
 
 
 def _other_enabled_admin_exists(actor: Actor) -> bool:
@@ -128,8 +118,13 @@ def _other_enabled_admin_exists(actor: Actor) -> bool:
     return any(pk != actor.pk for pk in admins)
 
 
-def _is_last_enabled_admin(actor: Actor) -> bool:
-    return actor.is_admin and actor.is_active and not _other_enabled_admin_exists(actor)
+def _refuse_last_enabled_admin(actor: Actor, action: str) -> None:
+    """An account keeps one enabled admin: `action` ("disable", "delete") is refused on it."""
+    if actor.is_admin and actor.is_active and not _other_enabled_admin_exists(actor):
+        raise Refused(
+            f"You can not {action} the last admin of the account.",
+            code=f"cant_{action}_the_last_admin",
+        )
 
 
 def _insert(
@@ -210,7 +205,7 @@ def actor_update(
     alone), change the type, and/or replace the actor's memberships in static groups.
     None leaves a field unchanged."""
     ensure_permissions(subject, P.ACTOR_MANAGE)
-    actor = in_account(Actor, actor, account_id=subject.account_id, for_update=True)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id, for_update=True)
     rename = name is not None and not actor.is_synced
     clean_name, clean_type = _validate(
         name=name, type=type, check_name=rename, check_type=type is not None
@@ -254,12 +249,8 @@ def _replace_editable_memberships(
 def actor_disable(*, subject: Subject, actor: Actor) -> Actor:
     """Disable an actor and hard-delete all its tokens (closing its sessions and clients)."""
     ensure_permissions(subject, P.ACTOR_MANAGE, P.TOKEN_MANAGE)
-    actor = in_account(Actor, actor, account_id=subject.account_id, for_update=True)
-    if _is_last_enabled_admin(actor):
-        raise Refused(
-            "You can not disable the last admin of the account.",
-            code="cant_disable_the_last_admin",
-        )
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id, for_update=True)
+    _refuse_last_enabled_admin(actor, "disable")
     old = changes.row_image(actor)
     actor.disabled_at = actor.disabled_at or timezone.now()
     actor.save()
@@ -271,7 +262,7 @@ def actor_disable(*, subject: Subject, actor: Actor) -> Actor:
 @transaction.atomic
 def actor_enable(*, subject: Subject, actor: Actor) -> Actor:
     ensure_permissions(subject, P.ACTOR_MANAGE)
-    actor = in_account(Actor, actor, account_id=subject.account_id, for_update=True)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id, for_update=True)
     old = changes.row_image(actor)
     actor.disabled_at = None
     actor.save()
@@ -283,11 +274,7 @@ def actor_enable(*, subject: Subject, actor: Actor) -> Actor:
 def actor_delete(*, subject: Subject, actor: Actor) -> Actor:
     """Hard-delete an actor with its identities, clients, tokens, memberships and flows."""
     ensure_permissions(subject, P.ACTOR_MANAGE)
-    actor = in_account(Actor, actor, account_id=subject.account_id, for_update=True)
-    if _is_last_enabled_admin(actor):
-        raise Refused(
-            "You can not delete the last admin of the account.",
-            code="cant_delete_the_last_admin",
-        )
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id, for_update=True)
+    _refuse_last_enabled_admin(actor, "delete")
     changes.delete(actor, subject=subject)
     return actor

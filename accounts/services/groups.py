@@ -15,25 +15,15 @@ from django.db import IntegrityError, connection, transaction
 
 from accounts.auth import SYSTEM_TRAIL, P, Subject, ensure_permissions
 from accounts.models import Account, Actor, ActorGroup, ActorGroupMembership
-from accounts.selectors.accounts import in_account
+from accounts.services._names import clean_display_name
 from firezone import changes
 from firezone.errors import Refused, ValidationFailed
+from firezone.lookup import get_or_not_found
 
 EVERYONE = "Everyone"
 MSG_TAKEN = "has already been taken"
 MSG_RESERVED = "is reserved"
-MSG_BLANK = "can't be blank"
 MSG_UNKNOWN_ACTOR = "does not exist"
-
-
-def clean_group_name(name: Any) -> str:
-    """Group names are trimmed, 1-255 characters."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationFailed({"name": [MSG_BLANK]})
-    name = name.strip()
-    if len(name) > 255:
-        raise ValidationFailed({"name": ["should be at most 255 character(s)"]})
-    return name
 
 
 def _ensure_name_free(account_id: Any, name: str, *, exclude_pk: Any = None) -> None:
@@ -110,13 +100,21 @@ def group_members_replace(
         membership_insert(group=group, actor_id=actor_id, subject=subject)
 
 
+def _editable_group_and_actor(
+    subject: Subject, group: ActorGroup | Any, actor: Actor | Any
+) -> tuple[ActorGroup, Actor]:
+    """Both of the subject's account, the group locked and editable (`actor:manage`)."""
+    ensure_permissions(subject, P.ACTOR_MANAGE)
+    group = get_or_not_found(ActorGroup, group, account_id=subject.account_id, for_update=True)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
+    _ensure_editable(group)
+    return group, actor
+
+
 @transaction.atomic
 def membership_add(*, subject: Subject, group: ActorGroup, actor: Actor) -> ActorGroupMembership:
     """Add an actor to an editable group (idempotent)."""
-    ensure_permissions(subject, P.ACTOR_MANAGE)
-    group = in_account(ActorGroup, group, account_id=subject.account_id, for_update=True)
-    actor = in_account(Actor, actor, account_id=subject.account_id)
-    _ensure_editable(group)
+    group, actor = _editable_group_and_actor(subject, group, actor)
     existing = ActorGroupMembership.objects.filter(group=group, actor=actor).first()
     return existing or membership_insert(group=group, actor_id=actor.pk, subject=subject)
 
@@ -124,10 +122,7 @@ def membership_add(*, subject: Subject, group: ActorGroup, actor: Actor) -> Acto
 @transaction.atomic
 def membership_remove(*, subject: Subject, group: ActorGroup, actor: Actor) -> None:
     """Remove an actor from an editable group (no-op when not a member)."""
-    ensure_permissions(subject, P.ACTOR_MANAGE)
-    group = in_account(ActorGroup, group, account_id=subject.account_id, for_update=True)
-    actor = in_account(Actor, actor, account_id=subject.account_id)
-    _ensure_editable(group)
+    group, actor = _editable_group_and_actor(subject, group, actor)
     memberships_delete(
         ActorGroupMembership.objects.filter(group=group, actor=actor), subject=subject
     )
@@ -191,7 +186,7 @@ def group_create(
 ) -> ActorGroup:
     """A static group of the subject's account, optionally with its first members."""
     ensure_permissions(subject, P.ACTOR_MANAGE)
-    name = clean_group_name(name)
+    name = clean_display_name(name)
     actors = _actors_of(subject.account_id, members or [])
     _ensure_name_free(subject.account_id, name)
     group = ActorGroup(
@@ -214,9 +209,9 @@ def group_update(
 ) -> ActorGroup:
     """Rename a static group and/or replace all its members (None = unchanged)."""
     ensure_permissions(subject, P.ACTOR_MANAGE)
-    group = in_account(ActorGroup, group, account_id=subject.account_id, for_update=True)
+    group = get_or_not_found(ActorGroup, group, account_id=subject.account_id, for_update=True)
     _ensure_editable(group)
-    clean_name = clean_group_name(name) if name is not None else None
+    clean_name = clean_display_name(name) if name is not None else None
     actors = _actors_of(subject.account_id, members) if members is not None else None
     if clean_name is not None and clean_name != group.name:
         _ensure_name_free(subject.account_id, clean_name, exclude_pk=group.pk)
@@ -234,7 +229,7 @@ def group_delete(*, subject: Subject, group: ActorGroup) -> ActorGroup:
     """Hard-delete a static group with its memberships, policies and flows. Synced groups
     belong to directory sync, and the Everyone group is refused too (§8.10 fix)."""
     ensure_permissions(subject, P.ACTOR_GROUP_MANAGE)
-    group = in_account(ActorGroup, group, account_id=subject.account_id, for_update=True)
+    group = get_or_not_found(ActorGroup, group, account_id=subject.account_id, for_update=True)
     _ensure_editable(group)
     changes.delete(group, subject=subject)
     return group

@@ -17,9 +17,9 @@ from django.db import IntegrityError, transaction
 
 from accounts.auth import PROVIDER_TRAIL, SYSTEM_TRAIL, P, Subject, ensure_permissions
 from accounts.models import Actor, AuthIdentity, AuthProvider
-from accounts.selectors.accounts import in_account
 from firezone import changes
 from firezone.errors import NotFound, Refused, ValidationFailed
+from firezone.lookup import get_or_not_found
 
 A = AuthProvider.Adapter
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9]+", re.ASCII)
@@ -157,8 +157,8 @@ def identity_create(
 ) -> AuthIdentity:
     """An admin adds a login for `actor` at `provider` (both of the subject's account)."""
     ensure_permissions(subject, P.IDENTITY_MANAGE)
-    actor = in_account(Actor, actor, account_id=subject.account_id)
-    provider = in_account(AuthProvider, provider, account_id=subject.account_id)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
+    provider = get_or_not_found(AuthProvider, provider, account_id=subject.account_id)
     identity = _build(
         actor=actor,
         provider=provider,
@@ -213,7 +213,9 @@ def identity_delete(*, subject: Subject, identity: AuthIdentity) -> AuthIdentity
     """Hard-delete an identity with its clients and tokens. One's own needs
     `identity:manage_own`, anyone else's `identity:manage`; synced identities are refused."""
     ensure_permissions(subject, one_of=(P.IDENTITY_MANAGE, P.IDENTITY_MANAGE_OWN))
-    identity = in_account(AuthIdentity, identity, account_id=subject.account_id, for_update=True)
+    identity = get_or_not_found(
+        AuthIdentity, identity, account_id=subject.account_id, for_update=True
+    )
     if identity.actor_id == subject.actor_id:
         ensure_permissions(subject, P.IDENTITY_MANAGE_OWN)
     else:
@@ -231,7 +233,7 @@ def identity_delete(*, subject: Subject, identity: AuthIdentity) -> AuthIdentity
 def identities_delete_for_actor(*, subject: Subject, actor: Actor) -> int:
     """Delete every identity of an actor (not synced ones); returns how many."""
     ensure_permissions(subject, P.IDENTITY_MANAGE)
-    actor = in_account(Actor, actor, account_id=subject.account_id)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
     recorded = changes.delete(
         AuthIdentity.objects.filter(actor=actor).exclude(created_by="provider"), subject=subject
     )

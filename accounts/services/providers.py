@@ -20,9 +20,10 @@ from django.utils import timezone
 from accounts.auth import P, Subject, ensure_permissions, trail_for
 from accounts.features import feature_enabled
 from accounts.models import Account, AuthProvider, Token
-from accounts.selectors.accounts import in_account
+from accounts.services._names import clean_display_name
 from firezone import changes
 from firezone.errors import Refused, ValidationFailed
+from firezone.lookup import get_or_not_found
 
 A = AuthProvider.Adapter
 MSG_BLANK = "can't be blank"
@@ -198,15 +199,6 @@ def clean_adapter_config(adapter: str, config: Mapping[str, Any] | None) -> dict
     return cleaned
 
 
-def clean_provider_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationFailed({"name": [MSG_BLANK]})
-    name = name.strip()
-    if len(name) > 255:
-        raise ValidationFailed({"name": ["should be at most 255 character(s)"]})
-    return name
-
-
 def _save(provider: AuthProvider, *, creating: bool) -> None:
     """Save in a savepoint, reporting a unique index as the spec's message."""
     try:
@@ -232,7 +224,7 @@ def _build(
     errors: dict[str, list[str]] = {}
     clean_name = clean_config = None
     try:
-        clean_name = clean_provider_name(name)
+        clean_name = clean_display_name(name)
     except ValidationFailed as exc:
         errors.update(exc.errors)
     if not adapter:
@@ -355,12 +347,11 @@ def provider_update(
     adapter_config: Mapping[str, Any] | None = None,
 ) -> AuthProvider:
     """Rename and/or replace the adapter configuration (validated as on create)."""
-    ensure_permissions(subject, P.PROVIDER_MANAGE)
-    provider = in_account(AuthProvider, provider, account_id=subject.account_id, for_update=True)
+    provider = _locked_provider(subject, provider)
     errors: dict[str, list[str]] = {}
     clean_name = clean_config = None
     try:
-        clean_name = clean_provider_name(name) if name is not None else None
+        clean_name = clean_display_name(name) if name is not None else None
     except ValidationFailed as exc:
         errors.update(exc.errors)
     try:
@@ -380,6 +371,21 @@ def provider_update(
     return provider
 
 
+def _locked_provider(subject: Subject, provider: AuthProvider | Any) -> AuthProvider:
+    """A provider of the subject's account, locked (`provider:manage`)."""
+    ensure_permissions(subject, P.PROVIDER_MANAGE)
+    return get_or_not_found(AuthProvider, provider, account_id=subject.account_id, for_update=True)
+
+
+def _refuse_last_active_provider(provider: AuthProvider, action: str) -> None:
+    """An account keeps one active provider: `action` ("disable", "delete") is refused on it."""
+    if not _other_active_provider_exists(provider):
+        raise Refused(
+            f"You can not {action} the last active provider of the account.",
+            code=f"cant_{action}_the_last_provider",
+        )
+
+
 def _other_active_provider_exists(provider: AuthProvider) -> bool:
     # Lock the account's providers: two concurrent disables must not both pass.
     others = (
@@ -394,13 +400,8 @@ def _other_active_provider_exists(provider: AuthProvider) -> bool:
 @transaction.atomic
 def provider_disable(*, subject: Subject, provider: AuthProvider) -> AuthProvider:
     """Disable a provider and hard-delete the tokens of its identities (signing them out)."""
-    ensure_permissions(subject, P.PROVIDER_MANAGE)
-    provider = in_account(AuthProvider, provider, account_id=subject.account_id, for_update=True)
-    if not _other_active_provider_exists(provider):
-        raise Refused(
-            "You can not disable the last active provider of the account.",
-            code="cant_disable_the_last_provider",
-        )
+    provider = _locked_provider(subject, provider)
+    _refuse_last_active_provider(provider, "disable")
     old = changes.row_image(provider)
     provider.disabled_at = provider.disabled_at or timezone.now()
     _save(provider, creating=False)
@@ -428,8 +429,7 @@ def _drop_stale_default(provider: AuthProvider) -> None:
 
 @transaction.atomic
 def provider_enable(*, subject: Subject, provider: AuthProvider) -> AuthProvider:
-    ensure_permissions(subject, P.PROVIDER_MANAGE)
-    provider = in_account(AuthProvider, provider, account_id=subject.account_id, for_update=True)
+    provider = _locked_provider(subject, provider)
     old = changes.row_image(provider)
     provider.disabled_at = None
     _drop_stale_default(provider)
@@ -442,13 +442,8 @@ def provider_enable(*, subject: Subject, provider: AuthProvider) -> AuthProvider
 def provider_delete(*, subject: Subject, provider: AuthProvider) -> AuthProvider:
     """Hard-delete a provider with its identities (their clients and tokens) and synced
     groups (their memberships, policies and flows). Actors stay."""
-    ensure_permissions(subject, P.PROVIDER_MANAGE)
-    provider = in_account(AuthProvider, provider, account_id=subject.account_id, for_update=True)
-    if not _other_active_provider_exists(provider):
-        raise Refused(
-            "You can not delete the last active provider of the account.",
-            code="cant_delete_the_last_provider",
-        )
+    provider = _locked_provider(subject, provider)
+    _refuse_last_active_provider(provider, "delete")
     changes.delete(provider, subject=subject)
     return provider
 
@@ -466,8 +461,7 @@ def _clear_defaults(account_id: Any, *, subject: Subject) -> None:
 @transaction.atomic
 def provider_assign_default(*, subject: Subject, provider: AuthProvider) -> AuthProvider:
     """Make `provider` the account's default for client sign-in (clearing any other)."""
-    ensure_permissions(subject, P.PROVIDER_MANAGE)
-    provider = in_account(AuthProvider, provider, account_id=subject.account_id, for_update=True)
+    provider = _locked_provider(subject, provider)
     if provider.is_disabled:
         raise Refused("A disabled provider cannot be the default.", code="provider_disabled")
     _clear_defaults(subject.account_id, subject=subject)

@@ -17,10 +17,10 @@ from django.utils import timezone
 from accounts import tokens
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Actor, AuthIdentity, AuthProvider, Token
-from accounts.selectors.accounts import in_account
 from accounts.services.tokens import IssuedToken, token_create
 from firezone import changes
 from firezone.errors import NotFound, ValidationFailed
+from firezone.lookup import get_or_not_found
 
 MSG_FUTURE = "must be in the future"
 
@@ -34,7 +34,7 @@ def _admin_token(
     name: str | None,
     expires_at: datetime | None,
 ) -> IssuedToken:
-    actor = in_account(Actor, actor, account_id=subject.account_id)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
     errors: dict[str, list[str]] = {}
     if actor.type != actor_type:
         errors["actor"] = [f"must be of type {actor_type}"]
@@ -102,7 +102,7 @@ def api_client_token_create(
 def _token_for_change(subject: Subject, token: Token | Any) -> Token:
     """Object check (§3.4): one's own token needs `token:manage_own`, others `token:manage`."""
     ensure_permissions(subject, one_of=(P.TOKEN_MANAGE, P.TOKEN_MANAGE_OWN))
-    token = in_account(Token, token, account_id=subject.account_id, for_update=True)
+    token = get_or_not_found(Token, token, account_id=subject.account_id, for_update=True)
     if token.actor_id is not None and token.actor_id == subject.actor_id:
         ensure_permissions(subject, P.TOKEN_MANAGE_OWN)
     else:
@@ -172,14 +172,14 @@ def _delete_all(subject: Subject, condition: Q) -> int:
 def tokens_delete_for_actor(*, subject: Subject, actor: Actor) -> int:
     """Delete every token of an actor (sessions, clients, API tokens); returns how many."""
     ensure_permissions(subject, P.TOKEN_MANAGE)
-    actor = in_account(Actor, actor, account_id=subject.account_id)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
     return _delete_all(subject, Q(actor=actor))
 
 
 @transaction.atomic
 def tokens_delete_for_identity(*, subject: Subject, identity: AuthIdentity) -> int:
     ensure_permissions(subject, P.TOKEN_MANAGE)
-    identity = in_account(AuthIdentity, identity, account_id=subject.account_id)
+    identity = get_or_not_found(AuthIdentity, identity, account_id=subject.account_id)
     return _delete_all(subject, Q(identity=identity))
 
 
@@ -187,5 +187,5 @@ def tokens_delete_for_identity(*, subject: Subject, identity: AuthIdentity) -> i
 def tokens_delete_for_provider(*, subject: Subject, provider: AuthProvider) -> int:
     """Delete the tokens of every identity of a provider (signs all its users out)."""
     ensure_permissions(subject, P.TOKEN_MANAGE)
-    provider = in_account(AuthProvider, provider, account_id=subject.account_id)
+    provider = get_or_not_found(AuthProvider, provider, account_id=subject.account_id)
     return _delete_all(subject, Q(identity__provider=provider))

@@ -6,27 +6,21 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from accounts.auth import P, Subject, ensure_permissions
+from accounts.auth import P, Subject
+from accounts.selectors.scopes import account_or_own
 from accounts.validation import is_uuid
-from firezone.errors import NotFound
+from firezone.lookup import get_or_not_found
 from gateways.models import Client
 
 
 def _scoped(subject: Subject) -> QuerySet[Client]:
-    ensure_permissions(subject, one_of=(P.CLIENT_MANAGE, P.CLIENT_MANAGE_OWN))
-    queryset = Client.objects.filter(account_id=subject.account_id)
-    if not subject.has(P.CLIENT_MANAGE):
-        queryset = queryset.filter(actor_id=subject.actor_id)
-    return queryset
+    return account_or_own(
+        subject, Client.objects.all(), manage=P.CLIENT_MANAGE, manage_own=P.CLIENT_MANAGE_OWN
+    )
 
 
 def client_get(subject: Subject, *, client_id: Any) -> Client:
-    if client_id is None or not is_uuid(str(client_id)):
-        raise NotFound()
-    client = _scoped(subject).select_related("actor", "identity").filter(pk=client_id).first()
-    if client is None:
-        raise NotFound()
-    return client
+    return get_or_not_found(_scoped(subject).select_related("actor", "identity"), client_id)
 
 
 def client_list(subject: Subject) -> QuerySet[Client]:

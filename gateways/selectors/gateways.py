@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.validation import is_uuid
-from firezone.errors import NotFound
+from firezone.lookup import get_or_not_found
 from gateways.models import Gateway, Site
 from gateways.versions import version_key
 
@@ -25,12 +25,7 @@ def _scoped(subject: Subject) -> QuerySet[Gateway]:
 
 
 def gateway_get(subject: Subject, *, gateway_id: Any) -> Gateway:
-    if gateway_id is None or not is_uuid(str(gateway_id)):
-        raise NotFound()
-    gateway = _scoped(subject).select_related("group").filter(pk=gateway_id).first()
-    if gateway is None:
-        raise NotFound()
-    return gateway
+    return get_or_not_found(_scoped(subject).select_related("group"), gateway_id)
 
 
 def gateway_list(subject: Subject, *, site: Site | Any = None) -> QuerySet[Gateway]:

@@ -8,7 +8,7 @@ from django.db.models import F, Q, QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.validation import is_uuid
-from firezone.errors import NotFound
+from firezone.lookup import get_or_not_found
 from gateways.models import Relay, RelayGroup
 
 # Global (account NULL) rows first, then by age.
@@ -26,12 +26,7 @@ def relay_group_list(subject: Subject) -> QuerySet[RelayGroup]:
 
 
 def relay_group_get(subject: Subject, *, group_id: Any) -> RelayGroup:
-    if group_id is None or not is_uuid(str(group_id)):
-        raise NotFound()
-    group = RelayGroup.objects.filter(_visible(subject), pk=group_id).first()
-    if group is None:
-        raise NotFound()
-    return group
+    return get_or_not_found(RelayGroup.objects.filter(_visible(subject)), group_id)
 
 
 def relay_list(subject: Subject, *, group: RelayGroup | Any = None) -> QuerySet[Relay]:
@@ -45,9 +40,4 @@ def relay_list(subject: Subject, *, group: RelayGroup | Any = None) -> QuerySet[
 
 
 def relay_get(subject: Subject, *, relay_id: Any) -> Relay:
-    if relay_id is None or not is_uuid(str(relay_id)):
-        raise NotFound()
-    relay = Relay.objects.filter(_visible(subject), pk=relay_id).first()
-    if relay is None:
-        raise NotFound()
-    return relay
+    return get_or_not_found(Relay.objects.filter(_visible(subject)), relay_id)

@@ -8,8 +8,8 @@ from django.db.models import QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Account
-from accounts.validation import is_uuid
 from firezone.errors import NotFound
+from firezone.lookup import get_or_not_found
 from gateways.models import INTERNET_SITE_NAME, Site
 
 
@@ -19,12 +19,7 @@ def _scoped(subject: Subject) -> QuerySet[Site]:
 
 
 def site_get(subject: Subject, *, site_id: Any) -> Site:
-    if site_id is None or not is_uuid(str(site_id)):
-        raise NotFound()
-    site = _scoped(subject).filter(pk=site_id).first()
-    if site is None:
-        raise NotFound()
-    return site
+    return get_or_not_found(_scoped(subject), site_id)
 
 
 def site_list(subject: Subject, *, include_internet: bool = False) -> QuerySet[Site]:

@@ -1,123 +1,35 @@
-"""Clients (end-user devices): upsert on connect, rename, verification, deletion (domain.md §2.8).
-
-Also home of the input checks shared with gateways and relays (public keys, names, the
-`last_seen_*` columns taken from the request context).
-"""
+"""Clients (end-user devices): upsert on connect, rename, verification, deletion (§2.8)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import IntegrityError, connection, models, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from accounts.auth import Context, P, Subject, ensure_permissions
+from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Actor
-from accounts.validation import MSG_BLANK, MSG_INVALID, is_uuid
 from firezone import changes
-from firezone.errors import NotFound, ValidationFailed
+from firezone.lookup import get_or_not_found
 from firezone.names import short_device_name
 from gateways.models import Client
-from gateways.services.addresses import address_allocate
-from gateways.versions import parse_version
-
-MSG_TAKEN = "has already been taken"
-PUBLIC_KEY_LENGTH = 44
-
-
-# --- shared input checks (clients, gateways, relays) --------------------------------------------
-
-
-def length_errors(value: str, *, minimum: int = 1, maximum: int = 255) -> list[str]:
-    if len(value) < minimum:
-        return [MSG_BLANK] if not value else [f"should be at least {minimum} character(s)"]
-    if len(value) > maximum:
-        return [f"should be at most {maximum} character(s)"]
-    return []
-
-
-def public_key_errors(public_key: str | None) -> list[str]:
-    """A WireGuard public key: valid base64, exactly 44 characters."""
-    if not public_key:
-        return [MSG_BLANK]
-    errors = []
-    try:
-        base64.b64decode(public_key, validate=True)
-    except (binascii.Error, ValueError):
-        errors.append("must be a base64-encoded string")
-    if len(public_key) != PUBLIC_KEY_LENGTH:
-        errors.append(f"should be {PUBLIC_KEY_LENGTH} character(s)")
-    return errors
-
-
-def raise_errors(errors: Mapping[str, Sequence[str]]) -> None:
-    """Raise ValidationFailed with the fields that have messages, if any."""
-    errors = {field: list(msgs) for field, msgs in errors.items() if msgs}
-    if errors:
-        raise ValidationFailed(errors)
-
-
-def last_seen_values(context: Context, errors: dict[str, list[str]]) -> dict[str, Any]:
-    """The `last_seen_*` columns from the request context; the version comes from the user agent
-    ("is invalid" on `last_seen_user_agent` when it names no Firezone component)."""
-    user_agent = (context.user_agent or "")[:255]
-    version = parse_version(user_agent)
-    if version is None:
-        errors.setdefault("last_seen_user_agent", []).append(MSG_INVALID)
-    if not context.remote_ip:
-        errors.setdefault("last_seen_remote_ip", []).append(MSG_BLANK)
-    return {
-        "last_seen_user_agent": user_agent,
-        "last_seen_remote_ip": context.remote_ip,
-        "last_seen_remote_ip_location_region": context.remote_ip_location_region,
-        "last_seen_remote_ip_location_city": context.remote_ip_location_city,
-        "last_seen_remote_ip_location_lat": context.remote_ip_location_lat,
-        "last_seen_remote_ip_location_lon": context.remote_ip_location_lon,
-        "last_seen_version": version,
-    }
-
-
-def load_for_update(
-    queryset: models.QuerySet, obj_or_id: models.Model | Any, **scope: Any
-) -> models.Model:
-    """Reload a row (given as instance or id) within `scope`, locked; NotFound otherwise."""
-    pk = obj_or_id.pk if isinstance(obj_or_id, models.Model) else obj_or_id
-    if pk is None or not is_uuid(str(pk)):
-        raise NotFound()
-    found = queryset.select_for_update().filter(pk=pk, **scope).first()
-    if found is None:
-        raise NotFound()
-    return found
-
-
-def allocate_missing_addresses(instance: Client | Any) -> None:
-    """Give a client or gateway its tunnel addresses if it has none yet (same transaction)."""
-    values = {}
-    for field in ("ipv4", "ipv6"):
-        if getattr(instance, field) is None:
-            values[field] = address_allocate(account_id=instance.account_id, type=field)
-    if values:
-        type(instance).objects.filter(pk=instance.pk).update(**values)
-        for field, value in values.items():
-            setattr(instance, field, value)
-
-
-def constraint_error(
-    exc: IntegrityError, by_constraint: Mapping[str, tuple[str, str]]
-) -> ValidationFailed | None:
-    """The field error a unique-index violation stands for, or None if it is another error."""
-    diag = getattr(exc.__cause__, "diag", None)
-    name = getattr(diag, "constraint_name", None) or ""
-    for constraint, (field, message) in by_constraint.items():
-        if constraint == name or constraint in str(exc):
-            return ValidationFailed({field: [message]})
-    return None
-
+from gateways.services._common import (
+    MSG_TAKEN,
+    allocate_missing_addresses,
+    length_errors,
+    public_key_errors,
+    raise_errors,
+    rename,
+)
+from gateways.services._upsert import (
+    LAST_SEEN_COLUMNS,
+    last_seen_values,
+    record_upsert,
+    run_upsert,
+    upsert_sql,
+)
 
 # --- clients ------------------------------------------------------------------------------------
 
@@ -132,51 +44,30 @@ _HARDWARE_IDS = (
 # (a NULL comparison counts as a change, as in the original).
 _KEEP_VERIFICATION = " AND ".join(f"(EXCLUDED.{f} = c.{f} OR c.{f} IS NULL)" for f in _HARDWARE_IDS)
 
-_UPSERT_COLUMNS = (
-    "id",
-    "external_id",
-    "name",
-    "public_key",
-    "psk_base",
-    "last_seen_user_agent",
-    "last_seen_remote_ip",
-    "last_seen_remote_ip_location_region",
-    "last_seen_remote_ip_location_city",
-    "last_seen_remote_ip_location_lat",
-    "last_seen_remote_ip_location_lon",
-    "last_seen_version",
-    *_HARDWARE_IDS,
-    "actor_id",
-    "identity_id",
-    "account_id",
-)
-_UPDATED_ON_CONFLICT = (
-    "public_key",
-    "last_seen_user_agent",
-    "last_seen_remote_ip",
-    "last_seen_remote_ip_location_region",
-    "last_seen_remote_ip_location_city",
-    "last_seen_remote_ip_location_lat",
-    "last_seen_remote_ip_location_lon",
-    "last_seen_version",
-    "last_seen_at",
-    "identity_id",
-    *_HARDWARE_IDS,
-    "updated_at",
-)
-
 # The name is deliberately not updated on conflict: reconnects keep the user's name.
-_CLIENT_UPSERT_SQL = f"""
-INSERT INTO {Client._meta.db_table} AS c
-    ({", ".join(_UPSERT_COLUMNS)}, last_seen_at, inserted_at, updated_at)
-VALUES ({", ".join(f"%({col})s" for col in _UPSERT_COLUMNS)}, now(), now(), now())
-ON CONFLICT (account_id, actor_id, external_id) DO UPDATE SET
-    {", ".join(f"{col} = EXCLUDED.{col}" for col in _UPDATED_ON_CONFLICT)},
-    verified_at = CASE WHEN {_KEEP_VERIFICATION} THEN c.verified_at END,
-    verified_by = CASE WHEN {_KEEP_VERIFICATION} THEN c.verified_by END,
-    verified_by_subject = CASE WHEN {_KEEP_VERIFICATION} THEN c.verified_by_subject END
-RETURNING id
-"""  # noqa: S608 (constant identifiers only; values are parameters)
+_CLIENT_UPSERT_SQL = upsert_sql(
+    table=Client._meta.db_table,
+    alias="c",
+    columns=(
+        "id",
+        "external_id",
+        "name",
+        "public_key",
+        "psk_base",
+        *LAST_SEEN_COLUMNS,
+        *_HARDWARE_IDS,
+        "actor_id",
+        "identity_id",
+        "account_id",
+    ),
+    conflict="(account_id, actor_id, external_id)",
+    updated=("public_key", *LAST_SEEN_COLUMNS, "identity_id", *_HARDWARE_IDS),
+    extra_set=(
+        f"verified_at = CASE WHEN {_KEEP_VERIFICATION} THEN c.verified_at END",
+        f"verified_by = CASE WHEN {_KEEP_VERIFICATION} THEN c.verified_by END",
+        f"verified_by_subject = CASE WHEN {_KEEP_VERIFICATION} THEN c.verified_by_subject END",
+    ),
+)
 
 _CLIENT_CONSTRAINTS = {
     "clients_account_id_actor_id_public_key_index": ("public_key", MSG_TAKEN),
@@ -246,25 +137,15 @@ def client_upsert(
         "identity_id": subject.identity.pk if subject.identity is not None else None,
         "account_id": subject.account_id,
     }
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_CLIENT_UPSERT_SQL, params)
-            client_id = cursor.fetchone()[0]
-    except IntegrityError as exc:
-        if (error := constraint_error(exc, _CLIENT_CONSTRAINTS)) is None:
-            raise
-        raise error from exc
-    client = Client.objects.get(pk=client_id)
+    client = run_upsert(Client, _CLIENT_UPSERT_SQL, params, constraints=_CLIENT_CONSTRAINTS)
     allocate_missing_addresses(client)
-
-    if old_image is None:
-        if client.pk == params["id"]:
-            changes.inserted(client, subject=subject)
-        # else: created by a concurrent connect, which recorded the insert.
-        return client
-    if old_image["verified_at"] is not None and client.verified_at is None:
+    if (
+        old_image is not None
+        and old_image["verified_at"] is not None
+        and client.verified_at is None
+    ):
         _delete_flows(client, subject)
-    changes.updated(old_image, client, subject=subject)
+    record_upsert(old_image, client, params["id"], subject=subject)
     return client
 
 
@@ -280,7 +161,7 @@ def _delete_flows(client: Client, subject: Subject | None) -> None:
 def _load_client(subject: Subject, client: Client | Any) -> Client:
     """The subject's own client (`manage_own`) or any client of the account (`manage`)."""
     ensure_permissions(subject, one_of=(P.CLIENT_MANAGE, P.CLIENT_MANAGE_OWN))
-    found = load_for_update(Client.objects, client, account_id=subject.account_id)
+    found = get_or_not_found(Client, client, for_update=True, account_id=subject.account_id)
     if found.actor_id != subject.actor_id:
         ensure_permissions(subject, P.CLIENT_MANAGE)
     return found
@@ -290,12 +171,7 @@ def _load_client(subject: Subject, client: Client | Any) -> Client:
 def client_update(*, subject: Subject, client: Client | Any, name: str) -> Client:
     """Rename a client (the only user-editable field)."""
     client = _load_client(subject, client)
-    name = (name or "").strip()
-    raise_errors({"name": length_errors(name)})
-    old_image = changes.row_image(client)
-    client.name = name
-    client.save(update_fields=["name", "updated_at"])
-    changes.updated(old_image, client, subject=subject)
+    rename(client, name, subject=subject)
     return client
 
 
@@ -344,13 +220,9 @@ def client_delete(*, subject: Subject, client: Client | Any) -> Client:
 def clients_delete_for_actor(*, subject: Subject, actor: Actor | Any) -> int:
     """Hard-delete every client of an actor of the subject's account; returns how many."""
     ensure_permissions(subject, P.CLIENT_MANAGE)
-    actor_id = actor.pk if isinstance(actor, models.Model) else actor
-    if actor_id is None or not is_uuid(str(actor_id)):
-        raise NotFound()
-    if not Actor.objects.filter(pk=actor_id, account_id=subject.account_id).exists():
-        raise NotFound()
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
     clients = list(
-        Client.objects.select_for_update().filter(account_id=subject.account_id, actor_id=actor_id)
+        Client.objects.select_for_update().filter(account_id=subject.account_id, actor_id=actor.pk)
     )
     changes.delete(clients, subject=subject)
     return len(clients)

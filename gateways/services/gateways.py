@@ -7,67 +7,52 @@ import secrets
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 
 from accounts.auth import Context, P, Subject, ensure_permissions
 from accounts.models import Token
 from accounts.services.tokens import invalid_token, token_use
 from firezone import changes
+from firezone.lookup import get_or_not_found
 from gateways.models import Gateway, Site
-from gateways.services.clients import (
+from gateways.services._common import (
     MSG_TAKEN,
     allocate_missing_addresses,
-    constraint_error,
-    last_seen_values,
     length_errors,
-    load_for_update,
     public_key_errors,
     raise_errors,
+    rename,
+)
+from gateways.services._upsert import (
+    LAST_SEEN_COLUMNS,
+    last_seen_values,
+    record_upsert,
+    run_upsert,
+    upsert_sql,
 )
 
 # Default gateway names: 5 characters without look-alikes (0/o, 1/l).
 _NAME_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
-_UPSERT_COLUMNS = (
-    "id",
-    "external_id",
-    "name",
-    "public_key",
-    "psk_base",
-    "last_seen_user_agent",
-    "last_seen_remote_ip",
-    "last_seen_remote_ip_location_region",
-    "last_seen_remote_ip_location_city",
-    "last_seen_remote_ip_location_lat",
-    "last_seen_remote_ip_location_lon",
-    "last_seen_version",
-    "group_id",
-    "account_id",
-)
-_UPDATED_ON_CONFLICT = (
-    "public_key",
-    "last_seen_user_agent",
-    "last_seen_remote_ip",
-    "last_seen_remote_ip_location_region",
-    "last_seen_remote_ip_location_city",
-    "last_seen_remote_ip_location_lat",
-    "last_seen_remote_ip_location_lon",
-    "last_seen_version",
-    "last_seen_at",
-    "updated_at",
-)
-
 # The name is replaced only when the gateway sends one (%(keep_name)s is true when it did not),
 # so a reconnect without a name keeps the current one instead of a new random default.
-_GATEWAY_UPSERT_SQL = f"""
-INSERT INTO {Gateway._meta.db_table} AS g
-    ({", ".join(_UPSERT_COLUMNS)}, last_seen_at, inserted_at, updated_at)
-VALUES ({", ".join(f"%({col})s" for col in _UPSERT_COLUMNS)}, now(), now(), now())
-ON CONFLICT (account_id, group_id, external_id) DO UPDATE SET
-    {", ".join(f"{col} = EXCLUDED.{col}" for col in _UPDATED_ON_CONFLICT)},
-    name = CASE WHEN %(keep_name)s THEN g.name ELSE EXCLUDED.name END
-RETURNING id
-"""  # noqa: S608 (constant identifiers only; values are parameters)
+_GATEWAY_UPSERT_SQL = upsert_sql(
+    table=Gateway._meta.db_table,
+    alias="g",
+    columns=(
+        "id",
+        "external_id",
+        "name",
+        "public_key",
+        "psk_base",
+        *LAST_SEEN_COLUMNS,
+        "group_id",
+        "account_id",
+    ),
+    conflict="(account_id, group_id, external_id)",
+    updated=("public_key", *LAST_SEEN_COLUMNS),
+    extra_set=("name = CASE WHEN %(keep_name)s THEN g.name ELSE EXCLUDED.name END",),
+)
 
 _GATEWAY_CONSTRAINTS = {"gateways_account_id_public_key_index": ("public_key", MSG_TAKEN)}
 
@@ -126,22 +111,9 @@ def gateway_upsert(
         "account_id": site.account_id,
         "keep_name": keep_name,
     }
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_GATEWAY_UPSERT_SQL, params)
-            gateway_id = cursor.fetchone()[0]
-    except IntegrityError as exc:
-        if (error := constraint_error(exc, _GATEWAY_CONSTRAINTS)) is None:
-            raise
-        raise error from exc
-    gateway = Gateway.objects.get(pk=gateway_id)
+    gateway = run_upsert(Gateway, _GATEWAY_UPSERT_SQL, params, constraints=_GATEWAY_CONSTRAINTS)
     allocate_missing_addresses(gateway)
-    if old_image is None:
-        if gateway.pk == params["id"]:
-            changes.inserted(gateway)
-        # else: created by a concurrent connect, which recorded the insert.
-    else:
-        changes.updated(old_image, gateway)
+    record_upsert(old_image, gateway, params["id"])
     return gateway
 
 
@@ -149,13 +121,8 @@ def gateway_upsert(
 def gateway_update(*, subject: Subject, gateway: Gateway | Any, name: str) -> Gateway:
     """Rename a gateway."""
     ensure_permissions(subject, P.GATEWAY_MANAGE)
-    gateway = load_for_update(Gateway.objects, gateway, account_id=subject.account_id)
-    name = (name or "").strip()
-    raise_errors({"name": length_errors(name)})
-    old_image = changes.row_image(gateway)
-    gateway.name = name
-    gateway.save(update_fields=["name", "updated_at"])
-    changes.updated(old_image, gateway, subject=subject)
+    gateway = get_or_not_found(Gateway, gateway, for_update=True, account_id=subject.account_id)
+    rename(gateway, name, subject=subject)
     return gateway
 
 
@@ -163,6 +130,6 @@ def gateway_update(*, subject: Subject, gateway: Gateway | Any, name: str) -> Ga
 def gateway_delete(*, subject: Subject, gateway: Gateway | Any) -> Gateway:
     """Hard-delete a gateway and its flows; the published delete closes its socket."""
     ensure_permissions(subject, P.GATEWAY_MANAGE)
-    gateway = load_for_update(Gateway.objects, gateway, account_id=subject.account_id)
+    gateway = get_or_not_found(Gateway, gateway, for_update=True, account_id=subject.account_id)
     changes.delete(gateway, subject=subject)
     return gateway

@@ -11,7 +11,7 @@ import ipaddress
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.db.models import Q
 
 from accounts.auth import SYSTEM_TRAIL, Context, P, Subject, ensure_permissions
@@ -20,15 +20,23 @@ from accounts.models import Token
 from accounts.services.tokens import IssuedToken, invalid_token, token_create, token_use
 from firezone import changes
 from firezone.errors import Refused, Unauthorized
+from firezone.lookup import get_or_not_found
 from firezone.names import adjective_noun
 from gateways.models import Relay, RelayGroup
-from gateways.services.clients import (
+from gateways.services._common import (
     MSG_TAKEN,
-    constraint_error,
-    last_seen_values,
+    clean_name,
     length_errors,
-    load_for_update,
     raise_errors,
+    rename,
+    save_named,
+)
+from gateways.services._upsert import (
+    LAST_SEEN_COLUMNS,
+    last_seen_values,
+    record_upsert,
+    run_upsert,
+    upsert_sql,
 )
 
 RELAY_GROUP_NAME_MAX_LENGTH = 64
@@ -39,23 +47,11 @@ _GROUP_CONSTRAINTS = {
 }
 
 
-def _clean_group_name(name: str) -> str:
-    name = (name or "").strip()
-    raise_errors({"name": length_errors(name, maximum=RELAY_GROUP_NAME_MAX_LENGTH)})
-    return name
-
-
-def _save_group(group: RelayGroup, *, create: bool) -> None:
-    try:
-        with transaction.atomic():
-            if create:
-                group.save(force_insert=True)
-            else:
-                group.save(update_fields=["name", "updated_at"])
-    except IntegrityError as exc:
-        if (error := constraint_error(exc, _GROUP_CONSTRAINTS)) is None:
-            raise
-        raise error from exc
+def _group_name(name: str | None) -> str:
+    """The given name, checked, or a random "adjective-noun"."""
+    return (
+        adjective_noun() if name is None else clean_name(name, maximum=RELAY_GROUP_NAME_MAX_LENGTH)
+    )
 
 
 def _ensure_self_hosted_relays(subject: Subject) -> None:
@@ -70,9 +66,9 @@ def relay_group_create(*, subject: Subject, name: str | None = None) -> RelayGro
     """Create a self-hosted relay group of the subject's account."""
     ensure_permissions(subject, P.RELAY_MANAGE)
     _ensure_self_hosted_relays(subject)
-    name = adjective_noun() if name is None else _clean_group_name(name)
+    name = _group_name(name)
     group = RelayGroup(account_id=subject.account_id, name=name, **subject.trail())
-    _save_group(group, create=True)
+    save_named(group, create=True, constraints=_GROUP_CONSTRAINTS)
     changes.inserted(group, subject=subject)
     return group
 
@@ -81,7 +77,7 @@ def _load_account_group(subject: Subject, group: RelayGroup | Any) -> RelayGroup
     """A group visible to the subject (own account or global); global ones are read-only."""
     ensure_permissions(subject, P.RELAY_MANAGE)
     scope = Q(account_id=subject.account_id) | Q(account_id__isnull=True)
-    found = load_for_update(RelayGroup.objects.filter(scope), group)
+    found = get_or_not_found(RelayGroup.objects.filter(scope), group, for_update=True)
     if found.is_global:
         raise Unauthorized("Global relay groups cannot be changed.", reason="global_relay_group")
     return found
@@ -91,11 +87,13 @@ def _load_account_group(subject: Subject, group: RelayGroup | Any) -> RelayGroup
 def relay_group_update(*, subject: Subject, group: RelayGroup | Any, name: str) -> RelayGroup:
     """Rename a self-hosted relay group."""
     group = _load_account_group(subject, group)
-    name = _clean_group_name(name)
-    old_image = changes.row_image(group)
-    group.name = name
-    _save_group(group, create=False)
-    changes.updated(old_image, group, subject=subject)
+    rename(
+        group,
+        name,
+        subject=subject,
+        maximum=RELAY_GROUP_NAME_MAX_LENGTH,
+        constraints=_GROUP_CONSTRAINTS,
+    )
     return group
 
 
@@ -110,14 +108,14 @@ def relay_group_delete(*, subject: Subject, group: RelayGroup | Any) -> RelayGro
 @transaction.atomic
 def relay_group_create_global(*, name: str | None = None) -> RelayGroup:
     """System path (seeds, operations): a Firezone-operated relay group (no account)."""
-    name = adjective_noun() if name is None else _clean_group_name(name)
+    name = _group_name(name)
     group = RelayGroup(
         account=None,
         name=name,
         created_by=SYSTEM_TRAIL["created_by"],
         created_by_subject=dict(SYSTEM_TRAIL["created_by_subject"]),
     )
-    _save_group(group, create=True)
+    save_named(group, create=True, constraints=_GROUP_CONSTRAINTS)
     changes.inserted(group)
     return group
 
@@ -139,7 +137,7 @@ def relay_group_token_create(*, subject: Subject, group: RelayGroup | Any) -> Is
 @transaction.atomic
 def relay_group_token_create_global(*, group: RelayGroup) -> IssuedToken:
     """System path: a token (without account) for the relays of a global group."""
-    group = load_for_update(RelayGroup.objects.filter(account_id__isnull=True), group)
+    group = get_or_not_found(RelayGroup, group, for_update=True, account_id__isnull=True)
     return token_create(type=Token.Type.RELAY_GROUP, account=None, relay_group=group)
 
 
@@ -152,37 +150,6 @@ def relay_authenticate(encoded: str, *, context: Context) -> tuple[RelayGroup, T
     return group, token
 
 
-_RELAY_COLUMNS = (
-    "id",
-    "name",
-    "ipv4",
-    "ipv6",
-    "port",
-    "last_seen_user_agent",
-    "last_seen_remote_ip",
-    "last_seen_remote_ip_location_region",
-    "last_seen_remote_ip_location_city",
-    "last_seen_remote_ip_location_lat",
-    "last_seen_remote_ip_location_lon",
-    "last_seen_version",
-    "group_id",
-    "account_id",
-)
-_RELAY_UPDATED_ON_CONFLICT = (
-    "ipv4",
-    "ipv6",
-    "port",
-    "name",
-    "last_seen_user_agent",
-    "last_seen_remote_ip",
-    "last_seen_remote_ip_location_region",
-    "last_seen_remote_ip_location_city",
-    "last_seen_remote_ip_location_lat",
-    "last_seen_remote_ip_location_lon",
-    "last_seen_version",
-    "last_seen_at",
-    "updated_at",
-)
 # Conflict targets: the expression indexes relays_unique_address_index (account relays) and
 # global_relays_unique_address_index (global relays).
 _GLOBAL_TARGET = "((COALESCE(ipv4, ipv6)), port) WHERE account_id IS NULL"
@@ -190,14 +157,22 @@ _ACCOUNT_TARGET = "(account_id, (COALESCE(ipv4, ipv6)), port) WHERE account_id I
 
 
 def _relay_upsert_sql(target: str) -> str:
-    return f"""
-INSERT INTO {Relay._meta.db_table} AS r
-    ({", ".join(_RELAY_COLUMNS)}, last_seen_at, inserted_at, updated_at)
-VALUES ({", ".join(f"%({col})s" for col in _RELAY_COLUMNS)}, now(), now(), now())
-ON CONFLICT {target} DO UPDATE SET
-    {", ".join(f"{col} = EXCLUDED.{col}" for col in _RELAY_UPDATED_ON_CONFLICT)}
-RETURNING id
-"""  # noqa: S608 (constant identifiers only; values are parameters)
+    return upsert_sql(
+        table=Relay._meta.db_table,
+        alias="r",
+        columns=(
+            "id",
+            "name",
+            "ipv4",
+            "ipv6",
+            "port",
+            *LAST_SEEN_COLUMNS,
+            "group_id",
+            "account_id",
+        ),
+        conflict=target,
+        updated=("ipv4", "ipv6", "port", "name", *LAST_SEEN_COLUMNS),
+    )
 
 
 _RELAY_UPSERT_SQL = {
@@ -274,15 +249,8 @@ def relay_upsert(
         "group_id": group.pk,
         "account_id": group.account_id,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_RELAY_UPSERT_SQL[is_global], params)
-        relay_id = cursor.fetchone()[0]
-    relay = Relay.objects.get(pk=relay_id)
-    if old_image is None:
-        if relay.pk == params["id"]:
-            changes.inserted(relay)
-    else:
-        changes.updated(old_image, relay)
+    relay = run_upsert(Relay, _RELAY_UPSERT_SQL[is_global], params)
+    record_upsert(old_image, relay, params["id"])
     return relay
 
 
@@ -291,7 +259,7 @@ def relay_delete(*, subject: Subject, relay: Relay | Any) -> Relay:
     """Hard-delete a self-hosted relay (global relays are refused like their groups)."""
     ensure_permissions(subject, P.RELAY_MANAGE)
     scope = Q(account_id=subject.account_id) | Q(account_id__isnull=True)
-    relay = load_for_update(Relay.objects.filter(scope), relay)
+    relay = get_or_not_found(Relay.objects.filter(scope), relay, for_update=True)
     if relay.account_id is None:
         raise Unauthorized("Global relays cannot be deleted.", reason="global_relay")
     changes.delete(relay, subject=subject)

@@ -12,45 +12,20 @@ from accounts.services.tokens import IssuedToken, token_create
 from billing.limits import can_create_sites
 from firezone import changes
 from firezone.errors import LimitReached, Refused
+from firezone.lookup import get_or_not_found
 from firezone.names import adjective_noun
 from gateways.models import INTERNET_SITE_NAME, Site
-from gateways.services.clients import (
-    MSG_TAKEN,
-    constraint_error,
-    length_errors,
-    load_for_update,
-    raise_errors,
-)
+from gateways.services._common import MSG_TAKEN, clean_name, rename, save_named
 
 SITE_NAME_MAX_LENGTH = 64
 _SITE_CONSTRAINTS = {"gateway_groups_account_id_name_managed_by_index": ("name", MSG_TAKEN)}
-
-
-def _clean_name(name: str) -> str:
-    name = (name or "").strip()
-    raise_errors({"name": length_errors(name, maximum=SITE_NAME_MAX_LENGTH)})
-    return name
-
-
-def _save(site: Site, *, create: bool) -> None:
-    """Save inside a savepoint so a duplicate name becomes a field error, not a broken tx."""
-    try:
-        with transaction.atomic():
-            if create:
-                site.save(force_insert=True)
-            else:
-                site.save(update_fields=["name", "updated_at"])
-    except IntegrityError as exc:
-        if (error := constraint_error(exc, _SITE_CONSTRAINTS)) is None:
-            raise
-        raise error from exc
 
 
 @transaction.atomic
 def site_create(*, subject: Subject, name: str | None = None) -> Site:
     """Create a user site; the name defaults to a random "adjective-noun" (plan limit applies)."""
     ensure_permissions(subject, P.GATEWAY_MANAGE)
-    name = adjective_noun() if name is None else _clean_name(name)
+    name = adjective_noun() if name is None else clean_name(name, maximum=SITE_NAME_MAX_LENGTH)
     # Lock the account so concurrent creations cannot both pass the limit check.
     account = Account.objects.select_for_update().get(pk=subject.account_id)
     if not can_create_sites(account):
@@ -59,14 +34,14 @@ def site_create(*, subject: Subject, name: str | None = None) -> Site:
             code="gateway_groups_limit_reached",
         )
     site = Site(account=account, name=name, managed_by=Site.ManagedBy.ACCOUNT, **subject.trail())
-    _save(site, create=True)
+    save_named(site, create=True, constraints=_SITE_CONSTRAINTS)
     changes.inserted(site, subject=subject)
     return site
 
 
 def _load_user_site(subject: Subject, site: Site | Any) -> Site:
     ensure_permissions(subject, P.GATEWAY_MANAGE)
-    found = load_for_update(Site.objects, site, account_id=subject.account_id)
+    found = get_or_not_found(Site, site, for_update=True, account_id=subject.account_id)
     if found.managed_by != Site.ManagedBy.ACCOUNT:
         raise Refused("The Internet site is managed by the system.", code="managed_by_system")
     return found
@@ -76,11 +51,7 @@ def _load_user_site(subject: Subject, site: Site | Any) -> Site:
 def site_update(*, subject: Subject, site: Site | Any, name: str) -> Site:
     """Rename a user site (the Internet site cannot be changed)."""
     site = _load_user_site(subject, site)
-    name = _clean_name(name)
-    old_image = changes.row_image(site)
-    site.name = name
-    _save(site, create=False)
-    changes.updated(old_image, site, subject=subject)
+    rename(site, name, subject=subject, maximum=SITE_NAME_MAX_LENGTH, constraints=_SITE_CONSTRAINTS)
     return site
 
 
@@ -116,7 +87,7 @@ def site_create_internet(*, account: Account) -> Site:
 def site_token_create(*, subject: Subject, site: Site | Any) -> IssuedToken:
     """Issue a never-expiring token for the gateways of a site (shown once)."""
     ensure_permissions(subject, P.GATEWAY_MANAGE)
-    site = load_for_update(Site.objects, site, account_id=subject.account_id)
+    site = get_or_not_found(Site, site, for_update=True, account_id=subject.account_id)
     return token_create(
         type=Token.Type.GATEWAY_GROUP,
         account=subject.account,

@@ -204,7 +204,9 @@ def test_relay_upsert_inserts_then_updates_by_address_and_port() -> None:
     )
     v6_only = relay_upsert(group=group, token=token, ipv6="2001:db8::9", context=RELAY_CONTEXT)
     assert len({relay.pk, other_port.pk, v6_only.pk}) == 3
-    ops = list(ChangeLog.objects.filter(table="relays").values_list("op", flat=True))
+    ops = list(
+        ChangeLog.objects.filter(table="relays").order_by("lsn").values_list("op", flat=True)
+    )
     assert ops == ["insert", "update", "insert", "insert"]
 
 

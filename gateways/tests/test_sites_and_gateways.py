@@ -258,7 +258,9 @@ def test_gateway_upsert_creates_then_refreshes(django_capture_on_commit_callback
     assert again.public_key == key
     renamed = _connect(site, token, public_key=key, name=" edge-1 ")
     assert renamed.name == "edge-1"
-    ops = list(ChangeLog.objects.filter(table="gateways").values_list("op", flat=True))
+    ops = list(
+        ChangeLog.objects.filter(table="gateways").order_by("lsn").values_list("op", flat=True)
+    )
     assert ops == ["insert", "update", "update"]
     assert ChangeLog.objects.filter(table="gateways").first().subject is None  # system path
 

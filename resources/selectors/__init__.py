@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, TypeVar
 
-from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 
 from firezone.errors import NotFound
 
 M = TypeVar("M", bound=models.Model)
 
 
-def get_or_not_found(queryset: models.QuerySet[M], obj_or_id: Any) -> M:
-    """The row of `queryset` with this id (or the id of this instance); NotFound when missing,
-    outside the queryset's scope (e.g. another account) or not a valid id."""
-    pk = obj_or_id.pk if isinstance(obj_or_id, models.Model) else obj_or_id
-    if pk is None:
-        raise NotFound()
+def get_by_id_or_persistent_id(queryset: models.QuerySet[M], value: Any) -> M:
+    """The row of `queryset` whose `id` or stable `persistent_id` (old links) is `value` (the
+    lowest id if both match different rows); NotFound when none does or `value` is no UUID."""
     try:
-        return queryset.get(pk=pk)
-    except (queryset.model.DoesNotExist, ValidationError, ValueError, TypeError):
+        pk = uuid.UUID(str(value))
+    except ValueError:
         raise NotFound() from None
+    found = queryset.filter(Q(id=pk) | Q(persistent_id=pk)).order_by("id").first()
+    if found is None:
+        raise NotFound()
+    return found

@@ -7,8 +7,8 @@ from typing import Any
 from django.db.models import Model, QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
+from firezone.lookup import get_or_not_found
 from resources.models import Flow
-from resources.selectors import get_or_not_found
 
 ORDERING = ("-inserted_at", "-id")  # newest first, as the (account, fk, inserted_at DESC) indexes
 

@@ -6,15 +6,14 @@ whose group the subject's actor is a member of.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
-from firezone.errors import NotFound
+from firezone.lookup import get_or_not_found
 from resources.models import Policy
-from resources.selectors import get_or_not_found
+from resources.selectors import get_by_id_or_persistent_id
 
 ORDERING = ("inserted_at", "id")  # domain.md §0.7
 
@@ -39,20 +38,9 @@ def policy_get(subject: Subject, policy_id: Any) -> Policy:
 
 def policy_get_by_id_or_persistent_id(subject: Subject, id_: Any) -> Policy:
     _ensure_view(subject)
-    try:
-        value = uuid.UUID(str(id_))
-    except ValueError:
-        raise NotFound() from None
-    found = (
-        _scope(subject)
-        .filter(Q(id=value) | Q(persistent_id=value))
-        .select_related("actor_group", "resource")
-        .order_by("id")
-        .first()
+    return get_by_id_or_persistent_id(
+        _scope(subject).select_related("actor_group", "resource"), id_
     )
-    if found is None:
-        raise NotFound()
-    return found
 
 
 def policy_list(

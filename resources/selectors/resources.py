@@ -16,9 +16,10 @@ from accounts.auth import P, Subject, ensure_permissions
 from accounts.features import feature_enabled
 from accounts.models import ActorGroup
 from firezone.errors import NotFound
+from firezone.lookup import get_or_not_found
 from gateways.models import Gateway
 from resources.models import Policy, Resource, ResourceConnection
-from resources.selectors import get_or_not_found
+from resources.selectors import get_by_id_or_persistent_id
 
 ORDERING = ("name", "inserted_at", "id")  # domain.md §0.7
 
@@ -53,14 +54,7 @@ def resource_get(subject: Subject, resource_id: Any) -> Resource:
 def resource_get_by_id_or_persistent_id(subject: Subject, id_: Any) -> Resource:
     """By id, or by the stable `persistent_id` (old links)."""
     _ensure_view(subject)
-    try:
-        value = uuid.UUID(str(id_))
-    except ValueError:
-        raise NotFound() from None
-    found = _scope(subject).filter(Q(id=value) | Q(persistent_id=value)).order_by("id").first()
-    if found is None:
-        raise NotFound()
-    return found
+    return get_by_id_or_persistent_id(_scope(subject), id_)
 
 
 def resource_list(
@@ -97,7 +91,7 @@ def internet_resource_get(subject: Subject) -> Resource:
 def resources_for_gateway(subject: Subject, gateway: Gateway | Any) -> QuerySet[Resource]:
     """Resources connected to the gateway's site (as far as the subject may see them)."""
     _ensure_view(subject)
-    gateway = get_or_not_found(Gateway.objects.filter(account_id=subject.account_id), gateway)
+    gateway = get_or_not_found(Gateway, gateway, account_id=subject.account_id)
     return (
         _scope(subject)
         .filter(

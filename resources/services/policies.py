@@ -15,9 +15,9 @@ from accounts.auth import P, Subject, ensure_permissions, trail_for
 from accounts.models import ActorGroup, AuthProvider
 from firezone import changes
 from firezone.errors import ValidationFailed
+from firezone.lookup import get_or_not_found
 from resources import conditions as conds
 from resources.models import Flow, Policy, Resource
-from resources.selectors import get_or_not_found
 from resources.services.resources import UNSET
 
 MSG_BLANK: Final = "can't be blank"
@@ -57,14 +57,14 @@ def _group(subject: Subject, group_id: Any, errors: dict[str, list[str]]) -> Act
         errors["actor_group_id"] = [MSG_BLANK]
         return None
     # Another account's group is reported as missing (NotFound), never as a form error.
-    return get_or_not_found(ActorGroup.objects.filter(account_id=subject.account_id), group_id)
+    return get_or_not_found(ActorGroup, group_id, account_id=subject.account_id)
 
 
 def _resource(subject: Subject, resource_id: Any, errors: dict[str, list[str]]) -> Resource | None:
     if resource_id is None or resource_id == "":
         errors["resource_id"] = [MSG_BLANK]
         return None
-    return get_or_not_found(Resource.objects.filter(account_id=subject.account_id), resource_id)
+    return get_or_not_found(Resource, resource_id, account_id=subject.account_id)
 
 
 def _save(policy: Policy, *, create: bool) -> None:
@@ -94,9 +94,7 @@ def _duplicate_exists(policy: Policy) -> bool:
 
 
 def _load(subject: Subject, policy: Policy | Any) -> Policy:
-    return get_or_not_found(
-        Policy.objects.select_for_update().filter(account_id=subject.account_id), policy
-    )
+    return get_or_not_found(Policy, policy, for_update=True, account_id=subject.account_id)
 
 
 def _end_flows(policy: Policy, subject: Subject) -> None:
@@ -241,17 +239,13 @@ def policies_delete_for(
         raise TypeError("policies_delete_for needs exactly one of resource, actor_group, provider")
     policies = Policy.objects.filter(account_id=subject.account_id)
     if resource is not None:
-        target = get_or_not_found(Resource.objects.filter(account_id=subject.account_id), resource)
+        target = get_or_not_found(Resource, resource, account_id=subject.account_id)
         policies = policies.filter(resource_id=target.pk)
     elif actor_group is not None:
-        target_group = get_or_not_found(
-            ActorGroup.objects.filter(account_id=subject.account_id), actor_group
-        )
+        target_group = get_or_not_found(ActorGroup, actor_group, account_id=subject.account_id)
         policies = policies.filter(actor_group_id=target_group.pk)
     else:
-        target_provider = get_or_not_found(
-            AuthProvider.objects.filter(account_id=subject.account_id), provider
-        )
+        target_provider = get_or_not_found(AuthProvider, provider, account_id=subject.account_id)
         policies = policies.filter(actor_group__provider_id=target_provider.pk)
     deleted = list(policies.select_for_update())
     changes.delete(deleted, subject=subject)

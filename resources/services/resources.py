@@ -18,10 +18,10 @@ from accounts.features import feature_enabled
 from accounts.models import Account
 from firezone import changes
 from firezone.errors import NotFound, Refused, ValidationFailed
+from firezone.lookup import get_or_not_found
 from gateways.models import INTERNET_SITE_NAME, Site
 from resources import addresses
 from resources.models import Flow, Resource, ResourceConnection
-from resources.selectors import get_or_not_found
 
 
 class _Unset:
@@ -177,9 +177,7 @@ def _disconnect(connection: ResourceConnection, subject: Subject | None) -> None
 
 
 def _load_for_update(subject: Subject, resource: Resource | Any) -> Resource:
-    return get_or_not_found(
-        Resource.objects.select_for_update().filter(account_id=subject.account_id), resource
-    )
+    return get_or_not_found(Resource, resource, for_update=True, account_id=subject.account_id)
 
 
 # --- services -----------------------------------------------------------------------------------
