@@ -10,7 +10,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from accounts.admin_helpers import (
@@ -31,6 +30,7 @@ from accounts.models import (
     ChangeLog,
     Token,
 )
+from accounts.services.accounts import account_disable
 
 TIMESTAMPS = ("inserted_at", "updated_at")
 DISABLED_REASON_DEFAULT = "Disabled by Firezone staff"
@@ -187,13 +187,10 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.action(description="Disable selected accounts", permissions=["change"])
     def disable_accounts(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
         reason = (request.POST.get("reason") or "").strip() or DISABLED_REASON_DEFAULT
-        now = timezone.now()
         count = 0
-        # save() per row (not update()) so model signals and the admin log see each change.
+        # Through the service: it records the change and deletes the account's flows (§2.1).
         for account in queryset.filter(disabled_at__isnull=True):
-            account.disabled_at = now
-            account.disabled_reason = reason
-            account.save(update_fields=["disabled_at", "disabled_reason", "updated_at"])
+            account_disable(account=account, reason=reason)
             self.log_change(request, account, f"Disabled: {reason}")
             count += 1
         self.message_user(request, f"Disabled {count} account(s).", messages.SUCCESS)

@@ -44,7 +44,6 @@ def world():
         secret_salt="token-salt", secret_hash="token-hash"
     )
     ChangeLog.objects.create(
-        lsn=1,
         account_id=world.account.id,
         table="auth_providers",
         op="insert",
