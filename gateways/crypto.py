@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
+
+from django.core import signing
+from django.core.serializers.json import DjangoJSONEncoder
 
 # Gateways get relay credentials valid this long from each push (clients: their token expiry).
 GATEWAY_RELAY_CREDENTIALS_LIFETIME = timedelta(days=90)
 PSK_BASE_LENGTH = 32
+# Signed correlation refs handed to gateways (authorize_flow / request_connection / allow_access)
+# and echoed back in flow_authorized / connection_ready (protocol.md §3.2.4).
+REF_SALT: Final = "gateway_reply_ref"
+# A gateway answers within seconds; a day only bounds how long a leaked ref stays usable.
+REF_MAX_AGE: Final = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +104,66 @@ def ice_credentials(
         client=IceCredentials(username=h[0:4], password=h[4:26]),
         gateway=IceCredentials(username=h[26:30], password=h[30:52]),
     )
+
+
+class _Device(Protocol):
+    id: Any
+    public_key: str
+    psk_base: Any
+
+
+def _psk_bytes(value: Any) -> bytes:
+    # BinaryField values come back from the database as memoryview.
+    return bytes(value) if value is not None else b""
+
+
+def pair_credentials(client: _Device, gateway: _Device) -> tuple[str, IceCredentialsPair]:
+    """Preshared key and ICE credentials of a client/gateway pair (§5.4 steps 5-6), from rows."""
+    psk = preshared_key(
+        client_id=client.id,
+        client_public_key=client.public_key,
+        client_psk_base=_psk_bytes(client.psk_base),
+        gateway_id=gateway.id,
+        gateway_public_key=gateway.public_key,
+        gateway_psk_base=_psk_bytes(gateway.psk_base),
+    )
+    ice = ice_credentials(
+        client_id=client.id,
+        client_public_key=client.public_key,
+        gateway_id=gateway.id,
+        gateway_public_key=gateway.public_key,
+    )
+    return psk, ice
+
+
+class _RefSerializer:
+    """JSON that also accepts UUIDs and datetimes (they come back as strings)."""
+
+    def dumps(self, obj: Any) -> bytes:
+        return json.dumps(obj, cls=DjangoJSONEncoder, separators=(",", ":")).encode("latin-1")
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data.decode("latin-1"))
+
+
+def sign_ref(data: dict[str, Any]) -> str:
+    """An opaque, unforgeable correlation token a gateway echoes back (any server process
+    sharing SECRET_KEY can verify it). Signed, not encrypted: put nothing in it the gateway may
+    not see (it already receives the PSK and ICE credentials in the same message)."""
+    return signing.dumps(data, salt=REF_SALT, serializer=_RefSerializer, compress=True)
+
+
+def verify_ref(ref: Any, *, max_age: timedelta = REF_MAX_AGE) -> dict[str, Any] | None:
+    """The data of a ref made by `sign_ref`, or None if it is not a string, was tampered with,
+    is older than `max_age` or does not decode to an object."""
+    if not isinstance(ref, str) or not ref:
+        return None
+    try:
+        data = signing.loads(ref, salt=REF_SALT, serializer=_RefSerializer, max_age=max_age)
+    except (signing.BadSignature, ValueError, TypeError, zlib.error):
+        # SignatureExpired is a BadSignature; JSON/unicode errors are ValueErrors.
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def relay_username_salt(device_public_key: str) -> str:

@@ -140,3 +140,59 @@ def test_every_vector_section_is_covered() -> None:
         "relay_credentials",
         "external_id",
     }
+
+
+# --- pair credentials from rows, signed refs ----------------------------------------------------
+
+
+class _Row:
+    def __init__(self, id: str, public_key: str, psk_base: object) -> None:
+        self.id, self.public_key, self.psk_base = id, public_key, psk_base
+
+
+def test_pair_credentials_from_rows_match_the_vectors() -> None:
+    psk_v = load(PORTAL_VECTORS)["preshared_key"]
+    ice_v = load(PORTAL_VECTORS)["ice_credentials"]
+    # psk_base comes back from PostgreSQL as a memoryview.
+    client = _Row(
+        psk_v["client_id"],
+        psk_v["client_public_key"],
+        memoryview(bytes.fromhex(psk_v["client_psk_base_hex"])),
+    )
+    gateway = _Row(
+        uuid.UUID(psk_v["gateway_id"]),  # type: ignore[arg-type]
+        psk_v["gateway_public_key"],
+        bytes.fromhex(psk_v["gateway_psk_base_hex"]),
+    )
+    psk, ice = crypto.pair_credentials(client, gateway)
+    assert psk == psk_v["expected"]
+    assert ice.client.as_dict() == ice_v["expected"]["client"]
+    assert ice.gateway.as_dict() == ice_v["expected"]["gateway"]
+
+
+def test_signed_ref_round_trip_with_uuids() -> None:
+    data = {"client_id": uuid.uuid4(), "resource_id": "r", "n": 3, "nested": {"a": [1, 2]}}
+    ref = crypto.sign_ref(data)
+    assert isinstance(ref, str) and ref
+    assert crypto.verify_ref(ref) == {**data, "client_id": str(data["client_id"])}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, 12, "", "garbage", "SFMyNTY.g2gDbQAAAAhvcGFxdWUtcmVmbgYAnmPnnJIBYgABUYA.5-aLUjF4R"],
+)
+def test_verify_ref_rejects_foreign_values(bad: object) -> None:
+    assert crypto.verify_ref(bad) is None
+
+
+def test_verify_ref_rejects_tampering_other_salts_and_old_refs() -> None:
+    from datetime import timedelta
+
+    from django.core import signing
+
+    ref = crypto.sign_ref({"flow": "x"})
+    head, _, tail = ref.rpartition(":")
+    assert crypto.verify_ref(f"{head}:{'A' if tail[0] != 'A' else 'B'}{tail[1:]}") is None
+    assert crypto.verify_ref(signing.dumps({"flow": "x"}, salt="other")) is None
+    assert crypto.verify_ref(signing.dumps(["not", "a", "dict"], salt=crypto.REF_SALT)) is None
+    assert crypto.verify_ref(ref, max_age=timedelta(seconds=-1)) is None

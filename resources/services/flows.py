@@ -7,6 +7,7 @@ gateway directly); deletes are broadcast so gateways revoke or re-authorise.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -17,10 +18,10 @@ from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import ActorGroupMembership
 from firezone import changes
 from firezone.errors import NotFound, Refused
+from firezone.lookup import get_or_not_found
 from gateways.models import Client, Gateway
 from resources import conditions as conds
 from resources.models import Flow, Resource
-from resources.selectors import get_or_not_found
 from resources.selectors.policies import policies_for_client_resource
 
 # When neither the policy nor the session token expires (e.g. a service-account token without
@@ -36,6 +37,14 @@ class FlowForbidden(Refused):
     def __init__(self, violated_properties: Iterable[str] = ()) -> None:
         super().__init__("You are not allowed to access this resource.", code="forbidden")
         self.violated_properties: tuple[str, ...] = tuple(violated_properties)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """A policy the caller already found satisfied, with its conditions' expiry (None = none)."""
+
+    policy_id: Any
+    expires_at: datetime | None = None
 
 
 def client_request_context(client: Client, *, now: datetime | None = None) -> conds.RequestContext:
@@ -58,6 +67,7 @@ def flow_authorize(
     resource: Resource | Any,
     gateway: Gateway | Any,
     request_context: conds.RequestContext | None = None,
+    decision: PolicyDecision | None = None,
 ) -> Flow:
     """Authorise the subject's own `client` to reach `resource` through `gateway` and record it.
 
@@ -66,37 +76,48 @@ def flow_authorize(
     → FlowForbidden carrying the violated condition properties. The flow ends at the earlier of
     the policy's and the session token's expiry (capped at MAX_FLOW_LIFETIME when neither has
     one). `request_context` defaults to the client's last-seen connection.
+
+    With `decision` (conditions already evaluated by the caller, e.g. the client socket's cache,
+    protocol.md §5.4) the policy is only checked to still grant the resource through this site
+    (NotFound otherwise) and its conditions are not evaluated again.
     """
     ensure_permissions(subject, P.FLOW_CREATE)
     account_id = subject.account_id
     # Only one's own client: another actor's device is as invisible as another account's.
-    client = get_or_not_found(
-        Client.objects.filter(account_id=account_id, actor_id=subject.actor_id), client
-    )
-    resource = get_or_not_found(Resource.objects.filter(account_id=account_id), resource)
-    gateway = get_or_not_found(Gateway.objects.filter(account_id=account_id), gateway)
+    client = get_or_not_found(Client, client, account_id=account_id, actor_id=subject.actor_id)
+    resource = get_or_not_found(Resource, resource, account_id=account_id)
+    gateway = get_or_not_found(Gateway, gateway, account_id=account_id)
     if subject.token_id is None:
         raise Refused("A flow needs the client's session token.", code="missing_token")
 
-    ctx = request_context or client_request_context(client)
     candidates = policies_for_client_resource(
         account_id=account_id,
         actor_id=client.actor_id,
         resource_id=resource.pk,
         site_id=gateway.group_id,
     )
-    policy, result = conds.evaluate_policies(((p, p.conditions) for p in candidates), ctx)
-    if policy is None:
-        raise FlowForbidden(result.violated_properties)
+    if decision is None:
+        ctx = request_context or client_request_context(client)
+        now = ctx.now
+        policy, result = conds.evaluate_policies(((p, p.conditions) for p in candidates), ctx)
+        if policy is None:
+            raise FlowForbidden(result.violated_properties)
+        condition_expiry = result.expires_at
+    else:
+        now = request_context.now if request_context is not None else timezone.now()
+        policy = candidates.filter(pk=decision.policy_id).first()
+        if policy is None:  # deleted, disabled or disconnected since the caller evaluated it
+            raise NotFound()
+        condition_expiry = decision.expires_at
     membership = ActorGroupMembership.objects.filter(
         account_id=account_id, actor_id=client.actor_id, group_id=policy.actor_group_id
     ).first()
     if membership is None:  # pragma: no cover - the candidate query joined through it
         raise NotFound()
 
-    expires_at = conds.authorization_expiry(result.expires_at, subject.expires_at)
+    expires_at = conds.authorization_expiry(condition_expiry, subject.expires_at)
     if expires_at is None:
-        expires_at = ctx.now + MAX_FLOW_LIFETIME
+        expires_at = now + MAX_FLOW_LIFETIME
 
     flow = Flow.objects.create(
         account_id=account_id,
