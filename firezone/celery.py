@@ -16,4 +16,5 @@ app.autodiscover_tasks()
 # Every periodic job of the product, declared once. Tasks are idempotent (acks_late).
 app.conf.beat_schedule = {
     "heartbeat": {"task": "firezone.tasks.heartbeat", "schedule": 30.0},
+    "presence-sweep": {"task": "gateways.tasks.presence_sweep", "schedule": 10.0},
 }
