@@ -14,4 +14,6 @@ RUN pip install . && useradd --system --home /app firezone \
     && DEBUG=true python manage.py collectstatic --noinput
 USER firezone
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "firezone.asgi:application"]
+# Device sockets: no lifetime cap (idle ones are closed by the app), pings every 25 s.
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--websocket_timeout", "-1", \
+     "--ping-interval", "25", "--ping-timeout", "30", "firezone.asgi:application"]

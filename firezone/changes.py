@@ -39,6 +39,17 @@ def session_group(token_id: Any) -> str:
     return f"session.{token_id}"
 
 
+# Rows that also publish to a group of their own, `<prefix>.<id>`: a relay socket listens there
+# for the deletion of its relay or relay group. Global relays and groups have no account, so the
+# account group alone would never carry their changes.
+OWN_GROUP_PREFIXES: dict[str, str] = {"relays": "relay", "relay_groups": "relay_group"}
+
+
+def own_group(table: str, row_id: Any) -> str | None:
+    prefix = OWN_GROUP_PREFIXES.get(table)
+    return f"{prefix}.{row_id}" if prefix and row_id else None
+
+
 # Secrets never reach the change log or the channel layer: token hashes and salts, password
 # hashes, and the client secrets / OAuth tokens inside provider JSON (adapter_config,
 # adapter_state, provider_state). The key stays, so a consumer still sees that it changed.
@@ -257,6 +268,8 @@ def record(
         new=new_data,
     )
     groups = [account_group(account_id)] if (publish and account_id) else []
+    if publish and (own := own_group(table, (new_data or old_data or {}).get("id"))):
+        groups.append(own)
     groups.extend(extra_groups)
     if groups:
         send_after_commit(groups, change.as_message())

@@ -25,6 +25,11 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = BASE_DIR / ".data"
+# Device sockets live for days: no daphne lifetime cap (the default 86400 s would drop every
+# device daily); the Phoenix layer closes idle ones itself (protocol.md §1.1). WebSocket pings
+# every 25 s find dead TCP peers between the devices' 30 s heartbeats. Same in compose.yaml and
+# the Dockerfile.
+DAPHNE_SOCKET_OPTIONS = "--websocket_timeout -1 --ping-interval 25 --ping-timeout 30"
 
 
 def _free_port() -> int:
@@ -143,7 +148,8 @@ def cmd_run() -> int:
         print(f"\n  Portal:  {url}/\n  Admin:   {url}/admin/\n  Health:  {url}/healthz\n")
         celery = f"{python} -m celery -A firezone"
         processes = {
-            "web": f"{python} -m daphne -b 127.0.0.1 -p {port} firezone.asgi:application",
+            "web": f"{python} -m daphne -b 127.0.0.1 -p {port} {DAPHNE_SOCKET_OPTIONS} "
+            "firezone.asgi:application",
             "worker": f"{celery} worker -l info --concurrency 2",
             "beat": f"{celery} beat -l info -s {DATA_DIR / 'celerybeat-schedule'}",
         }

@@ -1,21 +1,19 @@
-"""WebSocket routes of the three device kinds."""
+"""WebSocket routes of the three device kinds (protocol.md §1.1).
+
+A plain HTTP request on these paths (no upgrade) is answered 400 with an empty body by the HTTP
+side (`firezone.urls`).
+"""
 
 from __future__ import annotations
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
 
-
-class NotYetAvailableConsumer(AsyncWebsocketConsumer):
-    """Placeholder until the device sockets land: refuse with a clear close (4000 + reason)."""
-
-    async def connect(self) -> None:
-        await self.accept()
-        await self.close(code=4000, reason="device sockets are not available yet")
-
+from gateways.consumers.client import ClientConsumer
+from gateways.consumers.gateway import GatewayConsumer
+from gateways.consumers.relay import RelayConsumer
 
 websocket_urlpatterns = [
-    path("client/websocket", NotYetAvailableConsumer.as_asgi()),
-    path("gateway/websocket", NotYetAvailableConsumer.as_asgi()),
-    path("relay/websocket", NotYetAvailableConsumer.as_asgi()),
+    path("client/websocket", ClientConsumer.as_asgi()),
+    path("gateway/websocket", GatewayConsumer.as_asgi()),
+    path("relay/websocket", RelayConsumer.as_asgi()),
 ]

@@ -180,6 +180,12 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("TRUST_PROXY_HEADERS", default=False) else None
 )
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Device sockets take the client address from X-Forwarded-For, skipping these proxies (CIDRs)
+# and private ranges unless listed as private clients (protocol.md §2.2).
+TRUSTED_PROXIES = env.list("PHOENIX_EXTERNAL_TRUSTED_PROXIES", default=[])
+PRIVATE_CLIENTS = env.list("PHOENIX_PRIVATE_CLIENTS", default=[])
+# Delay before a relay leave is pushed to clients/gateways (§4.4); live-server tests shorten it.
+RELAYS_PRESENCE_DEBOUNCE_MS = env.int("RELAYS_PRESENCE_DEBOUNCE_MS", default=3000)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 
 # Billing (Stripe) and directory sync (WorkOS). Empty keys mean the integration is off.

@@ -145,11 +145,14 @@ async def test_device_socket_paths_are_routed(kind: str) -> None:
     from firezone.asgi import application
 
     communicator = WebsocketCommunicator(application, f"/{kind}/websocket")
-    connected, _ = await communicator.connect()
-    assert connected
-    output = await communicator.receive_output()
-    assert output["type"] == "websocket.close"
-    await communicator.disconnect()
+    # Routed to the device socket, which refuses an upgrade without a token (protocol.md §2.6).
+    communicator.scope["extensions"] = {"websocket.http.response": {}}
+    await communicator.send_input({"type": "websocket.connect"})
+    start = await communicator.receive_output()
+    body = await communicator.receive_output()
+    assert (start["type"], start["status"]) == ("websocket.http.response.start", 401)
+    assert body["body"] == b"Missing token"
+    await communicator.wait()
 
 
 async def test_unknown_socket_path_is_refused() -> None:
