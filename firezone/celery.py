@@ -17,4 +17,6 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "heartbeat": {"task": "firezone.tasks.heartbeat", "schedule": 30.0},
     "presence-sweep": {"task": "gateways.tasks.presence_sweep", "schedule": 10.0},
+    "flows-delete-expired": {"task": "resources.tasks.flows_delete_expired", "schedule": 60.0},
+    "tokens-delete-expired": {"task": "accounts.tasks.tokens_delete_expired", "schedule": 300.0},
 }

@@ -189,3 +189,17 @@ def tokens_delete_for_provider(*, subject: Subject, provider: AuthProvider) -> i
     ensure_permissions(subject, P.TOKEN_MANAGE)
     provider = get_or_not_found(AuthProvider, provider, account_id=subject.account_id)
     return _delete_all(subject, Q(identity__provider=provider))
+
+
+@transaction.atomic
+def tokens_delete_expired(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """System job (protocol.md §5.7, §6.1; every 5 minutes): hard-delete up to `limit` tokens
+    whose expiry passed, so their sockets are closed and their flows deleted (gateways revoke
+    them). Returns how many tokens were deleted; the caller repeats while it gets `limit`."""
+    expired = list(
+        Token.objects.filter(expires_at__lte=now or timezone.now())
+        .order_by("expires_at", "id")
+        .select_for_update(skip_locked=True)[:limit]
+    )
+    recorded = changes.delete(expired)
+    return sum(1 for c in recorded if c.table == "tokens")
