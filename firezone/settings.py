@@ -186,6 +186,8 @@ TRUSTED_PROXIES = env.list("PHOENIX_EXTERNAL_TRUSTED_PROXIES", default=[])
 PRIVATE_CLIENTS = env.list("PHOENIX_PRIVATE_CLIENTS", default=[])
 # Delay before a relay leave is pushed to clients/gateways (§4.4); live-server tests shorten it.
 RELAYS_PRESENCE_DEBOUNCE_MS = env.int("RELAYS_PRESENCE_DEBOUNCE_MS", default=3000)
+# How often a client socket re-evaluates its policies against the clock (§5.7).
+CLIENT_RECOMPUTE_SECONDS = env.float("CLIENT_RECOMPUTE_SECONDS", default=60)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 
 # Billing (Stripe) and directory sync (WorkOS). Empty keys mean the integration is off.

@@ -54,6 +54,7 @@ DEVICE_HEADERS: dict[str, str] = {
 # Settings for the server process (environment variables read by firezone/settings.py).
 SERVER_ENV: dict[str, str] = {
     "RELAYS_PRESENCE_DEBOUNCE_MS": "300",
+    "CLIENT_RECOMPUTE_SECONDS": "2",
     "CELERY_TASK_ALWAYS_EAGER": "true",
 }
 
