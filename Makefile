@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean bench
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -23,6 +23,11 @@ run: $(STAMP)
 # Throwaway PostgreSQL + Redis (unless configured), then the whole suite through manage.py test.
 test: $(STAMP)
 	$(PY) -m firezone.devservices exec -- $(PY) manage.py test $(ARGS)
+
+# Device-socket benchmark (README "Benchmarks") on a throwaway PostgreSQL + Redis, never on
+# configured ones. Smaller runs: make bench ARGS="--sockets 2000 --clients 200 --flows 200".
+bench: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/sockets.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

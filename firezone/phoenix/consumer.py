@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -241,7 +242,14 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Safety net for channel-layer handlers of subclasses: a crash closes this socket only.
         try:
-            await super().dispatch(message)
+            # Channels' own dispatch first hops to the database thread to close stale
+            # connections, for every frame and heartbeat (a quarter of an idle server's time in
+            # bench/sockets.py). Our database work goes through `database_sync_to_async`, which
+            # closes stale connections itself, so the handler is called directly.
+            handler = getattr(self, get_handler_name(message), None)
+            if handler is None:
+                raise ValueError(f"No handler for message type {message['type']}")
+            await handler(message)
         except StopConsumer:
             raise
         except Exception:
