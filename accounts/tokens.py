@@ -72,8 +72,9 @@ _EMAIL_CODE_REMAP = str.maketrans("-+/lO0=_", "ptusxyzw")
 
 BROWSER_SESSION_LIFETIME = timedelta(hours=10)
 CLIENT_SESSION_LIFETIME = timedelta(days=7)
-EMAIL_TOKEN_LIFETIME = timedelta(minutes=15)
-EMAIL_TOKEN_ATTEMPTS = 5
+# Shorter than the original's 15 minutes / 5 attempts (OWASP ASVS 2.7: short-lived, few tries).
+EMAIL_TOKEN_LIFETIME = timedelta(minutes=10)
+EMAIL_TOKEN_ATTEMPTS = 3
 ADMIN_TOKEN_DEFAULT_DAYS = 365
 
 
@@ -388,7 +389,7 @@ def default_expiry(
       accounts the admin chooses, and the default offered is 00:00 UTC of today + 365 days.
     * api_client: admin-chosen; same default as service accounts (the spec only gives the UI
       form's default, we use it as the API default too).
-    * email: now + 15 minutes (with `EMAIL_TOKEN_ATTEMPTS` remaining attempts).
+    * email: now + 10 minutes (with `EMAIL_TOKEN_ATTEMPTS` = 3 remaining attempts).
     * gateway_group, relay_group: never.
     """
     _check_type(token_type)

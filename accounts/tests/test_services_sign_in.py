@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.auth import Context
-from accounts.models import ChangeLog, Token
+from accounts.models import AuthIdentity, ChangeLog, Token
+from accounts.services import sign_in
 from accounts.services.identities import hash_password
 from accounts.services.sign_in import (
     email_token_request,
@@ -60,14 +61,15 @@ def test_request_issues_email_token(email_identity) -> None:
     assert not Token.objects.filter(pk=old.pk).exists()  # earlier codes stop working
     assert len(code) == 5 and code == code.lower()
     assert fragment.startswith(".SFMyNTY.")
-    assert token.type == "email" and token.remaining_attempts == 5
+    assert token.type == "email" and token.remaining_attempts == 3
     assert token.created_by_user_agent == "Mozilla/5.0"
     remaining = token.expires_at - timezone.now()
-    assert timedelta(minutes=14) < remaining <= timedelta(minutes=15)
+    assert timedelta(minutes=9) < remaining <= timedelta(minutes=10)
     email_identity.refresh_from_db()
     state = email_identity.provider_state
     assert state["last_created_token_id"] == str(token.pk)
     assert state["request_sequence_number"] == 2
+    assert state["code_hash"].startswith("$argon2id$") and code not in state["code_hash"]
 
 
 def test_verify_success_resets_state_and_deletes_tokens(email_identity) -> None:
@@ -83,10 +85,10 @@ def test_verify_success_resets_state_and_deletes_tokens(email_identity) -> None:
     assert authenticate(session.encoded, context=BROWSER).identity.pk == identity.pk
 
 
-def test_five_wrong_codes_lock_the_token(email_identity) -> None:
+def test_three_wrong_codes_lock_the_token(email_identity) -> None:
     token, code, fragment = email_token_request(identity=email_identity, context=BROWSER)
     wrong = "zzzzz" if code != "zzzzz" else "yyyyy"
-    for _ in range(5):
+    for _ in range(3):
         with pytest.raises(Unauthorized):
             email_token_verify(identity=email_identity, secret=wrong + fragment, context=BROWSER)
     with pytest.raises(Unauthorized):
@@ -136,7 +138,42 @@ def test_failed_attempt_is_committed() -> None:
     with pytest.raises(Unauthorized):
         email_token_verify(identity=identity, secret="wrong" + fragment, context=BROWSER)
     token.refresh_from_db()
-    assert token.remaining_attempts == 4
+    assert token.remaining_attempts == 2
+
+
+def test_wrong_code_is_refused_by_argon2_before_the_token_is_used(
+    email_identity, monkeypatch
+) -> None:
+    token, code, fragment = email_token_request(identity=email_identity, context=BROWSER)
+    used = []
+    monkeypatch.setattr(sign_in, "token_use", lambda *a, **k: used.append(a))
+    wrong = "zzzzz" if code != "zzzzz" else "yyyyy"
+    with pytest.raises(Unauthorized):
+        email_token_verify(identity=email_identity, secret=wrong + fragment, context=BROWSER)
+    assert used == []  # refused by the argon2 check
+    token.refresh_from_db()
+    assert token.remaining_attempts == 2  # and still counted
+
+
+def test_both_code_hashes_must_match(email_identity) -> None:
+    token, code, fragment = email_token_request(identity=email_identity, context=BROWSER)
+    email_identity.refresh_from_db()
+    state = dict(email_identity.provider_state, code_hash=hash_password("other"))
+    AuthIdentity.objects.filter(pk=email_identity.pk).update(provider_state=state)
+    email_identity.refresh_from_db()
+    with pytest.raises(Unauthorized):
+        email_token_verify(identity=email_identity, secret=code + fragment, context=BROWSER)
+    token.refresh_from_db()
+    assert token.remaining_attempts == 2
+
+
+def test_unknown_email_verification_costs_an_argon2_check(monkeypatch) -> None:
+    checks = []
+    real = sign_in._password_matches
+    monkeypatch.setattr(sign_in, "_password_matches", lambda h, p: checks.append(p) or real(h, p))
+    with pytest.raises(Unauthorized):
+        sign_in.email_token_verify_unknown(secret="ABCDE.whatever")
+    assert checks == ["abcde"]
 
 
 # --- userpass -------------------------------------------------------------------------------------

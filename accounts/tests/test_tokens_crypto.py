@@ -438,8 +438,8 @@ def test_admin_issued_tokens_default_to_midnight_utc_a_year_ahead() -> None:
 
 
 def test_email_and_device_group_expiry() -> None:
-    assert tokens.default_expiry(TokenType.EMAIL, NOW) == NOW + timedelta(minutes=15)
-    assert tokens.default_remaining_attempts(TokenType.EMAIL) == 5
+    assert tokens.default_expiry(TokenType.EMAIL, NOW) == NOW + timedelta(minutes=10)
+    assert tokens.default_remaining_attempts(TokenType.EMAIL) == 3
     assert tokens.default_remaining_attempts(TokenType.CLIENT) is None
     assert tokens.default_expiry(TokenType.GATEWAY_GROUP, NOW) is None
     assert tokens.default_expiry(TokenType.RELAY_GROUP, NOW) is None
