@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # CSP with a per-request nonce and the remaining secure browser headers (portal.md §1.6).
+    "firezone.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -90,6 +92,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.web.context.portal",
             ],
         },
     },
@@ -163,8 +166,12 @@ STATICFILES_DIRS = [BASE_DIR / "firezone" / "static"]
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
 else:
+    # The dev backend prints to the console and keeps the last messages for /dev/mailbox.
     EMAIL_BACKEND = env.str(
-        "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+        "EMAIL_BACKEND",
+        default="firezone.mail.DevMailboxBackend"
+        if DEBUG
+        else "django.core.mail.backends.console.EmailBackend",
     )
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Firezone <notifications@localhost>")
 
@@ -173,6 +180,15 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG and 
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Portal sessions (portal.md §3.2): server-side rows, a 4 h cookie re-issued on every
+# authenticated request (sliding); the browser token inside lives at most 10 h.
+SESSION_COOKIE_NAME = "_firezone_key"
+SESSION_COOKIE_AGE = 4 * 3600
+CSRF_FAILURE_VIEW = "firezone.error_views.csrf_failure"
+# Where the device hand-off sends the browser (portal.md §3.10); tests point it elsewhere.
+CLIENT_HANDLER = env.str("CLIENT_HANDLER", default="firezone-fd0020211111://")
+# Email-code requests take at least this long, known email or not (no account enumeration).
+SIGN_IN_EMAIL_MIN_SECONDS = env.float("SIGN_IN_EMAIL_MIN_SECONDS", default=2.0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -220,6 +236,10 @@ FEATURES = {
 FEATURE_SIGN_UP = env.bool(
     "FEATURE_SIGN_UP_ENABLED", default=env.bool("FEATURE_SIGN_UP", default=True)
 )
+# Sign-up allow-list: comma-separated email domains that may sign up; empty = any (§3.14).
+SIGN_UP_EMAIL_DOMAINS = [
+    d.strip().lower() for d in env.list("SIGN_UP_EMAIL_DOMAINS", default=[]) if d.strip()
+]
 
 LOGGING = {
     "version": 1,

@@ -1,10 +1,14 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from firezone import views
+from accounts.views import pages
+from firezone import assets, views
 from firezone.phoenix.rejection import websocket_only
 
+# Fixed routes first: the portal's `/<account>` catch-all (accounts.urls) comes last, and its
+# reserved first segments (accounts.web.session.RESERVED_PATHS) are never account slugs.
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
@@ -12,4 +16,13 @@ urlpatterns = [
     path("client/websocket", csrf_exempt(websocket_only)),
     path("gateway/websocket", csrf_exempt(websocket_only)),
     path("relay/websocket", csrf_exempt(websocket_only)),
+    re_path(r"^{}(?P<path>.+)$".format(settings.STATIC_URL.lstrip("/")), assets.serve_static),
+    path("", include("accounts.urls")),
+    # Keep last: unknown `/<account>/...` pages ask signed-out visitors to sign in first.
+    path("<str:account>/<path:rest>", pages.admin_fallback, name="admin_fallback"),
 ]
+
+handler400 = "firezone.error_views.bad_request"
+handler403 = "firezone.error_views.permission_denied"
+handler404 = "firezone.error_views.page_not_found"
+handler500 = "firezone.error_views.server_error"

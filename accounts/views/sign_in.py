@@ -1,0 +1,133 @@
+"""`/<account>`: the account's sign-in page (portal.md §3.5, §3.10 step 1, §3.11)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.core import signing
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from accounts.models import Account, AuthProvider
+from accounts.selectors.providers import default_provider, providers_active
+from accounts.web.params import SignInParams
+from accounts.web.session import (
+    account_path,
+    fetch_subject,
+    not_found,
+    signed_out_only,
+    with_account,
+)
+
+A = AuthProvider.Adapter
+OIDC_ADAPTERS = (
+    A.OPENID_CONNECT,
+    A.GOOGLE_WORKSPACE,
+    A.MICROSOFT_ENTRA,
+    A.OKTA,
+    A.JUMPCLOUD,
+    A.MOCK,
+)
+# The username to pre-fill after a failed attempt: a short signed cookie, so failed attempts of
+# anonymous visitors never create server-side session rows.
+USERPASS_IDENTIFIER_COOKIE = "fz_userpass_identifier"
+USERPASS_IDENTIFIER_SALT = "fz_userpass_identifier"
+USERPASS_IDENTIFIER_MAX_AGE = 60
+
+
+def remember_username(response: HttpResponse, username: str) -> None:
+    response.set_cookie(
+        USERPASS_IDENTIFIER_COOKIE,
+        signing.dumps(username, salt=USERPASS_IDENTIFIER_SALT),
+        max_age=USERPASS_IDENTIFIER_MAX_AGE,
+        secure=bool(settings.SESSION_COOKIE_SECURE),
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def _remembered_username(request: HttpRequest) -> str:
+    raw = request.COOKIES.get(USERPASS_IDENTIFIER_COOKIE)
+    if not raw:
+        return ""
+    try:
+        value = signing.loads(
+            raw, salt=USERPASS_IDENTIFIER_SALT, max_age=USERPASS_IDENTIFIER_MAX_AGE
+        )
+    except signing.BadSignature:
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def _trial_ended(account: Account) -> bool:
+    raw = account.stripe.get("trial_ends_at")
+    if not raw:
+        return False
+    try:
+        ends = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if timezone.is_naive(ends):
+        ends = ends.replace(tzinfo=UTC)
+    return ends < timezone.now()
+
+
+@require_GET
+@signed_out_only
+def sign_in(request: HttpRequest, account: Account) -> HttpResponse:
+    params = SignInParams.from_request(request)
+    providers = list(providers_active(account=account))
+    if not providers:
+        return not_found(request)
+    base = f"/{account_path(account)}"
+    if params.is_client:
+        default = default_provider(account=account)
+        if default is not None and default.adapter in OIDC_ADAPTERS:
+            query = request.GET.urlencode()
+            target = f"{base}/sign_in/providers/{default.pk}/redirect"
+            return HttpResponseRedirect(f"{target}?{query}" if query else target)
+
+    userpass = next((p for p in providers if p.adapter == A.USERPASS), None)
+    email = next((p for p in providers if p.adapter == A.EMAIL), None)
+    oidc = [
+        {"provider": p, "url": params.url(f"{base}/sign_in/providers/{p.pk}/redirect")}
+        for p in providers
+        if p.adapter in OIDC_ADAPTERS
+    ]
+    username = _remembered_username(request) if userpass else ""
+    show_forms = not (account.is_disabled and params.is_client)
+    response = render(
+        request,
+        "accounts/sign_in.html",
+        {
+            "page_title": "Sign In",
+            "account": account,
+            "params": params,
+            "base": base,
+            "oidc": oidc if show_forms else [],
+            "userpass": userpass if show_forms else None,
+            "email": email if show_forms else None,
+            "username": username,
+            "trial_ended": _trial_ended(account),
+        },
+    )
+    if USERPASS_IDENTIFIER_COOKIE in request.COOKIES:
+        response.delete_cookie(USERPASS_IDENTIFIER_COOKIE, samesite="Lax")
+    return response
+
+
+@require_GET
+@with_account
+def session_status(request: HttpRequest, account: Account) -> HttpResponse:
+    """Polled by open admin pages (portal.js): 204 while this browser's session for the account
+    still authenticates, 401 once it was revoked or expired, so the page reloads into the
+    sign-in redirect (§3.13). Does not slide the session: an idle tab must not keep it alive."""
+    subject = fetch_subject(request, account, type="browser", slide=False)
+    if subject is None:
+        return JsonResponse({"errors": {"detail": "Unauthorized"}}, status=401)
+    response = HttpResponse(status=204)
+    response["Cache-Control"] = "no-store"
+    return response
