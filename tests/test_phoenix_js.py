@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from gateways.tests.sockets import World, make_world
 from resources.tests.factories import ConnectionFactory, PolicyFactory, ResourceFactory
 from tests import live as harness
 from tests.live import LiveServer, run_sync
+from tests.node import node_with_packages
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -36,20 +35,7 @@ USER_AGENT = "Mac OS/14.5 (arm64) connlib/1.4.0"
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    """The `node` binary, with the npm packages installed (`npm ci`) if they are not yet."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are not installed (apt-get install nodejs npm; .ci/run does)")
-    if not (JS_DIR / "node_modules" / "phoenix" / "package.json").exists():
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}\n{result.stderr}"
-    return node
+    return node_with_packages(JS_DIR, "phoenix")
 
 
 def seed(world: World) -> Any:

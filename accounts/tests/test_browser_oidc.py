@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from accounts.tests.factories import (
     subject_for,
 )
 from accounts.views.oidc import STATE_COOKIE_MAX_AGE, _state_salt, state_cookie_name
+from tests.node import node_with_packages
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -54,20 +54,7 @@ MSG_NOT_ALLOWED = "You may not authenticate to this account."
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    """The `node` binary, with oidc-provider installed (`npm ci`) if it is not yet."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are not installed (apt-get install nodejs npm; .ci/run does)")
-    if not (IDP_DIR / "node_modules" / "oidc-provider" / "package.json").exists():
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=IDP_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}\n{result.stderr}"
-    return node
+    return node_with_packages(IDP_DIR, "oidc-provider")
 
 
 @pytest.fixture(scope="module")
