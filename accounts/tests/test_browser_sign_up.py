@@ -116,10 +116,16 @@ def test_sign_up_domain_allow_list(live_server: Any, page: Page, settings: Any) 
     _fill(page, email="jdoe@foobar.example")
     errors = page.locator("#registration_email-errors")
     expect(errors).to_have_text("this email domain is not allowed at this time")
-    page.get_by_role("button", name="Create Account").click()
+    # Wait for the submit's swap: typing into the card while it is replaced loses the input.
+    with page.expect_response(lambda r: r.request.method == "POST" and "/sign_up" in r.url):
+        page.get_by_role("button", name="Create Account").click()
     expect(errors).to_have_text("this email domain is not allowed at this time")
     assert not Account.objects.exists()
 
-    page.get_by_label("Work Email").fill(f"{uuid.uuid4().hex[:8]}@allowed.example")
+    # A fresh form: live validation of the previous value may still be swapping in.
+    page.goto(f"{live_server.url}/sign_up")
+    email = f"{uuid.uuid4().hex[:8]}@allowed.example"
+    _fill(page, email=email)
+    expect(page.get_by_label("Work Email")).to_have_value(email)
     page.get_by_role("button", name="Create Account").click()
     expect(page.get_by_text("Your account has been created!")).to_be_visible()
