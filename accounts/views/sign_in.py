@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.models import Account, AuthProvider
+from accounts.oidc import OIDC_ADAPTERS
 from accounts.selectors.providers import default_provider, providers_active
 from accounts.web.params import SignInParams
 from accounts.web.session import (
@@ -23,14 +24,6 @@ from accounts.web.session import (
 )
 
 A = AuthProvider.Adapter
-OIDC_ADAPTERS = (
-    A.OPENID_CONNECT,
-    A.GOOGLE_WORKSPACE,
-    A.MICROSOFT_ENTRA,
-    A.OKTA,
-    A.JUMPCLOUD,
-    A.MOCK,
-)
 # The username to pre-fill after a failed attempt: a short signed cookie, so failed attempts of
 # anonymous visitors never create server-side session rows.
 USERPASS_IDENTIFIER_COOKIE = "fz_userpass_identifier"
