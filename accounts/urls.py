@@ -37,6 +37,4 @@ urlpatterns += [
     path(f"{A}/sign_in/client_auth_error", client.client_auth_error, name="client_auth_error"),
     path(f"{A}/sign_in/session", sign_in.session_status, name="session_status"),
     path(f"{A}/sign_out", sign_out.sign_out, name="sign_out"),
-    # Minimal signed-in landing page; the admin pages (issue 6) replace it.
-    path(f"{A}/sites", pages.sites, name="sites"),
 ]

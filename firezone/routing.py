@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from accounts.consumers.live import PortalLiveConsumer
 from gateways.consumers.client import ClientConsumer
 from gateways.consumers.gateway import GatewayConsumer
 from gateways.consumers.relay import RelayConsumer
@@ -16,4 +17,6 @@ websocket_urlpatterns = [
     path("client/websocket", ClientConsumer.as_asgi()),
     path("gateway/websocket", GatewayConsumer.as_asgi()),
     path("relay/websocket", RelayConsumer.as_asgi()),
+    # The admin pages' live updates (portal.md §7); authenticated by the session cookie.
+    path("live", PortalLiveConsumer.as_asgi()),
 ]

@@ -18,6 +18,10 @@ urlpatterns = [
     path("relay/websocket", csrf_exempt(websocket_only)),
     re_path(r"^{}(?P<path>.+)$".format(settings.STATIC_URL.lstrip("/")), assets.serve_static),
     path("", include("accounts.urls")),
+    # Admin pages (portal.md §2.2), each app's own routes.
+    path("", include("gateways.urls")),
+    path("", include("resources.urls")),
+    path("", include("accounts.portal_urls")),
     # Keep last: unknown `/<account>/...` pages ask signed-out visitors to sign in first.
     path("<str:account>/<path:rest>", pages.admin_fallback, name="admin_fallback"),
 ]

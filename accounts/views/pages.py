@@ -1,10 +1,8 @@
-"""Small pages: the signed-in landing page `/<account>/sites` (a placeholder until the admin
-pages of issue 6 replace it) and `/browser/config.xml` (route 4)."""
+"""Small pages: `/browser/config.xml` (route 4) and the `/<account>/...` fallback."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.models import Account
@@ -20,12 +18,6 @@ BROWSERCONFIG = """<?xml version="1.0" encoding="utf-8"?>
   </msapplication>
 </browserconfig>
 """
-
-
-@require_GET
-@admin_required
-def sites(request: HttpRequest, account: Account) -> HttpResponse:
-    return render(request, "accounts/sites.html", {"page_title": "Sites", "account": account})
 
 
 @require_GET

@@ -32,7 +32,8 @@ from accounts.models import Account
 from accounts.selectors.accounts import account_get_by_id_or_slug
 from accounts.services.tokens import authenticate
 from accounts.web.params import SignInParams
-from firezone.errors import DomainError
+from accounts.web.tables import TableReset
+from firezone.errors import DomainError, NotFound
 from gateways.connect import connect_context
 
 SESSIONS_KEY = "sessions"
@@ -258,7 +259,14 @@ def admin_required(view: View) -> View:
         if not subject.actor.is_admin:
             return not_found(request)
         request.subject = subject  # type: ignore[attr-defined]
-        return view(request, *args, account=found, **kwargs)
+        try:
+            return view(request, *args, account=found, **kwargs)
+        except NotFound:
+            # Unknown ids, other accounts' rows and malformed ids all look the same (§1.5).
+            return not_found(request)
+        except TableReset as reset:
+            messages.error(request, reset.message)
+            return _redirect(request, reset.url)
 
     wrapper.admin_required = True  # type: ignore[attr-defined]
     return wrapper

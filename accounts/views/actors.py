@@ -1,0 +1,53 @@
+"""Admin pages: actors (portal.md §4). Placeholder views answer 404 until built."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from accounts.models import Account
+from accounts.web.session import admin_required, not_found
+
+
+@admin_required
+def actors_list(request: HttpRequest, account: Account) -> HttpResponse:
+    return not_found(request)
+
+
+@admin_required
+def actor_new(request: HttpRequest, account: Account) -> HttpResponse:
+    return not_found(request)
+
+
+@admin_required
+def user_new(request: HttpRequest, account: Account) -> HttpResponse:
+    return not_found(request)
+
+
+@admin_required
+def user_new_identity(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+    return not_found(request)
+
+
+@admin_required
+def service_account_new(request: HttpRequest, account: Account) -> HttpResponse:
+    return not_found(request)
+
+
+@admin_required
+def service_account_new_identity(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+    return not_found(request)
+
+
+@admin_required
+def actor_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+    return not_found(request)
+
+
+@admin_required
+def actor_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+    return not_found(request)
+
+
+@admin_required
+def actor_edit_groups(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+    return not_found(request)

@@ -1,0 +1,59 @@
+"""Helpers shared by the admin pages (portal.md §4): feature gates, flashes with redirects, the
+"event" convention of interactive pages and the account-relative URLs.
+
+Interactive pages (LIVE routes in the spec) are one view per route: GET renders, POST carries an
+`action` field naming the event ("delete", "revoke_all", "disable"...) and answers with a
+redirect (post/redirect/get) and a flash. Forms post to their own page and re-render with errors.
+Tables and live regions are re-fetched with GET (see portal.js).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+from accounts.features import feature_enabled
+from accounts.models import Account
+from accounts.web.session import account_path, not_found
+
+View = Callable[..., HttpResponse]
+
+
+def url(account: Account, suffix: str = "") -> str:
+    """`/<slug or id><suffix>`: links always use the slug when there is one."""
+    return f"/{account_path(account)}{suffix}"
+
+
+def feature_required(feature: str) -> Callable[[View], View]:
+    """Admin + feature pages (§1.1): the standard 404 when the account lacks the feature.
+    Goes *inside* `admin_required` (it reads the resolved `account`)."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, account: Account, **kw: Any) -> HttpResponse:
+            if not feature_enabled(account, feature):
+                return not_found(request)
+            return view(request, *args, account=account, **kw)
+
+        return wrapper
+
+    return decorate
+
+
+def redirect_info(request: HttpRequest, to: str, message: str) -> HttpResponse:
+    messages.info(request, message)
+    return HttpResponseRedirect(to)
+
+
+def redirect_error(request: HttpRequest, to: str, message: str) -> HttpResponse:
+    messages.error(request, message)
+    return HttpResponseRedirect(to)
+
+
+def action_of(request: HttpRequest) -> str:
+    """The event a POST carries (`action` field); "" for plain form submissions."""
+    return request.POST.get("action", "") if request.method == "POST" else ""
