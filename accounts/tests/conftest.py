@@ -1,0 +1,3 @@
+"""Fixtures of the accounts tests: the live daphne harness (the `/live` socket tests)."""
+
+from tests.live import live, live_daphne, pytest_runtest_makereport  # noqa: F401
