@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format clean bench
+.PHONY: install run test lint format clean bench bench-portal
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -28,6 +28,10 @@ test: $(STAMP)
 # configured ones. Smaller runs: make bench ARGS="--sockets 2000 --clients 200 --flows 200".
 bench: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/sockets.py $(ARGS)
+
+# Admin list pages on a 10,000-row account (README "Benchmarks"), throwaway services only.
+bench-portal: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/portal.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

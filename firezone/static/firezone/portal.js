@@ -147,7 +147,7 @@
   var lost = document.getElementById("connection-lost");
   function connectLive(attempt) {
     var topics = liveTopics();
-    if (!liveAccount || !topics.length || !window.WebSocket) return;
+    if (!liveAccount || !window.WebSocket) return;  // no topics: still told about revocation
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + "/live?account=" + encodeURIComponent(liveAccount) + "&topics=" + encodeURIComponent(topics.join(",")));
     var opened = false;

@@ -1,0 +1,220 @@
+"""Admin list pages with a big account: server time per page and query counts (issue 6).
+
+    make bench-portal
+    python -m firezone.devservices exec -- python bench/portal.py [--rows 10000] [--runs 20]
+
+It needs DATABASE_URL and REDIS_URL (devservices gives throwaway ones), migrates that database,
+bulk-loads one account with `--rows` resources (each connected to one of 20 sites), `--rows`
+policies (one per resource, spread over 50 groups), `--rows` clients (of 100 users) and the
+users themselves, then renders each list page in-process through Django's test client with an
+admin's browser session, `--runs` times, and prints p50/p95/max wall time (request handling +
+template rendering, no network) and the number of SQL queries of one render. The pages run with
+DEBUG off, like production; query counting forces a debug cursor for one extra render only.
+
+Target (issue 6): ≤ 200 ms per page on a 10,000-row account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+
+def setup_django() -> None:
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if not os.environ.get(name):
+            raise SystemExit(
+                f"{name} is not set: run through `make bench-portal` or "
+                "`python -m firezone.devservices exec -- python bench/portal.py`"
+            )
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.update(
+        DEBUG="false",
+        ALLOWED_HOSTS="testserver,127.0.0.1,localhost",
+        DJANGO_SETTINGS_MODULE="firezone.settings",
+        FIREZONE_TESTING="false",
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def load(rows: int) -> tuple[object, object]:
+    """The account and its admin's identity, with `rows` resources, policies and clients."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from accounts.models import (
+        Account,
+        Actor,
+        ActorGroup,
+        ActorGroupMembership,
+        AuthIdentity,
+        AuthProvider,
+    )
+    from gateways.models import Client, Gateway, Site
+    from resources.models import Policy, Resource, ResourceConnection
+
+    slug = f"bench{secrets.token_hex(3)}"
+    now = timezone.now()
+    t0 = time.monotonic()
+    with transaction.atomic():
+        account = Account.objects.create(
+            name="Bench", slug=slug, features={f: True for f in Account.FEATURES}
+        )
+        provider = AuthProvider.objects.create(
+            account=account, name="Email", adapter="email", provisioner="manual",
+            created_by="system",
+        )  # fmt: skip
+        admin = Actor.objects.create(account=account, type="account_admin_user", name="Admin")
+        identity = AuthIdentity.objects.create(
+            account=account, actor=admin, provider=provider,
+            provider_identifier="admin@bench.test", email="admin@bench.test", created_by="system",
+        )  # fmt: skip
+        sites = Site.objects.bulk_create(
+            [Site(account=account, name=f"site-{i:02d}", created_by="system") for i in range(20)]
+        )
+        Gateway.objects.bulk_create(
+            [
+                Gateway(
+                    account=account, group=sites[i % 20], external_id=f"gw-{i}", name=f"gw-{i}",
+                    public_key=secrets.token_hex(16), last_seen_at=now,
+                    last_seen_user_agent="Linux/24.04 gateway/1.4.17", last_seen_version="1.4.17",
+                    last_seen_remote_ip="198.51.100.1",
+                )
+                for i in range(40)
+            ]
+        )  # fmt: skip
+        users = Actor.objects.bulk_create(
+            [Actor(account=account, type="account_user", name=f"User {i}") for i in range(100)]
+        )
+        groups = ActorGroup.objects.bulk_create(
+            [
+                ActorGroup(account=account, name=f"Group {i:02d}", type="static",
+                           created_by="system")
+                for i in range(50)
+            ]
+        )  # fmt: skip
+        ActorGroupMembership.objects.bulk_create(
+            [
+                ActorGroupMembership(account=account, actor=user, group=groups[i % 50])
+                for i, user in enumerate(users)
+            ]
+        )
+        resources = Resource.objects.bulk_create(
+            [
+                Resource(
+                    account=account, type="dns", address=f"app{i}.bench.test",
+                    name=f"Resource {i:05d}", ip_stack="dual", filters=[], created_by="system",
+                )
+                for i in range(rows)
+            ],
+            batch_size=2000,
+        )  # fmt: skip
+        ResourceConnection.objects.bulk_create(
+            [
+                ResourceConnection(
+                    account=account, resource=r, gateway_group=sites[i % 20], created_by="system"
+                )
+                for i, r in enumerate(resources)
+            ],
+            batch_size=2000,
+        )
+        Policy.objects.bulk_create(
+            [
+                Policy(
+                    account=account, actor_group=groups[i % 50], resource=r, conditions=[],
+                    created_by="system",
+                )
+                for i, r in enumerate(resources)
+            ],
+            batch_size=2000,
+        )  # fmt: skip
+        Client.objects.bulk_create(
+            [
+                Client(
+                    account=account, actor=users[i % 100], external_id=f"client-{i}",
+                    name=f"device-{i:05d}", public_key=secrets.token_hex(16), last_seen_at=now,
+                    last_seen_user_agent="Mac OS/14.5 (arm64) connlib/1.4.0",
+                    last_seen_version="1.4.0", last_seen_remote_ip="198.51.100.7",
+                )
+                for i in range(rows)
+            ],
+            batch_size=2000,
+        )  # fmt: skip
+    print(f"loaded {rows} resources/policies/clients in {time.monotonic() - t0:.1f} s")
+    return account, identity
+
+
+def measure(rows: int, runs: int) -> None:
+    from django.db import connection
+    from django.test import Client as HttpClient
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.tests.portal import UA, inject_session
+
+    account, identity = load(rows)
+    http = HttpClient(HTTP_USER_AGENT=UA)
+    inject_session(http, identity)
+    base = f"/{account.slug}"
+    first = http.get(f"{base}/resources")
+    cursor = re.search(r"resources_cursor=([A-Za-z0-9_-]+)", first.content.decode())
+    page2 = f"{base}/resources?resources_cursor={cursor.group(1)}" if cursor else None
+    by_address = f"{base}/resources?resources_order_by=resources:desc:address"
+    pages = [
+        ("sites", f"{base}/sites"),
+        ("resources", f"{base}/resources"),
+        ("resources, page 2", page2),
+        ("resources, search", f"{base}/resources?resources_filter[name]=app99"),
+        ("resources, by address desc", by_address),
+        ("policies", f"{base}/policies"),
+        ("clients", f"{base}/clients"),
+        ("clients, online", f"{base}/clients?clients_filter[presence]=online"),
+        ("actors", f"{base}/actors"),
+        ("groups", f"{base}/groups"),
+    ]  # fmt: skip
+    print(f"\n{'page':32} {'status':>6} {'queries':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    for label, url in pages:
+        if url is None:
+            print(f"{label:32} (no next cursor found)")
+            continue
+        response = http.get(url)  # warm-up (templates, connections)
+        with CaptureQueriesContext(connection) as captured:
+            http.get(url)
+        queries = len(captured)  # now: the next request clears the connection's query log
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            http.get(url)
+            times.append((time.perf_counter() - start) * 1000)
+        times.sort()
+        p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+        print(
+            f"{label:32} {response.status_code:>6} {queries:>8} "
+            f"{statistics.median(times):>8.1f} {p95:>8.1f} {times[-1]:>8.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    setup_django()
+    measure(args.rows, args.runs)
+
+
+if __name__ == "__main__":
+    main()
