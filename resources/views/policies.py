@@ -1,28 +1,368 @@
-"""Admin pages: policies (portal.md §4). Placeholder views answer 404 until built."""
+"""Admin pages: policies (portal.md §4.4): the list, the new/edit form with its conditions
+editor, and the policy page with its events (disable, enable, delete)."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from typing import Any
 
-from accounts.models import Account
-from accounts.web.session import admin_required, not_found
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+
+from accounts.features import feature_enabled
+from accounts.models import Account, ActorGroup, AuthProvider
+from accounts.selectors.providers import provider_list
+from accounts.web.pages import action_of, redirect_info, url
+from accounts.web.session import admin_required
+from accounts.web.tables import Column, Filter, LiveTable
+from firezone.errors import ValidationFailed
+from resources import policy_forms
+from resources.models import Policy, Resource
+from resources.policy_forms import PolicyForm, describe_conditions
+from resources.selectors.policies import (
+    Options,
+    policy_flows,
+    policy_get_by_id_or_persistent_id,
+    policy_group_option,
+    policy_group_options,
+    policy_list,
+    policy_resource_option,
+    policy_resource_options,
+    policy_site_get,
+)
+from resources.services.policies import (
+    policy_create,
+    policy_delete,
+    policy_disable,
+    policy_enable,
+    policy_update,
+)
+from resources.services.resources import UNSET
+
+MSG_CREATED = "Policy created successfully."
+GROUP_SEARCH = "search_query-policy_actor_group_id"
+RESOURCE_SEARCH = "search_query-policy_resource_id"
+CONDITIONS_FEATURE = "policy_conditions"
+
+
+# --- list ----------------------------------------------------------------------------------------
+
+
+def _search(queryset: QuerySet[Policy], value: str) -> QuerySet[Policy]:
+    return queryset.filter(
+        Q(actor_group__name__icontains=value) | Q(resource__name__icontains=value)
+    )
+
+
+def _status(queryset: QuerySet[Policy], value: str) -> QuerySet[Policy]:
+    return queryset.filter(disabled_at__isnull=value != "disabled")
+
+
+POLICIES_TABLE = LiveTable(
+    id="policies",
+    columns=[Column("id"), Column("group"), Column("resource"), Column("status")],
+    row_template="resources/policies/_row.html",
+    orders={"inserted_at": "inserted_at"},
+    default_order=("inserted_at", "asc"),
+    filters=[
+        Filter("group_or_resource_name", _search, title="Group Name or Resource Name"),
+        Filter(
+            "status",
+            _status,
+            title="Status",
+            kind="select",
+            choices=[("active", "Active"), ("disabled", "Disabled")],
+        ),
+    ],
+    empty_template="resources/policies/_empty.html",
+    live_topics=["changes:policies"],
+    live_mode="stale",
+)
+
+FLOWS_TABLE = LiveTable(
+    id="flows",
+    columns=[Column("authorized"), Column("client, actor"), Column("gateway")],
+    row_template="resources/policies/_flow_row.html",
+    orders={"inserted_at": "inserted_at"},
+    default_order=("inserted_at", "desc"),
+    empty_message="No activity to display.",
+)
 
 
 @admin_required
 def policies_list(request: HttpRequest, account: Account) -> HttpResponse:
-    return not_found(request)
+    page = POLICIES_TABLE.page(request, policy_list(request.subject))
+    return render(
+        request,
+        "resources/policies/list.html",
+        {"page_title": "Policies", "breadcrumbs": [("Policies", None)], "page": page},
+    )
+
+
+# --- new / edit ----------------------------------------------------------------------------------
+
+
+def _group_optgroups(options: Options, selected: ActorGroup | None) -> list[tuple[str, list]]:
+    """Option groups in picker order; the chosen group is always offered."""
+    items = list(options.items)
+    if selected is not None and all(g.pk != selected.pk for g in items):
+        items.insert(0, selected)
+    groups: dict[str, list[ActorGroup]] = {}
+    for group in items:
+        if group.type == ActorGroup.Type.MANAGED:
+            label = "Managed by Firezone"
+        elif group.provider_id is None:
+            label = "Manually managed"
+        else:
+            label = f"Synced from {group.provider.name}"
+        groups.setdefault(label, []).append(group)
+    return list(groups.items())
+
+
+RESOURCE_GROUP_LABELS = {"internet": "", "dns": "DNS", "ip": "IP", "cidr": "CIDR"}
+
+
+def _resource_label(resource: Resource, internet_enabled: bool) -> str:
+    if resource.type == Resource.Type.INTERNET:
+        return "Internet" if internet_enabled else "Internet - upgrade to unlock"
+    sites = [c.gateway_group.name for c in resource.connections.all()]
+    where = f"({', '.join(sites)})" if sites else "(not connected to any Site)"
+    return f"{resource.name} {where}"
+
+
+def _resource_optgroups(
+    options: Options, selected: Resource | None, internet_enabled: bool
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    items = list(options.items)
+    if selected is not None and all(r.pk != selected.pk for r in items):
+        items.insert(0, selected)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for resource in sorted(items, key=lambda r: list(RESOURCE_GROUP_LABELS).index(r.type)):
+        groups.setdefault(RESOURCE_GROUP_LABELS.get(resource.type, resource.type), []).append(
+            {
+                "id": str(resource.pk),
+                "type": resource.type,
+                "label": _resource_label(resource, internet_enabled),
+                "connected": resource.type == Resource.Type.INTERNET
+                or bool(resource.connections.all()),
+                "disabled": resource.type == Resource.Type.INTERNET and not internet_enabled,
+            }
+        )
+    return list(groups.items())
+
+
+def _chosen_group(request: HttpRequest, group_id: str) -> ActorGroup | None:
+    return policy_group_option(request.subject, group_id) if group_id else None
+
+
+def _chosen_resource(request: HttpRequest, resource_id: str) -> Resource | None:
+    return policy_resource_option(request.subject, resource_id) if resource_id else None
+
+
+def _render_form(
+    request: HttpRequest,
+    account: Account,
+    form: PolicyForm,
+    *,
+    template_context: dict[str, Any],
+    locked_group: bool = False,
+    locked_resource: bool = False,
+) -> HttpResponse:
+    subject = request.subject
+    group = _chosen_group(request, form.actor_group_id)
+    resource = _chosen_resource(request, form.resource_id)
+    internet_enabled = feature_enabled(account, "internet_resource")
+    group_search = request.GET.get(GROUP_SEARCH, "")
+    resource_search = request.GET.get(RESOURCE_SEARCH, "")
+    group_options = policy_group_options(subject, search=group_search)
+    resource_options = policy_resource_options(subject, search=resource_search)
+    context = {
+        **template_context,
+        "form": form,
+        "group": group,
+        "resource": resource,
+        "locked_group": locked_group,
+        "locked_resource": locked_resource,
+        "group_optgroups": _group_optgroups(group_options, group),
+        "group_options": group_options,
+        "group_search": group_search,
+        "resource_optgroups": _resource_optgroups(resource_options, resource, internet_enabled),
+        "resource_label": _resource_label(resource, internet_enabled) if resource else "",
+        "resource_options": resource_options,
+        "resource_search": resource_search,
+        "conditions_enabled": feature_enabled(account, CONDITIONS_FEATURE),
+        "time_offered": policy_forms.time_condition_offered(resource.type if resource else None),
+        "countries": policy_forms.country_options(),
+        "timezones": policy_forms.timezone_options(),
+        "providers": list(provider_list(subject)),
+    }
+    return render(request, "resources/policies/form.html", context)
+
+
+def _conditions(account: Account, form: PolicyForm, resource: Resource | None) -> Any:
+    """The submitted conditions, or None when the plan lacks them (they are stripped)."""
+    if not feature_enabled(account, CONDITIONS_FEATURE):
+        return None
+    return form.conditions(resource_type=resource.type if resource else None)
 
 
 @admin_required
 def policy_new(request: HttpRequest, account: Account) -> HttpResponse:
-    return not_found(request)
+    subject = request.subject
+    # `?resource_id=` / `?actor_group_id=` lock the pickers; `?site_id=` only sends us back there.
+    locked_resource = _chosen_resource(request, request.GET.get("resource_id", ""))
+    locked_group = _chosen_group(request, request.GET.get("actor_group_id", ""))
+    site_id = request.GET.get("site_id", "")
+    site = policy_site_get(subject, site_id) if site_id else None
+
+    if request.method == "POST":
+        form = PolicyForm.from_post(request.POST)
+        if locked_resource is not None:
+            form.resource_id = str(locked_resource.pk)
+        if locked_group is not None:
+            form.actor_group_id = str(locked_group.pk)
+        resource = _chosen_resource(request, form.resource_id)
+        try:
+            policy_create(
+                subject=subject,
+                actor_group_id=form.actor_group_id,
+                resource_id=form.resource_id,
+                description=form.description,
+                conditions=_conditions(account, form, resource),
+            )
+        except ValidationFailed as exc:
+            form.add_errors(exc.errors)
+        else:
+            if site is not None:
+                return HttpResponseRedirect(url(account, f"/sites/{site.pk}#resources"))
+            if locked_resource is not None:
+                return HttpResponseRedirect(url(account, f"/resources/{locked_resource.pk}"))
+            if locked_group is not None:
+                return HttpResponseRedirect(url(account, f"/groups/{locked_group.pk}"))
+            return redirect_info(request, url(account, "/policies"), MSG_CREATED)
+    else:
+        form = PolicyForm(
+            actor_group_id=str(locked_group.pk) if locked_group else "",
+            resource_id=str(locked_resource.pk) if locked_resource else "",
+        )
+
+    return _render_form(
+        request,
+        account,
+        form,
+        template_context={
+            "page_title": "New Policy",
+            "breadcrumbs": [("Policies", url(account, "/policies")), ("Add Policy", None)],
+            "heading": "Add Policy",
+            "submit": "Create Policy",
+            "busy": "Creating Policy...",
+            "is_new": True,
+        },
+        locked_group=locked_group is not None,
+        locked_resource=locked_resource is not None,
+    )
 
 
-@admin_required
-def policy_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    return not_found(request)
+def _policy_name(policy: Policy) -> str:
+    return f"{policy.actor_group.name} → {policy.resource.name}"
 
 
 @admin_required
 def policy_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    return not_found(request)
+    subject = request.subject
+    policy = policy_get_by_id_or_persistent_id(subject, id)
+    if request.method == "POST":
+        form = PolicyForm.from_post(request.POST)
+        resource = _chosen_resource(request, form.resource_id)
+        conditions = _conditions(account, form, resource)
+        try:
+            policy_update(
+                subject=subject,
+                policy=policy,
+                description=form.description,
+                actor_group_id=form.actor_group_id,
+                resource_id=form.resource_id,
+                # Without the plan feature the stored conditions are kept as they are.
+                conditions=UNSET if conditions is None else conditions,
+            )
+        except ValidationFailed as exc:
+            form.add_errors(exc.errors)
+        else:
+            return HttpResponseRedirect(url(account, f"/policies/{policy.pk}"))
+    else:
+        form = PolicyForm.from_policy(policy)
+
+    return _render_form(
+        request,
+        account,
+        form,
+        template_context={
+            "page_title": f"Edit Policy {policy.pk}",
+            "breadcrumbs": [
+                ("Policies", url(account, "/policies")),
+                (_policy_name(policy), url(account, f"/policies/{policy.pk}")),
+                ("Edit", None),
+            ],
+            "heading": "Edit Policy",
+            "submit": "Save",
+            "busy": "Updating Policy...",
+            "is_new": False,
+            "policy": policy,
+        },
+    )
+
+
+# --- detail --------------------------------------------------------------------------------------
+
+
+def provider_url(account: Account, provider: AuthProvider) -> str:
+    """The provider's page, inside the account (§9 item 13: the original's links were not)."""
+    system = provider.adapter in (AuthProvider.Adapter.EMAIL, AuthProvider.Adapter.USERPASS)
+    kind = "system" if system else provider.adapter
+    return url(account, f"/settings/identity_providers/{kind}/{provider.pk}")
+
+
+def _sentence(request: HttpRequest, account: Account, policy: Policy) -> Any:
+    if not policy.conditions:
+        return None
+    wants_providers = any(
+        isinstance(c, dict) and c.get("property") == "provider_id" for c in policy.conditions
+    )
+    providers = {str(p.pk): p for p in provider_list(request.subject)} if wants_providers else {}
+    return describe_conditions(
+        policy.conditions,
+        providers=providers,
+        provider_url=lambda provider: provider_url(account, provider),
+    )
+
+
+@admin_required
+def policy_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject
+    policy = policy_get_by_id_or_persistent_id(subject, id)
+    here = url(account, f"/policies/{policy.pk}")
+    action = action_of(request)
+    if request.method == "POST":
+        if action == "disable":
+            policy_disable(subject=subject, policy=policy)
+        elif action == "enable":
+            policy_enable(subject=subject, policy=policy)
+        elif action == "delete":
+            policy_delete(subject=subject, policy=policy)
+            return HttpResponseRedirect(url(account, "/policies"))
+        return HttpResponseRedirect(here)
+
+    flows = FLOWS_TABLE.page(request, policy_flows(subject, policy))
+    name = _policy_name(policy)
+    return render(
+        request,
+        "resources/policies/detail.html",
+        {
+            "page_title": f"Policy {policy.pk}",
+            "breadcrumbs": [("Policies", url(account, "/policies")), (name, None)],
+            "policy": policy,
+            "name": name,
+            "sentence": _sentence(request, account, policy),
+            "flows": flows,
+        },
+    )
