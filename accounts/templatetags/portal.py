@@ -4,7 +4,7 @@ and live tables. Pages compose these; none of them queries the database."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django import template
@@ -40,7 +40,7 @@ def relative_text(value: datetime | None, now: datetime | None = None) -> str:
 def relative_datetime(value: datetime | None) -> SafeString:
     if value is None:
         return format_html('<span class="relative-time">Never</span>')
-    absolute = timezone.localtime(value, timezone.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    absolute = timezone.localtime(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return format_html(
         '<time class="relative-time" datetime="{}" title="{}">{}</time>',
         value.isoformat(),

@@ -17,7 +17,7 @@ from accounts.features import feature_enabled
 from accounts.models import ActorGroup
 from firezone.errors import NotFound
 from firezone.lookup import get_or_not_found
-from gateways.models import Gateway
+from gateways.models import Gateway, Site
 from resources.models import Policy, Resource, ResourceConnection
 from resources.selectors import get_by_id_or_persistent_id
 
@@ -63,21 +63,50 @@ def resource_list(
     search: str | None = None,
     type: str | None = None,
     site_id: Any = None,
+    exclude_internet: bool = False,
 ) -> QuerySet[Resource]:
     """All resources of the account, ordered by name. The Internet resource is hidden when the
-    account lacks the `internet_resource` feature."""
+    account lacks the `internet_resource` feature (or when `exclude_internet`)."""
     ensure_permissions(subject, P.RESOURCE_MANAGE)
     resources = _scope(subject)
-    if not feature_enabled(subject.account, "internet_resource"):
+    if exclude_internet or not feature_enabled(subject.account, "internet_resource"):
         resources = resources.exclude(type=Resource.Type.INTERNET)
     if search and search.strip():
-        term = search.strip()
-        resources = resources.filter(Q(name__icontains=term) | Q(address__icontains=term))
+        resources = resource_search(resources, search)
     if type:
         resources = resources.filter(type=type)
     if site_id is not None:
         resources = resources.filter(connections__gateway_group_id=site_id)
     return resources.order_by(*ORDERING)
+
+
+def resource_search(resources: QuerySet[Resource], term: str) -> QuerySet[Resource]:
+    """Narrow `resources` to those whose name or address contains `term` (case-insensitive)."""
+    term = term.strip()
+    return resources.filter(Q(name__icontains=term) | Q(address__icontains=term))
+
+
+def with_sites(resources: QuerySet[Resource]) -> QuerySet[Resource]:
+    """Prefetch each resource's connections with their sites, by site name (one query)."""
+    return resources.prefetch_related(
+        Prefetch(
+            "connections",
+            queryset=ResourceConnection.objects.select_related("gateway_group").order_by(
+                "gateway_group__name", "id"
+            ),
+        )
+    )
+
+
+def resource_sites(subject: Subject, resource: Resource | Any) -> list[Site]:
+    """The sites the resource is connected to, by name."""
+    ensure_permissions(subject, P.RESOURCE_MANAGE)
+    resource_id = resource.pk if isinstance(resource, Resource) else resource
+    return list(
+        Site.objects.filter(
+            account_id=subject.account_id, resource_connections__resource_id=resource_id
+        ).order_by("name", "id")
+    )
 
 
 def internet_resource_get(subject: Subject) -> Resource:

@@ -183,6 +183,36 @@ def _load_for_update(subject: Subject, resource: Resource | Any) -> Resource:
 # --- services -----------------------------------------------------------------------------------
 
 
+def resource_field_errors(
+    *,
+    account: Account,
+    type: Any,
+    name: Any = UNSET,
+    address: Any = UNSET,
+    address_description: Any = UNSET,
+    filters: Any = UNSET,
+    ip_stack: Any = UNSET,
+) -> dict[str, list[str]]:
+    """The errors `resource_create`/`resource_update` would report for these fields, without
+    writing or reading anything (the forms' validate-as-you-type). Sites are not checked."""
+    errors: dict[str, list[str]] = {}
+    resource_type = type.strip() if isinstance(type, str) else ""
+    if name is not UNSET:
+        _clean_name(name, errors)
+    if address_description is not UNSET:
+        _clean_description(address_description, errors)
+    if filters is not UNSET:
+        _clean_filters(filters, errors)
+    if resource_type not in USER_TYPES:
+        errors["type"] = [MSG_BLANK if not resource_type else MSG_INVALID]
+        return errors
+    if address is not UNSET:
+        _clean_address(resource_type, address, account, errors)
+    if ip_stack is not UNSET:
+        _clean_ip_stack(resource_type, ip_stack, None, errors)
+    return errors
+
+
 @transaction.atomic
 def resource_create(
     *,
