@@ -215,6 +215,23 @@ WORKOS_API_KEY = env.str("WORKOS_API_KEY", default="")
 WORKOS_CLIENT_ID = env.str("WORKOS_CLIENT_ID", default="")
 WORKOS_BASE_URL = env.str("WORKOS_BASE_URL", default="https://api.workos.com/")
 
+# Identity provider adapters offered for creation (domain.md §2.19, portal.md §4.13.2);
+# `userpass` only when listed explicitly.
+AUTH_PROVIDER_ADAPTERS = env.list(
+    "AUTH_PROVIDER_ADAPTERS",
+    default=[
+        "email",
+        "openid_connect",
+        "google_workspace",
+        "microsoft_entra",
+        "okta",
+        "jumpcloud",
+        "mock",
+    ],
+)
+# OpenID Connect discovery over plain http, for an IdP on a loopback address only (development).
+OIDC_ALLOW_HTTP_LOOPBACK = env.bool("OIDC_ALLOW_HTTP_LOOPBACK", default=False)
+
 # Global feature switches (FEATURE_<NAME>=true|false). An account feature is only on when both
 # the account has it and the global switch allows it (domain.md §2.17).
 FEATURES = {

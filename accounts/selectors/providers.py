@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
-from accounts.models import Account, AuthProvider
+from accounts.models import Account, Actor, AuthIdentity, AuthProvider
 from firezone.errors import NotFound
 from firezone.lookup import get_or_not_found
 
@@ -24,6 +24,42 @@ def provider_get(subject: Subject, *, provider_id: Any) -> AuthProvider:
 
 def provider_list(subject: Subject) -> QuerySet[AuthProvider]:
     return _scoped(subject).order_by("inserted_at", "id")
+
+
+def provider_get_for_adapter(subject: Subject, *, provider_id: Any, adapter: str) -> AuthProvider:
+    """The provider, if its adapter is `adapter` (the adapter is part of the page URLs)."""
+    provider = provider_get(subject, provider_id=provider_id)
+    if provider.adapter != adapter:
+        raise NotFound()
+    return provider
+
+
+def provider_get_system(subject: Subject, *, provider_id: Any) -> AuthProvider:
+    """An email or username & password provider (the "system" provider page)."""
+    provider = provider_get(subject, provider_id=provider_id)
+    if provider.adapter not in AuthProvider.SINGLETON_ADAPTERS:
+        raise NotFound()
+    return provider
+
+
+def stale_synced_actors(provider: AuthProvider) -> QuerySet[Actor]:
+    """Users created by directory sync that no longer have any identity (sync hard-deletes the
+    identities of users gone from the IdP and keeps their actors). Identities are hard-deleted,
+    so which provider synced such an actor is no longer known: every directory-sync provider of
+    the account lists the same actors; other providers none."""
+    if not provider.is_sync_adapter:
+        return Actor.objects.none()
+    with_identity = AuthIdentity.objects.filter(account_id=provider.account_id).values("actor_id")
+    return Actor.objects.filter(
+        account_id=provider.account_id,
+        last_synced_at__isnull=False,
+        type__in=Actor.USER_TYPES,
+    ).exclude(pk__in=with_identity)
+
+
+def provider_stale_actors_count(subject: Subject, *, provider: AuthProvider) -> int:
+    ensure_permissions(subject, P.PROVIDER_MANAGE, P.ACTOR_MANAGE)
+    return stale_synced_actors(provider).count()
 
 
 # --- system path ---------------------------------------------------------------------------------

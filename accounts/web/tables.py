@@ -47,7 +47,8 @@ class TableReset(Exception):
         self.url = url
 
 
-FilterKind = Literal["search", "select", "radio"]
+# "uuid": a choice among records (providers, sites...): always a select, whatever the count (§1.4).
+FilterKind = Literal["search", "select", "radio", "uuid"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class Filter:
 
     @property
     def widget(self) -> str:
+        if self.kind == "uuid":
+            return "select"
         if self.kind != "select":
             return self.kind
         return "radio" if 0 < len(self.resolved_choices()) <= 4 else "select"
