@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Count, QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
-from accounts.models import Actor, AuthIdentity
+from accounts.models import Actor, AuthIdentity, AuthProvider
 from accounts.selectors.scopes import account_or_own
 from firezone.lookup import get_or_not_found
 
@@ -42,3 +42,29 @@ def identities_count_by_provider(subject: Subject) -> dict[Any, int]:
         .annotate(n=Count("id"))
     )
     return {row["provider_id"]: row["n"] for row in rows}
+
+
+# Adapters whose identities an admin may add by hand (the others are created at sign-in or by
+# directory sync).
+MANUAL_ADAPTERS = (
+    AuthProvider.Adapter.EMAIL,
+    AuthProvider.Adapter.USERPASS,
+    AuthProvider.Adapter.OPENID_CONNECT,
+)
+
+
+def identity_provider_options(subject: Subject, *, actor: Actor | Any) -> QuerySet[AuthProvider]:
+    """Providers an admin may add an identity of `actor` at: enabled, manually provisionable,
+    and not already holding one of the actor's identities."""
+    ensure_permissions(subject, P.IDENTITY_MANAGE, P.PROVIDER_MANAGE)
+    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
+    taken = AuthIdentity.objects.filter(account_id=subject.account_id, actor=actor).values(
+        "provider_id"
+    )
+    return (
+        AuthProvider.objects.filter(
+            account_id=subject.account_id, disabled_at__isnull=True, adapter__in=MANUAL_ADAPTERS
+        )
+        .exclude(pk__in=taken)
+        .order_by("inserted_at", "id")
+    )

@@ -83,7 +83,10 @@ def _ensure_can_grant(subject: Subject, actor_type: str) -> None:
 
 
 def _seats_reached() -> LimitReached:
-    return LimitReached("You have reached the seat limit of your plan.", code="seats_limit_reached")
+    return LimitReached(
+        "You have reached the maximum number of seats allowed by your subscription plan.",
+        code="seats_limit_reached",
+    )
 
 
 def _ensure_within_limits(account_id: Any, actor_type: str) -> None:
@@ -92,7 +95,8 @@ def _ensure_within_limits(account_id: Any, actor_type: str) -> None:
     if actor_type == Actor.Type.SERVICE_ACCOUNT:
         if not limits.can_create_service_accounts(account):
             raise LimitReached(
-                "You have reached the service account limit of your plan.",
+                "You have reached the maximum number of service accounts allowed by your "
+                "subscription plan.",
                 code="service_accounts_limit_reached",
             )
     elif actor_type == Actor.Type.ACCOUNT_ADMIN_USER:
@@ -122,7 +126,7 @@ def _refuse_last_enabled_admin(actor: Actor, action: str) -> None:
     """An account keeps one enabled admin: `action` ("disable", "delete") is refused on it."""
     if actor.is_admin and actor.is_active and not _other_enabled_admin_exists(actor):
         raise Refused(
-            f"You can not {action} the last admin of the account.",
+            f"You can't {action} the last admin of an account.",
             code=f"cant_{action}_the_last_admin",
         )
 
@@ -215,7 +219,7 @@ def actor_update(
         _ensure_can_grant(subject, clean_type)
         if actor.is_admin and not _other_enabled_admin_exists(actor):
             raise Refused(
-                "You can not remove the admin role from the last admin of the account.",
+                "You may not demote the last admin.",
                 code="cant_remove_admin_type",
             )
     old = changes.row_image(actor)
