@@ -46,6 +46,13 @@ TOKENS_SALT = env.str("TOKENS_SALT", default=_DEV_TOKENS_SALT if _dev_tokens els
 
 EXTERNAL_URL = env.str("EXTERNAL_URL", default="http://localhost:8000")
 API_EXTERNAL_URL = env.str("API_EXTERNAL_URL", default=EXTERNAL_URL.replace("http", "ws", 1))
+# Deploy pages (portal.md §4.1.5, §4.8.5): FIREZONE_API_URL is printed only when overridden;
+# the registry the Docker instructions pull the gateway/relay images from.
+API_URL_OVERRIDE = env.str("API_URL_OVERRIDE", default="")
+DOCKER_REGISTRY = env.str("DOCKER_REGISTRY", default="ghcr.io/firezone")
+# Latest published gateway version (domain.md §5.14 fallback), for the "New version available"
+# marks of the gateway tables.
+GATEWAY_LATEST_VERSION = env.str("GATEWAY_LATEST_VERSION", default="1.4.0")
 
 INSTALLED_APPS = [
     "daphne",

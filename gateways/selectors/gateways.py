@@ -6,13 +6,16 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.validation import is_uuid
 from firezone.lookup import get_or_not_found
+from gateways import presence
 from gateways.models import Gateway, Site
 from gateways.versions import version_key
 
@@ -28,15 +31,68 @@ def gateway_get(subject: Subject, *, gateway_id: Any) -> Gateway:
     return get_or_not_found(_scoped(subject).select_related("group"), gateway_id)
 
 
-def gateway_list(subject: Subject, *, site: Site | Any = None) -> QuerySet[Gateway]:
-    """Gateways of the account (or of one site), oldest first."""
+def gateway_list(
+    subject: Subject, *, site: Site | Any = None, ids: Iterable[str] | None = None
+) -> QuerySet[Gateway]:
+    """Gateways of the account (or of one site; only `ids` when given, e.g. the online ones),
+    oldest first."""
     queryset = _scoped(subject).select_related("group")
     if site is not None:
         site_id = site.pk if isinstance(site, Site) else site
         if not is_uuid(str(site_id)):
             return Gateway.objects.none()
         queryset = queryset.filter(group_id=site_id)
+    if ids is not None:
+        queryset = queryset.filter(id__in=[i for i in ids if is_uuid(str(i))])
     return queryset.order_by("inserted_at", "id")
+
+
+@dataclass(frozen=True)
+class OnlineGateways:
+    """Ids (str) of the gateways online right now: account-wide and per asked-for site."""
+
+    account: frozenset[str] = frozenset()
+    sites: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def of_site(self, site: Site | Any) -> frozenset[str]:
+        return self.sites.get(str(site.pk if isinstance(site, Site) else site), frozenset())
+
+
+def _uuid_keys(presences: dict[str, list[dict]]) -> frozenset[str]:
+    return frozenset(key for key in presences if is_uuid(key))
+
+
+def gateways_online(
+    subject: Subject, *, account: bool = False, sites: Iterable[Site | Any] = ()
+) -> OnlineGateways:
+    """Gateway presence (Redis, one call for all topics): the account's online gateways when
+    `account`, and those of each of `sites`."""
+    ensure_permissions(subject, one_of=(P.GATEWAY_MANAGE, P.GATEWAY_CONNECT))
+    site_ids = [str(s.pk if isinstance(s, Site) else s) for s in sites]
+    topics = [presence.group_gateways_topic(site_id) for site_id in site_ids]
+    account_topic = presence.account_gateways_topic(subject.account_id)
+    if account:
+        topics.append(account_topic)
+    listed = presence.list_presences_many_sync(topics)
+    return OnlineGateways(
+        account=_uuid_keys(listed.get(account_topic, {})) if account else frozenset(),
+        sites={
+            site_id: _uuid_keys(listed.get(presence.group_gateways_topic(site_id), {}))
+            for site_id in site_ids
+        },
+    )
+
+
+def gateway_latest_version() -> str:
+    """The latest published gateway version (configured; domain.md §5.14)."""
+    return settings.GATEWAY_LATEST_VERSION
+
+
+def gateway_outdated(version: str | None, latest: str | None = None) -> bool:
+    """True when `version` is older than the latest gateway version (semantic compare);
+    unparseable versions are not flagged."""
+    current, newest = version_key(version), version_key(latest or gateway_latest_version())
+    return current is not None and newest is not None and current < newest
 
 
 # --- picking a gateway (pure) -------------------------------------------------------------------

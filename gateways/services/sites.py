@@ -96,3 +96,18 @@ def site_token_create(*, subject: Subject, site: Site | Any) -> IssuedToken:
         context=subject.context,
         subject=subject,
     )
+
+
+@transaction.atomic
+def site_tokens_delete_all(*, subject: Subject, site: Site | Any) -> int:
+    """ "Revoke All": hard-delete every gateway token of a site (the Internet site too), which
+    closes the sockets of the gateways that authenticated with them. Returns how many."""
+    ensure_permissions(subject, P.GATEWAY_MANAGE)
+    site = get_or_not_found(Site, site, account_id=subject.account_id)
+    recorded = changes.delete(
+        Token.objects.filter(
+            account_id=subject.account_id, type=Token.Type.GATEWAY_GROUP, gateway_group=site
+        ),
+        subject=subject,
+    )
+    return sum(1 for change in recorded if change.table == "tokens")
