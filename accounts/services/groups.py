@@ -225,6 +225,31 @@ def group_update(
 
 
 @transaction.atomic
+def group_members_change(
+    *,
+    subject: Subject,
+    group: ActorGroup,
+    add: Iterable[Actor | Any] = (),
+    remove: Iterable[Actor | Any] = (),
+) -> ActorGroup:
+    """Add and remove some members of a static group, leaving the other memberships alone (the
+    "Edit Actors" page applies the admin's pending changes to the current members)."""
+    ensure_permissions(subject, P.ACTOR_MANAGE)
+    group = get_or_not_found(ActorGroup, group, account_id=subject.account_id, for_update=True)
+    _ensure_editable(group)
+    removed = {a.pk for a in _actors_of(subject.account_id, remove)}
+    added = {a.pk for a in _actors_of(subject.account_id, add)} - removed
+    if removed:
+        memberships_delete(
+            ActorGroupMembership.objects.filter(group=group, actor_id__in=removed), subject=subject
+        )
+    current = set(group.memberships.filter(actor_id__in=added).values_list("actor_id", flat=True))
+    for actor_id in sorted(added - current, key=str):
+        membership_insert(group=group, actor_id=actor_id, subject=subject)
+    return group
+
+
+@transaction.atomic
 def group_delete(*, subject: Subject, group: ActorGroup) -> ActorGroup:
     """Hard-delete a static group with its memberships, policies and flows. Synced groups
     belong to directory sync, and the Everyone group is refused too (§8.10 fix)."""

@@ -1,23 +1,307 @@
-"""Admin pages: clients (portal.md §4). Placeholder views answer 404 until built."""
+"""Admin pages: clients (portal.md §4.7): the list with its verification / presence / name
+filters, the client page (details, device attributes, verification, recent connections,
+deletion) and the rename page.
+
+Online status is presence (Redis), not a column: each page reads the presence set once and the
+list's Presence filter narrows the rows by those ids in SQL, so a page costs the same number of
+queries whatever is online. The list re-queries itself on presence events of the account's
+clients; the client page re-reads its details on presence events of the owner's clients.
+
+Client page events (POST `action`): verify, remove_verification, delete.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import logging
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from accounts.models import Account
-from accounts.web.session import admin_required, not_found
+from django.contrib import messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+
+from accounts.models import Account, Actor
+from accounts.web.pages import action_of, redirect_error, redirect_info, url
+from accounts.web.session import admin_required
+from accounts.web.tables import Column, Filter, LiveTable
+from firezone.errors import Refused, Unauthorized, ValidationFailed
+from gateways.client_forms import ClientForm
+from gateways.models import Client
+from gateways.presence import account_clients_topic, actor_clients_topic, list_presences_sync
+from gateways.selectors.clients import client_get, client_list, client_sign_in_token
+from gateways.services.clients import (
+    client_delete,
+    client_remove_verification,
+    client_update,
+    client_verify,
+)
+from resources.selectors.flows import flow_list_for
+
+logger = logging.getLogger(__name__)
+
+MSG_DELETED = "Client was deleted."
+MSG_FORBIDDEN = "You don't have permissions to perform this action."
+
+ROLE_SUFFIXES = {
+    Actor.Type.ACCOUNT_ADMIN_USER: " (admin)",
+    Actor.Type.SERVICE_ACCOUNT: " (service account)",
+    Actor.Type.API_CLIENT: " (api client)",
+}
+
+
+# --- operating systems (from the user agent, e.g. "iOS/12.7 (iPhone) connlib/1.3.0") -------------
+
+
+@dataclass(frozen=True)
+class OperatingSystem:
+    kind: str  # icon: windows, macos, ios, android, ubuntu, debian, manjaro, linux, other
+    name: str
+    version: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version}".strip()
+
+    @property
+    def icon(self) -> str:
+        return OS_ICONS.get(self.kind, OS_ICONS["other"])
+
+
+# UA name (lower case) -> (icon kind, display name)
+_OS_NAMES = {
+    "ios": ("ios", "Apple iOS"),
+    "ipados": ("ios", "Apple iPadOS"),
+    "macos": ("macos", "Apple macOS"),
+    "mac os": ("macos", "Apple macOS"),
+    "mac os x": ("macos", "Apple macOS"),
+    "windows": ("windows", "Microsoft Windows"),
+    "android": ("android", "Google Android"),
+    "ubuntu": ("ubuntu", "Ubuntu"),
+    "debian": ("debian", "Debian"),
+    "manjaro": ("manjaro", "Manjaro"),
+    "linux": ("linux", "Linux"),
+}
+OS_ICONS = {
+    "windows": "\U0001fa9f",
+    "macos": "\U0001f34e",
+    "ios": "\U0001f4f1",
+    "android": "\U0001f916",
+    "ubuntu": "\U0001f427",
+    "debian": "\U0001f427",
+    "manjaro": "\U0001f427",
+    "linux": "\U0001f427",
+    "other": "\U0001f4bb",
+}
+_UA_OS = re.compile(r"^\s*(?P<name>[^/]+)/(?P<version>\S*)")
+
+
+def os_of(user_agent: str | None) -> OperatingSystem:
+    """The OS of a client from the first "<name>/<version>" token of its user agent."""
+    match = _UA_OS.match(user_agent or "")
+    if match is None:
+        return OperatingSystem("other", "Unknown", "")
+    name, version = match["name"].strip(), match["version"]
+    kind, label = _OS_NAMES.get(name.lower(), ("other", name))
+    return OperatingSystem(kind, label, version)
+
+
+# --- presence ------------------------------------------------------------------------------------
+
+
+def _presences(topic: str) -> dict[str, list[dict]]:
+    """`{client id: metas}` of a presence topic (Redis; an outage shows everyone offline)."""
+    try:
+        return list_presences_sync(topic)
+    except Exception:
+        logger.warning("presence of %s unavailable", topic, exc_info=True)
+        return {}
+
+
+def _ids(keys: Iterable[str]) -> list[uuid.UUID]:
+    found = []
+    for key in keys:
+        try:
+            found.append(uuid.UUID(str(key)))
+        except ValueError:
+            continue
+    return found
+
+
+def _decorate(clients: Iterable[Any], online: set[uuid.UUID]) -> None:
+    for client in clients:
+        client.online = client.pk in online
+        client.os = os_of(client.last_seen_user_agent)
+        client.role_suffix = ROLE_SUFFIXES.get(client.actor.type, "")
+
+
+# --- list ----------------------------------------------------------------------------------------
+
+
+def _verification(queryset: QuerySet[Client], value: str) -> QuerySet[Client]:
+    return queryset.filter(verified_at__isnull=value != "verified")
+
+
+def _client_or_actor_name(queryset: QuerySet[Client], value: str) -> QuerySet[Client]:
+    return queryset.filter(Q(name__icontains=value) | Q(actor__name__icontains=value))
+
+
+def _clients_table(account: Account, online: list[uuid.UUID]) -> LiveTable:
+    def presence(queryset: QuerySet[Client], value: str) -> QuerySet[Client]:
+        if value == "online":
+            return queryset.filter(pk__in=online)
+        return queryset.exclude(pk__in=online)
+
+    return LiveTable(
+        id="clients",
+        columns=[
+            Column("", css="os"),
+            Column("name", order="name"),
+            Column("user"),
+            Column("status"),
+            Column("last started", order="last_seen_at"),
+            Column("created", order="inserted_at"),
+        ],
+        row_template="gateways/clients/_row.html",
+        orders={"name": "name", "last_seen_at": "last_seen_at", "inserted_at": "inserted_at"},
+        default_order=("last_seen_at", "desc"),
+        filters=[
+            Filter(
+                "verification",
+                _verification,
+                title="Verification Status",
+                kind="select",
+                choices=[("verified", "Verified"), ("not_verified", "Not Verified")],
+            ),
+            Filter(
+                "presence",
+                presence,
+                title="Presence",
+                kind="select",
+                choices=[("online", "Online"), ("offline", "Offline")],
+            ),
+            Filter("name", _client_or_actor_name, title="Client Name or Actor Name"),
+        ],
+        empty_message="No Actors have signed in from any Client.",
+        live_topics=[account_clients_topic(account.pk)],
+        live_mode="reload",
+    )
 
 
 @admin_required
 def clients_list(request: HttpRequest, account: Account) -> HttpResponse:
-    return not_found(request)
+    online = _ids(_presences(account_clients_topic(account.pk)))
+    page = _clients_table(account, online).page(request, client_list(request.subject))
+    _decorate(page.rows, set(online))
+    context = {"page_title": "Clients", "breadcrumbs": [("Clients", None)], "page": page}
+    return render(request, "gateways/clients/list.html", context)
+
+
+# --- detail --------------------------------------------------------------------------------------
+
+
+FLOWS_TABLE = LiveTable(
+    id="flows",
+    columns=[Column("authorized"), Column("remote ip"), Column("policy"), Column("gateway")],
+    row_template="gateways/clients/_flow_row.html",
+    orders={"inserted_at": "inserted_at"},
+    default_order=("inserted_at", "desc"),
+    empty_message="No activity to display.",
+)
+
+
+def _client_url(account: Account, client: Client) -> str:
+    return url(account, f"/clients/{client.pk}")
+
+
+def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, str | None]]:
+    return [("Clients", url(account, "/clients")), *rest]
+
+
+def _detail_event(request: HttpRequest, account: Account, client: Client) -> HttpResponse:
+    subject = request.subject
+    here = _client_url(account, client)
+    action = action_of(request)
+    try:
+        if action == "verify":
+            client_verify(subject=subject, client=client)
+        elif action == "remove_verification":
+            client_remove_verification(subject=subject, client=client)
+        elif action == "delete":
+            client_delete(subject=subject, client=client)
+            return redirect_info(request, url(account, "/clients"), MSG_DELETED)
+    except Refused as exc:
+        return redirect_error(request, here, exc.message)
+    except Unauthorized:
+        return redirect_error(request, here, MSG_FORBIDDEN)
+    return HttpResponseRedirect(here)
+
+
+def _location(client: Client) -> str:
+    parts = [client.last_seen_remote_ip_location_city, client.last_seen_remote_ip_location_region]
+    return ", ".join(p for p in parts if p)
 
 
 @admin_required
 def client_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    return not_found(request)
+    subject = request.subject
+    client = client_get(subject, client_id=id)
+    if request.method == "POST":
+        return _detail_event(request, account, client)
+
+    topic = actor_clients_topic(client.actor_id)
+    metas = _presences(topic).get(str(client.pk), [])
+    # The newest connection's token is the one in use (metas are oldest first).
+    token_id = next((m.get("token_id") for m in reversed(metas) if m.get("token_id")), None)
+    token = client_sign_in_token(subject, client=client, token_id=token_id) if token_id else None
+    verifier = (client.verified_by_subject or {}).get("name") or "System"
+    if client.verified_by == "system":
+        verifier = "System"
+    flows = flow_list_for(subject, client=client).select_related(
+        "policy__actor_group", "policy__resource", "gateway__group"
+    )
+    context = {
+        "page_title": f"Client {client.name}",
+        "breadcrumbs": _crumbs(account, (client.name, None)),
+        "client": client,
+        "actor": client.actor,
+        "role_suffix": ROLE_SUFFIXES.get(client.actor.type, ""),
+        "online": bool(metas),
+        "token": token,
+        "live_topic": topic,
+        "os": os_of(client.last_seen_user_agent),
+        "location": _location(client),
+        "verifier": verifier,
+        "flows": FLOWS_TABLE.page(request, flows),
+    }
+    return render(request, "gateways/clients/detail.html", context)
+
+
+# --- edit ----------------------------------------------------------------------------------------
 
 
 @admin_required
 def client_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    return not_found(request)
+    client = client_get(request.subject, client_id=id)
+    form = ClientForm(request.POST or None, initial={"name": client.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            client_update(subject=request.subject, client=client, name=form.cleaned_data["name"])
+        except ValidationFailed as exc:
+            form.add_domain_errors(exc.errors)
+        except Unauthorized:
+            messages.error(request, MSG_FORBIDDEN)
+        else:
+            return HttpResponseRedirect(_client_url(account, client))
+    context = {
+        "page_title": f"Edit Client {client.name}",
+        "breadcrumbs": _crumbs(
+            account, (client.name, _client_url(account, client)), ("Edit", None)
+        ),
+        "client": client,
+        "form": form,
+    }
+    return render(request, "gateways/clients/edit.html", context)
