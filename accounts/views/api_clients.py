@@ -1,38 +1,334 @@
-"""Admin pages: api clients (portal.md §4). Placeholder views answer 404 until built."""
+"""Admin pages: Settings → API Clients (portal.md §4.12): the closed-beta page, the list, the
+new client → new token wizard, the client page with its tokens and the edit page.
+
+Gate: without the `rest_api` feature the list, new, detail and edit pages send the browser to
+the beta page, which sends it back when the feature is on. The token page only needs the global
+switch (§2.2 route 67). Detail page events (POST `action`): disable, enable, delete,
+revoke_token (with `token_id`, which must be a token of this client), revoke_all.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
 
-from accounts.models import Account
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils import timezone
+
+from accounts.features import feature_enabled, globally_enabled
+from accounts.forms.api_clients import NAME_HELP, ApiClientForm, ApiTokenForm
+from accounts.models import Account, Actor, Token
+from accounts.selectors.actors import actor_get, actor_list
+from accounts.selectors.tokens import token_get, tokens_list_for_actor
+from accounts.services.actors import (
+    actor_create,
+    actor_delete,
+    actor_disable,
+    actor_enable,
+    actor_update,
+)
+from accounts.services.support_emails import rest_api_beta_request_send
+from accounts.services.tokens_admin import (
+    api_client_token_create,
+    token_delete,
+    tokens_delete_for_actor,
+)
+from accounts.web.pages import action_of, redirect_error, redirect_info, url
 from accounts.web.session import admin_required, not_found
+from accounts.web.tables import Column, Filter, LiveTable
+from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+MSG_DISABLED = "API Client was disabled."
+MSG_ENABLED = "API Client was enabled."
+MSG_TOKEN_REVOKED = "Token was revoked."
+MSG_FORBIDDEN = "You don't have permissions to perform this action."
+MSG_BETA_FAILED = "The request could not be sent. Please try again later."
+BETA_REQUESTED_KEY = "fz_rest_api_beta_requested"
 
 
-@admin_required
-def api_clients_list(request: HttpRequest, account: Account) -> HttpResponse:
-    return not_found(request)
+def _list_url(account: Account) -> str:
+    return url(account, "/settings/api_clients")
+
+
+def _client_url(account: Account, actor: Actor) -> str:
+    return url(account, f"/settings/api_clients/{actor.pk}")
+
+
+def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, str | None]]:
+    return [("API Clients", _list_url(account) if rest else None), *rest]
+
+
+def _docs_url() -> str:
+    """The OpenAPI docs of the REST API (an http(s) URL even when the setting is ws(s))."""
+    base = str(settings.API_EXTERNAL_URL).rstrip("/")
+    if base.startswith("ws"):
+        base = "http" + base[2:]
+    return f"{base}/swaggerui"
+
+
+def rest_api_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Goes inside `admin_required`: without `rest_api` the page is the beta page (§4.12)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, account: Account, **kw: Any) -> HttpResponse:
+        if not feature_enabled(account, "rest_api"):
+            return HttpResponseRedirect(url(account, "/settings/api_clients/beta"))
+        return view(request, *args, account=account, **kw)
+
+    return wrapper
+
+
+def _api_client(request: HttpRequest, id: str) -> Actor:
+    actor = actor_get(request.subject, actor_id=id)
+    if not actor.is_api_client:
+        raise NotFound()
+    return actor
+
+
+# --- beta ----------------------------------------------------------------------------------------
 
 
 @admin_required
 def api_clients_beta(request: HttpRequest, account: Account) -> HttpResponse:
-    return not_found(request)
+    if feature_enabled(account, "rest_api"):
+        return HttpResponseRedirect(_list_url(account))
+    here = url(account, "/settings/api_clients/beta")
+    if request.method == "POST":
+        if action_of(request) == "request_beta":
+            try:
+                rest_api_beta_request_send(subject=request.subject)
+            except Unauthorized:
+                return redirect_error(request, here, MSG_FORBIDDEN)
+            except Exception:
+                logger.exception("REST API beta request of %s could not be sent", account.pk)
+                return redirect_error(request, here, MSG_BETA_FAILED)
+            # Shown once, like the original's page state.
+            request.session[BETA_REQUESTED_KEY] = str(account.pk)
+        return HttpResponseRedirect(here)
+    requested = request.session.pop(BETA_REQUESTED_KEY, None) == str(account.pk)
+    context = {
+        "page_title": "API Clients",
+        "breadcrumbs": _crumbs(account),
+        "docs_url": _docs_url(),
+        "requested": requested,
+    }
+    return render(request, "accounts/api_clients/beta.html", context)
+
+
+# --- list ----------------------------------------------------------------------------------------
+
+
+def _name_or_email(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
+    # API clients have no identities: their name is all there is to search.
+    return queryset.filter(name__icontains=value)
+
+
+def _status(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
+    return queryset.filter(disabled_at__isnull=value == "active")
+
+
+CLIENTS_TABLE = LiveTable(
+    id="actors",
+    columns=[
+        Column("name", order="name"),
+        Column("status"),
+        Column("created at", order="inserted_at"),
+    ],
+    row_template="accounts/api_clients/_row.html",
+    orders={"name": "name", "inserted_at": "inserted_at"},
+    default_order=("inserted_at", "asc"),
+    filters=[
+        Filter("name_or_email", _name_or_email, title="Name or Email"),
+        Filter(
+            "status",
+            _status,
+            title="Status",
+            kind="select",
+            choices=[("active", "Active"), ("disabled", "Disabled")],
+        ),
+    ],
+    empty_message="No API Clients to display.",
+)
 
 
 @admin_required
+@rest_api_required
+def api_clients_list(request: HttpRequest, account: Account) -> HttpResponse:
+    queryset = actor_list(request.subject, type=Actor.Type.API_CLIENT)
+    page = CLIENTS_TABLE.page(request, queryset)
+    context = {
+        "page_title": "API Clients",
+        "breadcrumbs": _crumbs(account),
+        "docs_url": _docs_url(),
+        "page": page,
+    }
+    return render(request, "accounts/api_clients/list.html", context)
+
+
+# --- new client, new token -----------------------------------------------------------------------
+
+
+@admin_required
+@rest_api_required
 def api_client_new(request: HttpRequest, account: Account) -> HttpResponse:
-    return not_found(request)
-
-
-@admin_required
-def api_client_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    return not_found(request)
-
-
-@admin_required
-def api_client_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    return not_found(request)
+    form = ApiClientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            actor = actor_create(
+                subject=request.subject, name=form.cleaned_data["name"], type=Actor.Type.API_CLIENT
+            )
+        except ValidationFailed as exc:
+            form.add_domain_errors(exc.errors)
+        except (Refused, Unauthorized) as exc:
+            messages.error(request, exc.message)
+        else:
+            return HttpResponseRedirect(_client_url(account, actor) + "/new_token")
+    context = {
+        "page_title": "New API Client",
+        "breadcrumbs": _crumbs(account, ("Add", None)),
+        "form": form,
+        "name_help": NAME_HELP,
+    }
+    return render(request, "accounts/api_clients/new.html", context)
 
 
 @admin_required
 def api_client_new_token(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    return not_found(request)
+    if not globally_enabled("rest_api"):
+        return not_found(request)
+    actor = _api_client(request, id)
+    form = ApiTokenForm(request.POST or None)
+    encoded = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = api_client_token_create(
+                subject=request.subject,
+                actor=actor,
+                name=form.cleaned_data["name"],
+                expires_at=form.cleaned_data["expires_at"],
+            )
+        except ValidationFailed as exc:
+            form.add_domain_errors(exc.errors)
+        except Unauthorized:
+            messages.error(request, MSG_FORBIDDEN)
+        else:
+            # Shown once, in this response; never stored anywhere readable.
+            encoded = issued.encoded
+    context = {
+        "page_title": "New API Token",
+        "breadcrumbs": _crumbs(
+            account, (actor.name, _client_url(account, actor)), ("New Token", None)
+        ),
+        "actor": actor,
+        "form": form,
+        "token": encoded,
+    }
+    response = render(request, "accounts/api_clients/new_token.html", context)
+    if encoded:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- detail --------------------------------------------------------------------------------------
+
+TOKENS_TABLE = LiveTable(
+    id="tokens",
+    columns=[
+        Column("name"),
+        Column("expires at"),
+        Column("created by"),
+        Column("last used"),
+        Column("last used IP"),
+        Column(""),
+    ],
+    row_template="accounts/api_clients/_token_row.html",
+    orders={"inserted_at": "inserted_at"},
+    default_order=("inserted_at", "desc"),
+    empty_message="No API tokens to display.",
+)
+
+
+def _event_token(request: HttpRequest, actor: Actor) -> Token:
+    token = token_get(request.subject, token_id=request.POST.get("token_id"))
+    if token.actor_id != actor.pk:
+        raise NotFound()
+    return token
+
+
+def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpResponse:
+    subject = request.subject
+    here = _client_url(account, actor)
+    action = action_of(request)
+    try:
+        if action == "disable":
+            actor_disable(subject=subject, actor=actor)
+            return redirect_info(request, here, MSG_DISABLED)
+        if action == "enable":
+            actor_enable(subject=subject, actor=actor)
+            return redirect_info(request, here, MSG_ENABLED)
+        if action == "delete":
+            actor_delete(subject=subject, actor=actor)
+            return HttpResponseRedirect(_list_url(account))
+        if action == "revoke_token":
+            token_delete(subject=subject, token=_event_token(request, actor))
+            return redirect_info(request, here, MSG_TOKEN_REVOKED)
+        if action == "revoke_all":
+            count = tokens_delete_for_actor(subject=subject, actor=actor)
+            return redirect_info(request, here, f"{count} token(s) were revoked.")
+    except Refused as exc:
+        return redirect_error(request, here, exc.message)
+    except Unauthorized:
+        return redirect_error(request, here, MSG_FORBIDDEN)
+    return HttpResponseRedirect(here)
+
+
+@admin_required
+@rest_api_required
+def api_client_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+    actor = _api_client(request, id)
+    if request.method == "POST":
+        return _detail_event(request, account, actor)
+    tokens = tokens_list_for_actor(request.subject, actor=actor)
+    page = TOKENS_TABLE.page(request, tokens)
+    now = timezone.now()
+    for token in page.rows:
+        token.expired = token.expires_at is not None and token.expires_at <= now
+    context = {
+        "page_title": f"API Client {actor.name}",
+        "breadcrumbs": _crumbs(account, (actor.name, None)),
+        "actor": actor,
+        "tokens": page,
+    }
+    return render(request, "accounts/api_clients/detail.html", context)
+
+
+@admin_required
+@rest_api_required
+def api_client_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+    actor = _api_client(request, id)
+    form = ApiClientForm(request.POST or None, initial={"name": actor.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            actor_update(subject=request.subject, actor=actor, name=form.cleaned_data["name"])
+        except ValidationFailed as exc:
+            form.add_domain_errors(exc.errors)
+        except (Refused, Unauthorized) as exc:
+            messages.error(request, exc.message)
+        else:
+            return HttpResponseRedirect(_client_url(account, actor))
+    context = {
+        "page_title": f"Edit {actor.name}",
+        "breadcrumbs": _crumbs(account, (actor.name, _client_url(account, actor)), ("Edit", None)),
+        "actor": actor,
+        "form": form,
+        "name_help": NAME_HELP,
+    }
+    return render(request, "accounts/api_clients/edit.html", context)

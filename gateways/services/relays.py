@@ -135,6 +135,18 @@ def relay_group_token_create(*, subject: Subject, group: RelayGroup | Any) -> Is
 
 
 @transaction.atomic
+def relay_group_tokens_delete(*, subject: Subject, group: RelayGroup | Any) -> int:
+    """The "Revoke All" event: hard-delete every token of a self-hosted group (its relays are
+    disconnected); returns how many. Global groups are refused like other changes."""
+    group = _load_account_group(subject, group)
+    ensure_permissions(subject, P.TOKEN_MANAGE)
+    recorded = changes.delete(
+        Token.objects.filter(relay_group=group, account_id=subject.account_id), subject=subject
+    )
+    return sum(1 for c in recorded if c.table == "tokens")
+
+
+@transaction.atomic
 def relay_group_token_create_global(*, group: RelayGroup) -> IssuedToken:
     """System path: a token (without account) for the relays of a global group."""
     group = get_or_not_found(RelayGroup, group, for_update=True, account_id__isnull=True)
