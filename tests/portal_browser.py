@@ -3,12 +3,11 @@
 pytest-django's `live_server` is WSGI: pages work but the `/live` socket does not. Tests that
 need a page to change by itself use `portal_server` instead (the session's daphne on the test
 database; rows must be committed, so it needs the transactional test DB), sign in with
-`sign_in_page`, and drive devices with `GatewaySocket`/`ClientSocket` (sync WebSocket devices
+`sign_in_page`, and drive devices with `gateway_socket`/`client_socket` (sync WebSocket devices
 speaking Phoenix V1 frames, like connlib).
 
-Import the fixtures in a conftest or test module:
-`from tests.portal_browser import portal_server  # noqa: F401` and
-`from tests.live import live_daphne  # noqa: F401`.
+The app test packages' conftests provide `portal_server` and `live_daphne`:
+`from tests.portal_browser import portal_server  # noqa: F401`.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def relative_text(value: datetime | None, now: datetime | None = None) -> str:
 @register.simple_tag
 def relative_datetime(value: datetime | None) -> SafeString:
     if value is None:
-        return format_html('<span class="relative-time">Never</span>')
+        return SafeString('<span class="relative-time">Never</span>')
     absolute = timezone.localtime(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return format_html(
         '<time class="relative-time" datetime="{}" title="{}">{}</time>',

@@ -17,8 +17,7 @@ from accounts.models import Actor, Token
 from accounts.services.tokens import token_create
 from accounts.tests.factories import ActorFactory, GroupFactory, IdentityFactory
 from accounts.tests.portal import Acme, make_acme, session_cookie_for
-from tests.live import live_daphne  # noqa: F401
-from tests.portal_browser import base_url, client_socket, portal_server, sign_in_page  # noqa: F401
+from tests.portal_browser import base_url, client_socket, sign_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -221,7 +220,7 @@ def test_56_welcome_email_rate_limit(live_server: Any, page: Page, acme: Acme) -
 
 @pytest.mark.django_db(transaction=True)
 def test_actor_clients_table_follows_presence(
-    portal_server: Any,  # noqa: F811
+    portal_server: Any,
     page: Page,
 ) -> None:
     acme = make_acme()

@@ -17,8 +17,7 @@ from accounts.tests.factories import ActorFactory, IdentityFactory
 from accounts.tests.portal import Acme, make_acme, session_cookie_for
 from gateways.models import Client
 from gateways.tests.factories import ClientFactory
-from tests.live import live_daphne  # noqa: F401
-from tests.portal_browser import base_url, client_socket, portal_server, sign_in_page  # noqa: F401
+from tests.portal_browser import base_url, client_socket, sign_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,7 +40,7 @@ def _confirm(page: Page, dialog_id: str, button: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_58_clients_list_filters_and_presence(
-    portal_server: Any,  # noqa: F811
+    portal_server: Any,
     page: Page,
 ) -> None:
     acme = make_acme()

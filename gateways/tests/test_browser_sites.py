@@ -23,13 +23,11 @@ from gateways.models import Gateway, Site
 from gateways.services.sites import site_token_create
 from gateways.tests.factories import GatewayFactory, SiteFactory
 from resources.tests.factories import ConnectionFactory, ResourceFactory
-from tests.live import live_daphne  # noqa: F401
 from tests.portal_browser import (
     GATEWAY_UA,
     SyncDevice,
     base_url,
     gateway_socket,
-    portal_server,  # noqa: F401
     public_key,
     sign_in_page,
 )
@@ -118,7 +116,7 @@ def test_35_site_limit(live_server: Any, page: Page) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_36_deploy_gateway_and_live_connect(portal_server: Any, page: Page) -> None:  # noqa: F811
+def test_36_deploy_gateway_and_live_connect(portal_server: Any, page: Page) -> None:
     acme = make_acme()
     site = SiteFactory(account=acme.account, name="HQ")
     sign_in_page(page, portal_server, acme.admin_identity)
@@ -150,7 +148,7 @@ def test_36_deploy_gateway_and_live_connect(portal_server: Any, page: Page) -> N
 
 
 @pytest.mark.django_db(transaction=True)
-def test_37_online_gateways_update_live(portal_server: Any, page: Page) -> None:  # noqa: F811
+def test_37_online_gateways_update_live(portal_server: Any, page: Page) -> None:
     acme = make_acme()
     site = SiteFactory(account=acme.account, name="HQ")
     issued = _elsewhere(site_token_create, subject=subject_for(acme.admin), site=site)
@@ -182,7 +180,7 @@ def test_37_online_gateways_update_live(portal_server: Any, page: Page) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_gateway_coming_online_turns_its_row_green(
-    portal_server: Any,  # noqa: F811
+    portal_server: Any,
     page: Page,
 ) -> None:
     acme = make_acme()
@@ -209,13 +207,14 @@ def test_gateway_coming_online_turns_its_row_green(
         expect(page.locator(f"#gateway-{known.pk} .status-online")).to_have_text("Online")
         page.goto(f"{url}/acme/sites")
         expect(page.locator(f"#group-{site.pk}")).to_contain_text("edge")
+        _connected(page)  # subscribed before the gateway leaves
     finally:
         device.close()
     expect(page.locator(f"#group-{site.pk}")).not_to_contain_text("edge")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_38_revoke_all_site_tokens(portal_server: Any, page: Page) -> None:  # noqa: F811
+def test_38_revoke_all_site_tokens(portal_server: Any, page: Page) -> None:
     acme = make_acme()
     site = SiteFactory(account=acme.account, name="HQ")
     issued = _elsewhere(site_token_create, subject=subject_for(acme.admin), site=site)

@@ -18,8 +18,7 @@ from accounts.tests.portal import Acme, make_acme, session_cookie_for
 from resources.models import Policy
 from resources.services.policies import policy_create, policy_disable
 from resources.tests.factories import ConnectionFactory, PolicyFactory, ResourceFactory, SiteFactory
-from tests.live import live_daphne  # noqa: F401
-from tests.portal_browser import base_url, portal_server, sign_in_page  # noqa: F401
+from tests.portal_browser import base_url, sign_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -201,7 +200,7 @@ def test_edit_policy(live_server: Any, page: Page, acme: Acme) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_policies_list_reload_button_and_live_detail(
-    portal_server: Any,  # noqa: F811
+    portal_server: Any,
     page: Page,
 ) -> None:
     acme = make_acme()

@@ -15,8 +15,6 @@ from resources.models import Resource
 from resources.services.policies import policy_create
 from resources.tests.factories import ConnectionFactory, ResourceFactory, SiteFactory
 from tests import portal_browser
-from tests.live import live_daphne  # noqa: F401
-from tests.portal_browser import portal_server  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -172,7 +170,7 @@ def test_44_edit_resource_type(live_server: Any, page: Page, acme: Acme) -> None
 
 
 @pytest.mark.django_db(transaction=True)
-def test_45_resources_list_reload_button(portal_server: Any, page: Page) -> None:  # noqa: F811
+def test_45_resources_list_reload_button(portal_server: Any, page: Page) -> None:
     acme = make_acme()
     SiteFactory(account=acme.account, name="HQ")
     portal_browser.sign_in_page(page, portal_server, acme.admin_identity)
