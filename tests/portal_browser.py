@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -27,12 +27,23 @@ GATEWAY_UA = "Linux/24.04 gateway/1.4.17"
 
 
 @pytest.fixture
-def portal_server(live_daphne: LiveServer, transactional_db: Any) -> LiveServer:
-    """The daphne server for one sync (Playwright) test; its base URL is `http://{host}`."""
+def portal_server(
+    request: pytest.FixtureRequest, live_daphne: LiveServer, transactional_db: Any
+) -> Iterator[LiveServer]:
+    """The daphne server for one sync (Playwright) test; its base URL is `http://{host}`. The
+    server's log of a failed test is printed (needs `pytest_runtest_makereport` of tests.live
+    in the conftest)."""
     from django.core.cache import cache
 
     cache.clear()
-    return live_daphne
+    start = live_daphne.log_path.stat().st_size
+    yield live_daphne
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        with live_daphne.log_path.open("rb") as log:
+            log.seek(start)
+            print("---- daphne log of this test ----")
+            print(log.read().decode(errors="replace"))
 
 
 def base_url(server: LiveServer) -> str:

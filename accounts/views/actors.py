@@ -60,10 +60,17 @@ from accounts.services.tokens_admin import (
 )
 from accounts.services.welcome_emails import identity_welcome_address, identity_welcome_email_send
 from accounts.templatetags.portal import relative_text
-from accounts.web.pages import action_of, redirect_error, redirect_info, url
+from accounts.web.pages import (
+    action_of,
+    redirect_error,
+    redirect_info,
+    render_secret,
+    url,
+    uuids_in,
+)
 from accounts.web.ratelimit import Limit
 from accounts.web.session import admin_required
-from accounts.web.tables import Column, Filter, LiveTable
+from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
 from gateways.presence import account_clients_topic, actor_clients_topic, list_presences_sync
 from gateways.selectors.clients import client_list_for_actor
@@ -175,10 +182,6 @@ def _provider(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
     return queryset.filter(Exists(identities))
 
 
-def _status(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
-    return queryset.filter(disabled_at__isnull=value == "active")
-
-
 def _actors_table(providers: list[tuple[str, str]]) -> LiveTable:
     return LiveTable(
         id="actors",
@@ -196,13 +199,7 @@ def _actors_table(providers: list[tuple[str, str]]) -> LiveTable:
         filters=[
             Filter("name_or_email", _name_or_email, title="Name or Email"),
             Filter("provider_id", _provider, title="Provider", kind="uuid", choices=providers),
-            Filter(
-                "status",
-                _status,
-                title="Status",
-                kind="select",
-                choices=[("active", "Active"), ("disabled", "Disabled")],
-            ),
+            STATUS_FILTER,
         ],
         empty_message="No actors to display.",
     )
@@ -393,10 +390,7 @@ def service_account_new_identity(request: HttpRequest, account: Account, id: str
         "form": form,
         "token": encoded,
     }
-    response = render(request, "accounts/actors/service_account_token.html", context)
-    if encoded:
-        response["Cache-Control"] = "no-store"
-    return response
+    return render_secret(request, "accounts/actors/service_account_token.html", context)
 
 
 # --- actor page ----------------------------------------------------------------------------------
@@ -651,24 +645,13 @@ def actor_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
 # --- group memberships ---------------------------------------------------------------------------
 
 
-def _uuids(values: Iterable[str]) -> set[uuid.UUID]:
-    found = set()
-    for value in values:
-        for part in str(value).split(","):
-            try:
-                found.add(uuid.UUID(part.strip()))
-            except ValueError:
-                continue
-    return found
-
-
 def _pending(
     source: Any, members: set[uuid.UUID], editable: dict[uuid.UUID, ActorGroup]
 ) -> tuple[list[ActorGroup], list[ActorGroup]]:
     """The pending additions and removals named by `source` (a QueryDict), keeping only those
     that change something: additions of editable non-member groups, removals of members."""
-    adds = [editable[g] for g in _uuids(source.getlist("add")) if g in editable]
-    removes = [editable[g] for g in _uuids(source.getlist("remove")) if g in members]
+    adds = [editable[g] for g in uuids_in(source.getlist("add")) if g in editable]
+    removes = [editable[g] for g in uuids_in(source.getlist("remove")) if g in members]
 
     def by_name(group: ActorGroup) -> tuple[str, str]:
         return group.name.lower(), str(group.pk)

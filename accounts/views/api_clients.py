@@ -39,9 +39,9 @@ from accounts.services.tokens_admin import (
     token_delete,
     tokens_delete_for_actor,
 )
-from accounts.web.pages import action_of, redirect_error, redirect_info, url
+from accounts.web.pages import action_of, redirect_error, redirect_info, render_secret, url
 from accounts.web.session import admin_required, not_found
-from accounts.web.tables import Column, Filter, LiveTable
+from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -131,10 +131,6 @@ def _name_or_email(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
     return queryset.filter(name__icontains=value)
 
 
-def _status(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
-    return queryset.filter(disabled_at__isnull=value == "active")
-
-
 CLIENTS_TABLE = LiveTable(
     id="actors",
     columns=[
@@ -147,13 +143,7 @@ CLIENTS_TABLE = LiveTable(
     default_order=("inserted_at", "asc"),
     filters=[
         Filter("name_or_email", _name_or_email, title="Name or Email"),
-        Filter(
-            "status",
-            _status,
-            title="Status",
-            kind="select",
-            choices=[("active", "Active"), ("disabled", "Disabled")],
-        ),
+        STATUS_FILTER,
     ],
     empty_message="No API Clients to display.",
 )
@@ -231,10 +221,7 @@ def api_client_new_token(request: HttpRequest, account: Account, id: str) -> Htt
         "form": form,
         "token": encoded,
     }
-    response = render(request, "accounts/api_clients/new_token.html", context)
-    if encoded:
-        response["Cache-Control"] = "no-store"
-    return response
+    return render_secret(request, "accounts/api_clients/new_token.html", context)
 
 
 # --- detail --------------------------------------------------------------------------------------

@@ -39,9 +39,9 @@ from accounts.services.groups import (
     group_members_change,
     group_update,
 )
-from accounts.web.pages import action_of, redirect_error, url
+from accounts.web.pages import action_of, redirect_error, url, uuids_in
 from accounts.web.session import admin_required
-from accounts.web.tables import Column, Filter, LiveTable
+from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
 from resources.models import Policy
 from resources.selectors.policies import policy_list
@@ -208,10 +208,6 @@ ACTORS_TABLE = LiveTable(
 )
 
 
-def _policy_status(policies: QuerySet[Policy], value: str) -> QuerySet[Policy]:
-    return policies.filter(disabled_at__isnull=value == "active")
-
-
 def _resource_name(policies: QuerySet[Policy], value: str) -> QuerySet[Policy]:
     return policies.filter(resource__name__icontains=value)
 
@@ -224,13 +220,7 @@ POLICIES_TABLE = LiveTable(
     default_order=("inserted_at", "asc"),
     filters=[
         Filter("resource_name", _resource_name, title="Resource Name"),
-        Filter(
-            "status",
-            _policy_status,
-            title="Status",
-            kind="select",
-            choices=[("active", "Active"), ("disabled", "Disabled")],
-        ),
+        STATUS_FILTER,
     ],
     empty_template="accounts/groups/_policies_empty.html",
     live_topics=["changes:policies"],
@@ -292,24 +282,13 @@ def group_detail(request: HttpRequest, account: Account, id: str) -> HttpRespons
 # --- members -------------------------------------------------------------------------------------
 
 
-def _uuids(values: Iterable[str]) -> set[uuid.UUID]:
-    found = set()
-    for value in values:
-        for part in str(value).split(","):
-            try:
-                found.add(uuid.UUID(part.strip()))
-            except ValueError:
-                continue
-    return found
-
-
 def _pending(
     request: HttpRequest, source: Any, members: set[uuid.UUID]
 ) -> tuple[list[Actor], list[Actor]]:
     """The pending additions and removals named by `source` (a QueryDict), keeping only those
     that change something: additions of the account's non-members, removals of members."""
-    add_ids = {a for a in _uuids(source.getlist("add")) if a not in members}
-    remove_ids = {a for a in _uuids(source.getlist("remove")) if a in members}
+    add_ids = {a for a in uuids_in(source.getlist("add")) if a not in members}
+    remove_ids = {a for a in uuids_in(source.getlist("remove")) if a in members}
     if not add_ids and not remove_ids:
         return [], []
     named = actor_list(request.subject).filter(pk__in=add_ids | remove_ids)

@@ -10,11 +10,13 @@ Tables and live regions are re-fetched with GET (see portal.js).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 
 from accounts.features import feature_enabled
 from accounts.models import Account
@@ -57,3 +59,29 @@ def redirect_error(request: HttpRequest, to: str, message: str) -> HttpResponse:
 def action_of(request: HttpRequest) -> str:
     """The event a POST carries (`action` field); "" for plain form submissions."""
     return request.POST.get("action", "") if request.method == "POST" else ""
+
+
+def is_live_refresh(request: HttpRequest) -> bool:
+    """A live update re-reading parts of an open page (portal.js), not a visit: pages that do
+    something per visit (mint a deploy token) must not do it again."""
+    return request.headers.get("X-Live-Refresh") == "1"
+
+
+def render_secret(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    """A page showing a token once: never kept by the browser's or a proxy's cache."""
+    response = render(request, template, context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def uuids_in(values: Iterable[str]) -> set[uuid.UUID]:
+    """The UUIDs in query values (repeated keys or comma-separated), ignoring anything else:
+    pending membership changes kept in the URL (`?add=<id>&remove=<id>`)."""
+    found = set()
+    for value in values:
+        for part in str(value).split(","):
+            try:
+                found.add(uuid.UUID(part.strip()))
+            except ValueError:
+                continue
+    return found

@@ -77,6 +77,20 @@ class Filter:
         return "radio" if 0 < len(self.resolved_choices()) <= 4 else "select"
 
 
+def _active_or_disabled(queryset: QuerySet, value: str) -> QuerySet:
+    return queryset.filter(disabled_at__isnull=value == "active")
+
+
+# The "Status" radios (All / Active / Disabled) of every table of rows with `disabled_at`.
+STATUS_FILTER = Filter(
+    "status",
+    _active_or_disabled,
+    title="Status",
+    kind="select",
+    choices=[("active", "Active"), ("disabled", "Disabled")],
+)
+
+
 @dataclass(frozen=True)
 class Column:
     """A header cell; `order` names an entry of the table's `orders` to make it sortable."""

@@ -25,7 +25,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
-from accounts.web.pages import action_of, feature_required, redirect_error, redirect_info, url
+from accounts.web.pages import (
+    action_of,
+    feature_required,
+    is_live_refresh,
+    redirect_error,
+    redirect_info,
+    render_secret,
+    url,
+)
 from accounts.web.session import admin_required
 from accounts.web.tables import Column, LiveTable
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
@@ -335,7 +343,7 @@ def relay_group_new_token(request: HttpRequest, account: Account, id: str) -> Ht
     group = _account_group(request, id)
     if request.method != "GET":
         return HttpResponseRedirect(request.path)
-    if request.headers.get("X-Live-Refresh"):
+    if is_live_refresh(request):
         # Nothing here is refreshed in place; above all, a refresh must not mint a token.
         return HttpResponse(status=204)
     try:
@@ -353,9 +361,7 @@ def relay_group_new_token(request: HttpRequest, account: Account, id: str) -> Ht
         "docker_command": docker_command(env),
         "troubleshooting_url": TROUBLESHOOTING_URL,
     }
-    response = render(request, "gateways/relays/new_token.html", context)
-    response["Cache-Control"] = "no-store"  # the token is shown once
-    return response
+    return render_secret(request, "gateways/relays/new_token.html", context)
 
 
 # --- relay page ----------------------------------------------------------------------------------

@@ -19,9 +19,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
-from accounts.web.pages import action_of, redirect_error, redirect_info, url
+from accounts.web.pages import (
+    action_of,
+    is_live_refresh,
+    redirect_error,
+    redirect_info,
+    render_secret,
+    url,
+)
 from accounts.web.session import admin_required, not_found
-from accounts.web.tables import Column, Filter, LiveTable
+from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from firezone.errors import LimitReached, Refused, ValidationFailed
 from gateways import presence
 from gateways.forms import SiteForm
@@ -116,10 +123,6 @@ SITE_RESOURCES_TABLE = LiveTable(
 )
 
 
-def _policy_status(policies: Any, value: str) -> Any:
-    return policies.filter(disabled_at__isnull=value == "active")
-
-
 INTERNET_POLICIES_TABLE = LiveTable(
     id="policies",
     columns=[Column("id"), Column("group"), Column("status")],
@@ -132,13 +135,7 @@ INTERNET_POLICIES_TABLE = LiveTable(
             lambda qs, v: qs.filter(actor_group__name__icontains=v),
             title="Actor Group Name",
         ),
-        Filter(
-            "status",
-            _policy_status,
-            title="Status",
-            kind="select",
-            choices=[("active", "Active"), ("disabled", "Disabled")],
-        ),
+        STATUS_FILTER,
     ],
     empty_template="gateways/sites/_internet_policies_empty.html",
 )
@@ -162,10 +159,6 @@ def _mark_gateways(rows: list[Gateway], online: frozenset[str]) -> None:
 
 def _site_breadcrumbs(account: Account, site: Site, *tail: tuple[str, str | None]) -> list:
     return [("Sites", url(account, "/sites")), (site.name, _site_url(account, site)), *tail]
-
-
-def _is_live_refresh(request: HttpRequest) -> bool:
-    return request.headers.get("X-Live-Refresh") == "1"
 
 
 # --- sites list -------------------------------------------------------------------------------
@@ -414,10 +407,10 @@ def site_new_token(request: HttpRequest, account: Account, id: str) -> HttpRespo
         method = METHODS[0][0]
     token_id, encoded = "", ""
     # A new token per visit; in-place refreshes must not mint another one.
-    if not _is_live_refresh(request):
+    if not is_live_refresh(request):
         issued = site_token_create(subject=subject, site=site)
         token_id, encoded = str(issued.token.pk), issued.encoded
-    return render(
+    return render_secret(
         request,
         "gateways/sites/new_token.html",
         {

@@ -14,7 +14,7 @@ from accounts.models import Account, ActorGroup, AuthProvider
 from accounts.selectors.providers import provider_list
 from accounts.web.pages import action_of, redirect_info, url
 from accounts.web.session import admin_required
-from accounts.web.tables import Column, Filter, LiveTable
+from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from firezone.errors import ValidationFailed
 from resources import policy_forms
 from resources.models import Policy, Resource
@@ -54,10 +54,6 @@ def _search(queryset: QuerySet[Policy], value: str) -> QuerySet[Policy]:
     )
 
 
-def _status(queryset: QuerySet[Policy], value: str) -> QuerySet[Policy]:
-    return queryset.filter(disabled_at__isnull=value != "disabled")
-
-
 POLICIES_TABLE = LiveTable(
     id="policies",
     columns=[Column("id"), Column("group"), Column("resource"), Column("status")],
@@ -66,13 +62,7 @@ POLICIES_TABLE = LiveTable(
     default_order=("inserted_at", "asc"),
     filters=[
         Filter("group_or_resource_name", _search, title="Group Name or Resource Name"),
-        Filter(
-            "status",
-            _status,
-            title="Status",
-            kind="select",
-            choices=[("active", "Active"), ("disabled", "Disabled")],
-        ),
+        STATUS_FILTER,
     ],
     empty_template="resources/policies/_empty.html",
     live_topics=["changes:policies"],

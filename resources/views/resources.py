@@ -11,7 +11,6 @@ import dataclasses
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -19,7 +18,7 @@ from accounts.features import feature_enabled
 from accounts.models import Account
 from accounts.web.pages import action_of, redirect_error, redirect_info, url
 from accounts.web.session import admin_required, not_found
-from accounts.web.tables import Column, Filter, LiveTable
+from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from firezone.errors import NotFound, Refused, ValidationFailed
 from gateways.models import Site
 from gateways.selectors.sites import site_get, site_list
@@ -30,7 +29,7 @@ from resources.forms import (
     TYPE_CHOICES,
     ResourceForm,
 )
-from resources.models import Policy, Resource
+from resources.models import Resource
 from resources.selectors.flows import flow_list_for
 from resources.selectors.policies import policy_list
 from resources.selectors.resources import (
@@ -70,10 +69,6 @@ RESOURCES_TABLE = LiveTable(
 )
 
 
-def _policy_status(policies: QuerySet[Policy], value: str) -> QuerySet[Policy]:
-    return policies.filter(disabled_at__isnull=value == "active")
-
-
 POLICIES_TABLE = LiveTable(
     id="policies",
     columns=[Column("id"), Column("group"), Column("status")],
@@ -86,13 +81,7 @@ POLICIES_TABLE = LiveTable(
             lambda qs, v: qs.filter(actor_group__name__icontains=v),
             title="Actor Group Name",
         ),
-        Filter(
-            "status",
-            _policy_status,
-            title="Status",
-            kind="select",
-            choices=[("active", "Active"), ("disabled", "Disabled")],
-        ),
+        STATUS_FILTER,
     ],
     empty_template="resources/resources/_policies_empty.html",
     # §9 item 10: the detail page follows changes of what it shows.
