@@ -65,12 +65,13 @@ class SyncDevice:
     def __init__(self, server: LiveServer, path: str, params: Mapping[str, Any], ua: str) -> None:
         headers = dict(DEVICE_HEADERS)
         headers.pop("User-Agent", None)
-        self.ws: ClientConnection = connect(
+        self._connect = connect(
             server.url(path, params),
             additional_headers=headers,
             user_agent_header=ua,
             open_timeout=10,
         )
+        self.ws: ClientConnection = self._connect.__enter__()
         self.ref = 0
 
     def send(self, topic: str, event: str, payload: Any) -> None:
@@ -87,7 +88,7 @@ class SyncDevice:
                 return frame
 
     def close(self) -> None:
-        self.ws.close()
+        self._connect.__exit__(None, None, None)
 
     def __enter__(self) -> SyncDevice:
         return self

@@ -146,7 +146,9 @@ def upgrade_badge(account: Any) -> SafeString:
     return format_html(
         '<a class="upgrade-badge" href="/{}/settings/billing" '
         'title="Feature available on a higher pricing plan">'
-        '<span aria-hidden="true">&#128274;</span> UPGRADE TO UNLOCK</a>',
+        '<svg aria-hidden="true" viewBox="0 0 20 20" width="11" height="11"><rect x="4" y="9" '
+        'width="12" height="9" rx="1.5" fill="currentColor"/><path d="M7 9V6.5a3 3 0 0 1 6 0V9" '
+        'fill="none" stroke="currentColor" stroke-width="2"/></svg> UPGRADE TO UNLOCK</a>',
         account_path(account),
     )
 
