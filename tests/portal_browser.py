@@ -73,6 +73,7 @@ class SyncDevice:
         )
         self.ws: ClientConnection = self._connect.__enter__()
         self.ref = 0
+        self.init: dict[str, Any] = {}  # the `init` frame, once joined
 
     def send(self, topic: str, event: str, payload: Any) -> None:
         ref, self.ref = self.ref, self.ref + 1
@@ -111,7 +112,7 @@ def gateway_socket(server: LiveServer, token: str, name: str = "gw-1") -> SyncDe
         GATEWAY_UA,
     )  # fmt: skip
     device.send("gateway", "phx_join", {})
-    device.expect("init")
+    device.init = device.expect("init")
     return device
 
 
@@ -125,5 +126,5 @@ def client_socket(server: LiveServer, token: str, name: str = "laptop-1") -> Syn
         DEVICE_HEADERS["User-Agent"],
     )  # fmt: skip
     device.send("client", "phx_join", {})
-    device.expect("init")
+    device.init = device.expect("init")
     return device
