@@ -28,7 +28,7 @@ from accounts.web.pages import (
     url,
 )
 from accounts.web.session import admin_required, not_found
-from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
+from accounts.web.tables import Column, Filter, LiveTable
 from firezone.errors import LimitReached, Refused, ValidationFailed
 from gateways import presence
 from gateways.forms import SiteForm
@@ -57,6 +57,7 @@ from resources.selectors.resources import (
     resource_peek_actor_groups,
     resource_search,
 )
+from resources.tables import resource_policies_table
 
 HELP_GATEWAYS = (
     "Deploy gateways to terminate connections to your site's resources. All gateways deployed "
@@ -123,20 +124,8 @@ SITE_RESOURCES_TABLE = LiveTable(
 )
 
 
-INTERNET_POLICIES_TABLE = LiveTable(
-    id="policies",
-    columns=[Column("id"), Column("group"), Column("status")],
+INTERNET_POLICIES_TABLE = resource_policies_table(
     row_template="gateways/sites/_policy_row.html",
-    orders={"inserted_at": "inserted_at"},
-    default_order=("inserted_at", "asc"),
-    filters=[
-        Filter(
-            "group_name",
-            lambda qs, v: qs.filter(actor_group__name__icontains=v),
-            title="Actor Group Name",
-        ),
-        STATUS_FILTER,
-    ],
     empty_template="gateways/sites/_internet_policies_empty.html",
 )
 

@@ -18,7 +18,7 @@ from accounts.features import feature_enabled
 from accounts.models import Account
 from accounts.web.pages import action_of, redirect_error, redirect_info, url
 from accounts.web.session import admin_required, not_found
-from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
+from accounts.web.tables import Column, Filter, LiveTable
 from firezone.errors import NotFound, Refused, ValidationFailed
 from gateways.models import Site
 from gateways.selectors.sites import site_get, site_list
@@ -48,6 +48,7 @@ from resources.services.resources import (
     resource_field_errors,
     resource_update,
 )
+from resources.tables import resource_policies_table
 
 DELETED = "Resource was deleted."
 
@@ -69,20 +70,8 @@ RESOURCES_TABLE = LiveTable(
 )
 
 
-POLICIES_TABLE = LiveTable(
-    id="policies",
-    columns=[Column("id"), Column("group"), Column("status")],
+POLICIES_TABLE = resource_policies_table(
     row_template="resources/resources/_policy_row.html",
-    orders={"inserted_at": "inserted_at"},
-    default_order=("inserted_at", "asc"),
-    filters=[
-        Filter(
-            "group_name",
-            lambda qs, v: qs.filter(actor_group__name__icontains=v),
-            title="Actor Group Name",
-        ),
-        STATUS_FILTER,
-    ],
     empty_template="resources/resources/_policies_empty.html",
     # §9 item 10: the detail page follows changes of what it shows.
     live_topics=["changes:policies"],
