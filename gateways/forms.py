@@ -3,23 +3,12 @@ uniqueness, limits) and their `ValidationFailed` errors are put back on the form
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from django import forms
 
-
-class ServiceErrorsMixin:
-    """`add_service_errors({field: [messages]})` puts a service's field errors on the form
-    (unknown fields become non-field errors)."""
-
-    def add_service_errors(self, errors: Mapping[str, Sequence[str]]) -> None:
-        for name, messages in errors.items():
-            target = name if name in self.fields else None  # type: ignore[attr-defined]
-            for message in messages:
-                self.add_error(target, message)  # type: ignore[attr-defined]
+from accounts.forms.base import DomainErrorsMixin
 
 
-class SiteForm(ServiceErrorsMixin, forms.Form):
+class SiteForm(DomainErrorsMixin, forms.Form):
     """New / Edit Site (portal.md §4.1.2-§4.1.3). A blank name on creation means "generate
     one"; the service checks 1-64 characters and uniqueness."""
 

@@ -8,18 +8,17 @@ the services own the domain rules and their errors come back onto the fields thr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar
 
 from django import forms
 from django.utils import timezone
 
+from accounts.forms.base import REQUIRED, DomainErrorsMixin
 from accounts.models import Actor, AuthProvider
 
-MSG_BLANK = "can't be blank"
 MSG_EMAIL_MISMATCH = "email does not match"
-REQUIRED = {"required": MSG_BLANK}
 A = AuthProvider.Adapter
 
 ROLE_LABELS: dict[str, str] = {
@@ -36,22 +35,6 @@ OIDC_EMAIL_HELP = (
     "to this identity when signing in for the first time."
 )
 TOKEN_LIFETIME_DAYS = 365
-
-
-class DomainErrorsMixin:
-    """Puts a service's `ValidationFailed.errors` on the matching fields (others on the form)."""
-
-    # service error key -> form field
-    SERVICE_FIELDS: ClassVar[dict[str, str]] = {}
-
-    def add_domain_errors(self, errors: Mapping[str, Sequence[str]]) -> None:
-        for key, messages in errors.items():
-            name = self.SERVICE_FIELDS.get(key, key)
-            field = name if name in self.fields else None  # type: ignore[attr-defined]
-            for message in messages:
-                if field is None and key not in ("__all__",):
-                    message = f"{key.replace('_', ' ').capitalize()} {message}"
-                self.add_error(field, message)  # type: ignore[attr-defined]
 
 
 def _name_field(placeholder: str) -> forms.CharField:

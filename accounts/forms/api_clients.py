@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from accounts.forms.actors import REQUIRED, DomainErrorsMixin, ServiceAccountTokenForm
+from accounts.forms.actors import ServiceAccountTokenForm
+from accounts.forms.base import REQUIRED, DomainErrorsMixin
 from accounts.services._names import NAME_MAX_LENGTH
 
 NAME_HELP = "Describe what this API client will be used for. This can be changed later if needed."

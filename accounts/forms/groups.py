@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 
-from accounts.forms.actors import REQUIRED, DomainErrorsMixin
+from accounts.forms.base import REQUIRED, DomainErrorsMixin
 
 
 class GroupForm(DomainErrorsMixin, forms.Form):

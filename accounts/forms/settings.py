@@ -17,7 +17,7 @@ from django import forms
 from django.http import QueryDict
 
 from accounts import validation
-from accounts.forms.actors import REQUIRED, DomainErrorsMixin
+from accounts.forms.base import REQUIRED, DomainErrorsMixin
 from accounts.models import Account
 
 

@@ -194,7 +194,7 @@ def site_new(request: HttpRequest, account: Account) -> HttpResponse:
         try:
             site = site_create(subject=request.subject, name=name)  # type: ignore[attr-defined]
         except ValidationFailed as exc:
-            form.add_service_errors(exc.errors)
+            form.add_domain_errors(exc.errors)
         except (LimitReached, Refused) as exc:
             messages.error(request, exc.message)
         else:
@@ -226,7 +226,7 @@ def site_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
                 name=form.cleaned_data["name"],
             )
         except ValidationFailed as exc:
-            form.add_service_errors(exc.errors)
+            form.add_domain_errors(exc.errors)
         except Refused as exc:
             messages.error(request, exc.message)
         else:
