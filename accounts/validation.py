@@ -34,7 +34,7 @@ RESERVED_SLUGS: Final = frozenset(
     """
     sign_up signup register sign_in signin log_in login sign_out signout auth authorize
     authenticate create update delete claim account me you admin user system internal
-    static assets images browser healthz try dev error client gateway relay live api
+    static assets images browser healthz metrics try dev error client gateway relay live api
     """.split()  # noqa: SIM905 (a word list reads better than a literal)
 )
 _SLUG_CHARS: Final = re.compile(r"[a-zA-Z0-9_]+", re.ASCII)

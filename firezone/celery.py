@@ -7,11 +7,16 @@ import os
 from celery import Celery
 from celery.schedules import crontab  # noqa: F401  (kept at hand for daily jobs)
 
+from firezone.metrics import connect_celery_signals
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "firezone.settings")
 
 app = Celery("firezone")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Task outcomes → firezone_celery_tasks_total; CELERY_METRICS_PORT serves a worker's metrics.
+connect_celery_signals()
 
 # Every periodic job of the product, declared once. Tasks are idempotent (acks_late).
 app.conf.beat_schedule = {

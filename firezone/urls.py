@@ -4,13 +4,15 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.views import pages
-from firezone import assets, views
+from firezone import assets, metrics, views
 from firezone.phoenix.rejection import websocket_only
 
 # Fixed routes first: the portal's `/<account>` catch-all (accounts.urls) comes last, and its
 # reserved first segments (accounts.web.session.RESERVED_PATHS) are never account slugs.
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    # Prometheus for operators (firezone/metrics.py): allowed networks only, others get a 404.
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # Device socket paths without a WebSocket upgrade (any method): 400, empty body (§1.1).
     path("client/websocket", csrf_exempt(websocket_only)),

@@ -46,7 +46,7 @@ MSG_SIGN_IN_REQUIRED = "You must sign in to access this page."
 # account slugs, see accounts.validation.RESERVED_SLUGS).
 RESERVED_PATHS = frozenset(
     """
-    admin static assets images favicon.ico site.webmanifest browser healthz sign_up try dev
+    admin static assets images favicon.ico site.webmanifest browser healthz metrics sign_up try dev
     error client gateway relay live api
     """.split()  # noqa: SIM905 (a word list reads better than a literal)
 )
