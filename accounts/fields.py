@@ -27,3 +27,16 @@ class CITextField(models.CharField):
 
     def cast_db_type(self, connection: Any) -> str:
         return "citext"
+
+
+class CurrentTransactionId(models.Func):
+    """`pg_current_xact_id()` as a bigint (xid8 has no direct cast to bigint)."""
+
+    template = "(pg_current_xact_id()::text::bigint)"
+    output_field = models.BigIntegerField()
+
+
+class TransactionIdField(models.BigIntegerField):
+    """A bigint the database fills (`db_default`) and an INSERT returns (`RETURNING`)."""
+
+    db_returning = True

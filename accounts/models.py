@@ -17,7 +17,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.fields.json import KeyTextTransform
 
-from accounts.fields import CITextField
+from accounts.fields import CITextField, CurrentTransactionId, TransactionIdField
 
 
 class CreatedBy(models.TextChoices):
@@ -520,6 +520,10 @@ class ChangeLog(models.Model):
     subject = models.JSONField(null=True, blank=True)
     vsn = models.IntegerField(default=0)
     inserted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The writing transaction's id, filled by the database and returned by the INSERT: a reader
+    # that loaded a snapshot knows from it whether a published change is already in that snapshot
+    # (`gateways.hub`).
+    xid = TransactionIdField(db_default=CurrentTransactionId())
 
     class Meta:
         constraints = [

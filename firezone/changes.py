@@ -9,17 +9,22 @@ deliveries, like the WAL LSN of the original.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import connection, models, transaction
+
+from firezone import stream
 
 if TYPE_CHECKING:
     from accounts.auth import Subject
@@ -89,6 +94,9 @@ class Change:
     account_id: str | None
     old: dict[str, Any] | None
     new: dict[str, Any] | None
+    # The writing transaction (`pg_current_xact_id()`), so a reader of a database snapshot can
+    # tell whether the change is already in it. None for changes not in the change log.
+    xid: int | None = None
 
     def changed(self, *fields: str) -> bool:
         old, new = self.old or {}, self.new or {}
@@ -207,31 +215,37 @@ def delete(
     # Dependants first (flows, memberships, tokens...) so consumers see deletions in a safe order.
     roots = {(type(o), o.pk) for o in objs}
     rows.sort(key=lambda r: (type(r), r.pk) in roots)
+    # The images first (the delete below clears the primary keys of the root objects), then
+    # delete, then record: the change numbers are taken while the deleted rows are locked, so a
+    # concurrent update of one of them always carries a smaller `lsn` than its deletion (readers
+    # keep the image with the highest `lsn` of each row).
     seen: set[tuple[type, Any]] = set()
-    recorded: list[Change] = []
+    deleted: list[tuple[str, Any, Any, dict[str, Any] | None]] = []
     for row in rows:
         key = (type(row), row.pk)
         if key in seen:
             continue
         seen.add(key)
         table = table_of(row)
-        if table is None:
-            continue
+        if table is not None:
+            deleted.append((table, row.pk, _account_id_of(row), row_image(row)))
+    collector = Collector(using="default")
+    collector.collect(objs)
+    collector.delete()
+    recorded: list[Change] = []
+    for table, pk, account_id, image in deleted:
         if table == "tokens":
-            disconnect_session(row.pk)
+            disconnect_session(pk)
         recorded.append(
             record(
                 op="delete",
                 table=table,
-                account_id=_account_id_of(row),
-                old=row,
+                account_id=account_id,
+                old=image,
                 subject=subject,
                 publish=table != "tokens",  # token deletes go to its session only (§4.1)
             )
         )
-    collector = Collector(using="default")
-    collector.collect(objs)
-    collector.delete()
     return recorded
 
 
@@ -266,14 +280,108 @@ def record(
         account_id=str(account_id) if account_id else None,
         old=old_data,
         new=new_data,
+        xid=entry.xid,
     )
     groups = [account_group(account_id)] if (publish and account_id) else []
     if publish and (own := own_group(table, (new_data or old_data or {}).get("id"))):
         groups.append(own)
     groups.extend(extra_groups)
-    if groups:
-        send_after_commit(groups, change.as_message())
+    if publish or groups:
+        transaction.on_commit(
+            lambda: _collect(change, groups, to_stream=publish and bool(account_id)), robust=True
+        )
     return change
+
+
+# --- publishing: one batch per committed transaction ----------------------------------------------
+#
+# Each recorded change registers its own on_commit hook (so a rolled-back savepoint drops exactly
+# its changes); the hooks only collect. `firezone.dbbackend` flushes the collection once Django has
+# run all hooks of the commit: ONE device-stream message per account and transaction (a 10,000-row
+# directory sync is one message, applied by each server process once), and the portal's account
+# group gets at most `PORTAL_CHANGES_PER_TABLE` change events per table (its pages re-query).
+
+PORTAL_CHANGES_PER_TABLE = 50
+
+
+class _Pending(threading.local):
+    def __init__(self) -> None:
+        self.changes: list[tuple[Change, list[str], bool]] = []
+
+
+_pending = _Pending()
+
+
+def _collect(change: Change, groups: list[str], *, to_stream: bool) -> None:
+    _pending.changes.append((change, groups, to_stream))
+    if not getattr(connection, "fz_running_commit_hooks", False):
+        flush()  # autocommit: the write is already committed, nothing else will come
+
+
+def flush() -> None:
+    """Publish what the hooks of the last commit collected (called by the database backend)."""
+    collected, _pending.changes = _pending.changes, []
+    if not collected:
+        return
+    streams: dict[str, list[Change]] = {}
+    group_messages: list[tuple[str, dict[str, Any]]] = []
+    per_table: dict[tuple[str, str], int] = {}
+    for change, groups, to_stream in collected:
+        if to_stream and change.account_id:
+            streams.setdefault(change.account_id, []).append(change)
+        for group in groups:
+            key = (group, change.table)
+            per_table[key] = per_table.get(key, 0) + 1
+            if per_table[key] <= PORTAL_CHANGES_PER_TABLE:
+                group_messages.append((group, change.as_message()))
+    for account_id, batch in streams.items():
+        try:
+            stream.publish(account_id, batch[0].xid, [asdict(c) for c in batch])
+        except Exception:  # a publish failure must not undo a committed write
+            logger.exception("could not publish %d changes of account %s", len(batch), account_id)
+    if group_messages:
+        _group_send_all(group_messages)
+
+
+def _group_send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:  # pragma: no cover - channel layer always configured
+        return
+
+    async def send_all() -> None:
+        for group, message in messages:
+            try:
+                await layer.group_send(group, message)
+            except Exception:  # a publish failure must not undo a committed write
+                logger.exception("could not publish to %s", group)
+
+    _run_soon(send_all)
+
+
+_in_flight: set[asyncio.Task] = set()
+
+
+def _run_soon(send_all: Callable[[], Awaitable[None]]) -> None:
+    """Run the sends. In a server process, from a thread doing a socket's or a page's database
+    work, they are handed to the process's event loop and not waited for: waiting would hold the
+    database thread for a Redis round trip through a busy loop (the sends keep their order, the
+    write is committed either way). Elsewhere (tests, Celery, commands) they run before return."""
+    local = SyncToAsync.threadlocal
+    loop = getattr(local, "main_event_loop", None)
+    if (
+        loop is not None
+        and getattr(local, "main_event_loop_pid", None) == os.getpid()
+        and loop.is_running()
+    ):
+
+        def start() -> None:
+            task = loop.create_task(send_all())
+            _in_flight.add(task)
+            task.add_done_callback(_in_flight.discard)
+
+        loop.call_soon_threadsafe(start)
+    else:
+        async_to_sync(send_all)()
 
 
 def send_after_commit(groups: Iterable[str], message: dict[str, Any]) -> None:
@@ -282,14 +390,7 @@ def send_after_commit(groups: Iterable[str], message: dict[str, Any]) -> None:
 
 
 def send_now(groups: Iterable[str], message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:  # pragma: no cover - channel layer always configured
-        return
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, message)
-        except Exception:  # a publish failure must not undo a committed write
-            logger.exception("could not publish to %s", group)
+    _group_send_all([(group, message) for group in groups])
 
 
 def disconnect_session(token_id: Any) -> None:

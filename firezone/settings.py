@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 
@@ -114,11 +115,29 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default="postgres://postgres@localhost:5432/firezone")
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Django's backend plus the change-log flush after commit hooks (firezone/dbbackend).
+DATABASES["default"]["ENGINE"] = "firezone.dbbackend"
+# psycopg's connection pool (Django >= 5.1): the device sockets run their database work on a
+# bounded thread pool (`firezone.db`), and a pooled connection per call costs no reconnect.
+# `DATABASE_POOL_MAX` bounds the connections of one process; 0 turns the pool off.
+DATABASE_POOL_MAX = env.int("DATABASE_POOL_MAX", default=10)
+if DATABASE_POOL_MAX > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX,
+        "timeout": 10,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Threads that run the device sockets' database work in one process (`firezone.db`).
+DEVICE_DB_THREADS = env.int("DEVICE_DB_THREADS", default=8)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+# Device sockets' account-wide changes do not go through the channel layer but through one
+# pub/sub message per server process (`firezone.stream`, `gateways.hub`).
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -212,6 +231,21 @@ RELAYS_PRESENCE_DEBOUNCE_MS = env.int("RELAYS_PRESENCE_DEBOUNCE_MS", default=300
 # How often a client socket re-evaluates its policies against the clock (§5.7).
 CLIENT_RECOMPUTE_SECONDS = env.float("CLIENT_RECOMPUTE_SECONDS", default=60)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+
+# Prometheus metrics at /metrics (firezone/metrics.py), per process. Answered only to a
+# REMOTE_ADDR inside these networks (CIDRs; X-Forwarded-For is not trusted); others get a 404.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+for _cidr in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_cidr.strip(), strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_exc}") from _exc
+# Scrapes are plain HTTP on an internal address: no redirect to https for /metrics.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+# Celery workers are other processes: > 0 = each serves its metrics on 127.0.0.1:<port>
+# (prefork children on <port> + child index). 0 = off.
+CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=0)
 
 # Billing (Stripe) and directory sync (WorkOS). Empty keys mean the integration is off.
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

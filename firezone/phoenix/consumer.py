@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -31,6 +32,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from firezone import metrics
 from firezone.changes import session_group
 from firezone.phoenix import rejection
 from firezone.phoenix.framing import (
@@ -147,7 +149,6 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
     _joining: Message | None = None
     _held: list[str]
     _closing = False
-    _idle_task: asyncio.Task | None = None
     _last_in = 0.0
 
     # ---------------------------------------------------------------- subclass hooks
@@ -184,7 +185,19 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         frame = self.serializer.encode_push(
             self.joined_topic, event, payload, join_ref=self.join_ref
         )
+        metrics.push_counter(self.topic_name, event).inc()
         await self.send(text_data=frame)
+
+    async def push_encoded(self, event: str, payload: Any, v1_text: str) -> None:
+        """`push`, with the V1 text already encoded (identical for every V1 socket of a topic:
+        V1 pushes carry no join_ref), so a fan-out encodes each frame once."""
+        if self.serializer is not V1 or self._joining is not None:
+            await self.push(event, payload)
+            return
+        if self.joined_topic is None or self._closing:
+            return
+        metrics.push_counter(self.topic_name, event).inc()
+        await self.send(text_data=v1_text)
 
     async def reply(self, message: Message, status: Status, response: Any) -> None:
         frame = self.serializer.encode_reply(
@@ -225,12 +238,11 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         await self.accept()
         loop = asyncio.get_running_loop()
         self._last_in = loop.time()
-        self._idle_task = loop.create_task(self._watch_idle())
+        _IdleSweeper.of(loop).watch(self)
 
     async def disconnect(self, code: int) -> None:
         self._closing = True
-        if self._idle_task is not None and self._idle_task is not asyncio.current_task():
-            self._idle_task.cancel()
+        _IdleSweeper.of(asyncio.get_running_loop()).forget(self)
         await self._end_channel("disconnect")
 
     async def session_disconnect(self, event: dict[str, Any]) -> None:
@@ -314,8 +326,10 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
             logger.error("%s.join returned %r", type(self).__name__, result)
             result = JoinError("join crashed")
         if isinstance(result, JoinError):
+            metrics.REJECTIONS.labels(kind=self.topic_name, status="join").inc()
             await self.reply(message, "error", result.response)
             return
+        metrics.JOINS.labels(kind=self.topic_name).inc()
         self.joined_topic, self.join_ref = message.topic, message.join_ref
         await self.reply(message, "ok", result)
         for frame in held:
@@ -372,9 +386,46 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
             self._closing = True
             await self.close()
 
-    async def _watch_idle(self) -> None:
-        loop = asyncio.get_running_loop()
-        while (remaining := self._last_in + self.idle_timeout - loop.time()) > 0:
-            await asyncio.sleep(remaining)
+    async def _close_idle(self) -> None:
         logger.info("%s idle for %ss: closing", type(self).__name__, self.idle_timeout)
         await self._close_socket()
+
+
+class _IdleSweeper:
+    """One task per process closes the sockets that received nothing for their `idle_timeout`
+    (§1.1), instead of a sleeping task per socket (memory: a task and its frame per socket)."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _IdleSweeper] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.sockets: dict[PhoenixConsumer, None] = {}
+        self.interval = 1.0
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _IdleSweeper:
+        found = cls._by_loop.get(loop)
+        if found is None:
+            found = cls._by_loop[loop] = cls(loop)
+        return found
+
+    def watch(self, consumer: PhoenixConsumer) -> None:
+        self.sockets[consumer] = None
+        self.interval = min(self.interval, max(0.05, consumer.idle_timeout / 4))
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._sweep())
+
+    def forget(self, consumer: PhoenixConsumer) -> None:
+        self.sockets.pop(consumer, None)
+
+    async def _sweep(self) -> None:
+        while self.sockets:
+            await asyncio.sleep(self.interval)
+            now = self.loop.time()
+            idle = [s for s in self.sockets if s._last_in + s.idle_timeout <= now]
+            for consumer in idle:
+                self.sockets.pop(consumer, None)
+                self.loop.create_task(consumer._close_idle())

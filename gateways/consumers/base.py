@@ -1,32 +1,49 @@
 """`DeviceConsumer`: what the client, gateway and relay sockets share on top of `PhoenixConsumer`.
 
-* Connect: `authenticate_device(params, ctx)` (sync, run through `database_sync_to_async`) calls
-  one of `gateways.connect.authenticate_*` and returns the session's token id, account id and
-  device id. A refusal is answered with its HTTP status and body (§2.6), after the throttling
-  delay of `gateways.connect.record_connect_failure` when the remote IP keeps failing.
+* Connect: `authenticate_device(params, ctx)` (sync, run on the device database pool,
+  `firezone.db`) calls one of `gateways.connect.authenticate_*` and returns the session's token
+  id, account id and device id. A refusal is answered with its HTTP status and body (§2.6), after
+  the throttling delay of `gateways.connect.record_connect_failure` when the remote IP keeps
+  failing.
 * Groups: the session group `session.<token_id>` (PhoenixConsumer: token deletion closes the
-  socket), the account change group `account.<account_id>` (`domain.change` events, see
-  `firezone.changes`; relays opt out) and the device group `<kind>.<device_id>`.
+  socket) and the device group `<kind>.<device_id>` (flows, ICE, disconnects addressed to this
+  device). Account-wide changes do NOT come through the channel layer: client and gateway
+  sockets attach to their account's process-local hub (`gateways.hub`).
 * Presence: a `gateways.presence.PresenceTracker` keyed by this socket's channel name; every
   entry is removed when the joined channel ends (leave, re-join, close) and when the socket goes
   away. A crashed process's entries expire on their own (presence TTL).
+* Background work and timers (`spawn`, `call_later`) are owned by the joined channel: they are
+  cancelled when it ends, and a crash in them is logged, never raised.
+* Relays (§4.4): `relay_actions(actions)` performs what a `RelayWatch` asks (subscribe,
+  unsubscribe, `relays_presence`, debounce timers); subclasses say how relay credentials are
+  rendered (`relay_views`).
+* Metrics: open sockets, joins and refused connects per kind (`firezone.metrics`).
 
-Channel-layer events reach `handle_change(change)` (`domain.change`) and
-`handle_presence_diff(event)` (`presence.diff`), both no-ops here.
+Channel-layer events reach `handle_change(change)` (`domain.change`, only relays listen to
+some) and `handle_presence_diff(event)` (`presence.diff`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from channels.db import database_sync_to_async
-
-from firezone.changes import Change, account_group
+from firezone import metrics
+from firezone.changes import Change
+from firezone.db import db_call
 from firezone.phoenix.consumer import IDLE_TIMEOUTS, PhoenixConsumer
 from firezone.phoenix.rejection import ConnectRejected
+from gateways import wire
 from gateways.connect import ConnectContext, connect_context, throttled
+from gateways.relay_selection import (
+    Push,
+    RelayWatch,
+    SchedulePush,
+    Subscribe,
+    Unsubscribe,
+    relay_watch_handle,
+)
 
 if TYPE_CHECKING:
     from gateways.presence import PresenceTracker
@@ -42,13 +59,14 @@ def device_group(kind: str, device_id: Any) -> str:
 class DeviceConsumer(PhoenixConsumer):
     """Base of the three device sockets; `topic_name` is the device kind."""
 
-    # Whether the socket listens to every change of its account (clients and gateways do).
-    listens_to_account: ClassVar[bool] = True
-
     connect_ctx: ConnectContext | None = None
     account_id: Any = None
     device_id: Any = None
     presence: PresenceTracker | None = None
+    watch: RelayWatch | None = None  # set while the channel is joined (clients and gateways)
+    _tasks: set[asyncio.Task] | None = None
+    _timers: dict[int, asyncio.TimerHandle] | None = None
+    _counted = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -68,31 +86,31 @@ class DeviceConsumer(PhoenixConsumer):
     async def handle_change(self, change: Change) -> None:
         """A committed change of the account (or of this device's own group)."""
 
-    async def handle_presence_diff(self, event: dict[str, Any]) -> None:
-        """A `presence.diff` of a presence group this socket subscribed to."""
-
     # ---------------------------------------------------------------- connect
 
     async def authenticate(self, scope: dict[str, Any]) -> None:
         ctx = connect_context(scope)
         self.connect_ctx = ctx
         try:
-            token_id, account_id, device_id = await database_sync_to_async(throttled)(
-                self.authenticate_device, self.params, ctx
+            token_id, account_id, device_id = await db_call(
+                throttled, self.authenticate_device, self.params, ctx
             )
         except ConnectRejected as rejected:
+            metrics.REJECTIONS.labels(kind=self.topic_name, status=str(rejected.status)).inc()
             delay = getattr(rejected, "delay", 0.0)
             if delay:
                 await asyncio.sleep(delay)
             raise
+        except Exception:
+            metrics.REJECTIONS.labels(kind=self.topic_name, status="500").inc()
+            raise
         self.session_token_id = token_id
         self.account_id = account_id
         self.device_id = device_id
-        groups = [device_group(self.topic_name, device_id), *self.extra_groups()]
-        if self.listens_to_account and account_id is not None:
-            groups.append(account_group(account_id))
-        for group in groups:
+        for group in [device_group(self.topic_name, device_id), *self.extra_groups()]:
             await self.subscribe(group)
+        self._counted = True
+        metrics.SOCKETS.labels(kind=self.topic_name).inc()
 
     async def subscribe(self, group: str) -> None:
         """Join a channel-layer group for the rest of the socket's life."""
@@ -127,13 +145,91 @@ class DeviceConsumer(PhoenixConsumer):
             logger.exception("%s could not untrack its presence", type(self).__name__)
 
     async def leave(self, reason: str) -> None:
+        self.cancel_background()
+        watch, self.watch = self.watch, None
+        if watch is not None and reason != "disconnect":  # groups go with the socket anyway
+            try:
+                await self.relay_actions(watch.stop())
+            except Exception:  # the groups expire anyway; never fail a leave
+                logger.exception("%s could not stop its relay watch", type(self).__name__)
         await self.untrack_all()
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         # Untrack first: channels discards the groups before calling `disconnect`, and a failing
         # discard would skip it.
+        if self._counted:
+            self._counted = False
+            metrics.SOCKETS.labels(kind=self.topic_name).dec()
         await self.untrack_all()
         await super().websocket_disconnect(message)
+
+    # ---------------------------------------------------------------- background work
+
+    def spawn(self, coro: Any) -> None:
+        """Run `coro` beside the socket until the channel ends; a crash is only logged."""
+        if self._tasks is None:
+            self._tasks = set()
+        task = asyncio.get_running_loop().create_task(self._guarded(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, coro: Any) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("%s %s background work crashed", self.topic_name, self.device_id)
+
+    def cancel_background(self) -> None:
+        for handle in (self._timers or {}).values():
+            handle.cancel()
+        current = asyncio.current_task()
+        for task in list(self._tasks or ()):
+            if task is not current:  # e.g. a change being worked through closes the channel
+                task.cancel()
+        self._timers, self._tasks = None, None
+
+    # ---------------------------------------------------------------- relays (§4.4)
+
+    def relay_views(self, relays: Any) -> list[dict[str, Any]]:
+        """The `relays` entries of `init` / `relays_presence` for this device."""
+        raise NotImplementedError
+
+    def device_location(self) -> tuple[float | None, float | None]:
+        return None, None
+
+    async def relay_actions(self, actions: Any) -> None:
+        for action in actions:
+            if isinstance(action, Subscribe):
+                await self.subscribe(action.group)
+            elif isinstance(action, Unsubscribe):
+                await self.unsubscribe(action.group)
+            elif isinstance(action, Push):
+                payload = wire.relays_presence(
+                    disconnected_ids=action.disconnected_ids,
+                    connected=self.relay_views(action.connected),
+                )
+                await self.push(wire.RELAYS_PRESENCE, payload)
+            elif isinstance(action, SchedulePush):
+                if self._timers is None:
+                    self._timers = {}
+                loop = asyncio.get_running_loop()
+                self._timers[action.timer_id] = loop.call_later(
+                    action.delay, self._relay_timer_elapsed, action.timer_id
+                )
+
+    def _relay_timer_elapsed(self, timer_id: int) -> None:
+        if self._timers is not None:
+            self._timers.pop(timer_id, None)
+        if self.watch is not None:
+            self.spawn(self.relay_actions(self.watch.timer_fired(timer_id)))
+
+    async def handle_presence_diff(self, event: dict[str, Any]) -> None:
+        if self.watch is None or self.joined_topic is None:
+            return
+        lat, lon = self.device_location()
+        await self.relay_actions(await relay_watch_handle(self.watch, event, lat=lat, lon=lon))
 
     # ---------------------------------------------------------------- channel-layer events
 

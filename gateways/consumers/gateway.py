@@ -18,16 +18,16 @@ hook, `reject_access_send` / `manage.py reject_access`). Answers go to the clien
 channel (`client.flow_authorized`, `client.connection_ready`, from the signed ref) or to every
 socket of a client (`client.ice_candidates`, group `client.<id>`).
 
-Change propagation (§5.6), from the account's change feed: flow deletions of this gateway (§5.5);
+Change propagation (§5.6), from the account's hub (`gateways.hub`: the process applies each
+committed transaction once and hands the socket its rows in order, `hub_changes`; the socket
+works through them one batch at a time in a task of its own, so a re-authorisation's database
+work never holds up the hub): flow deletions of this gateway (§5.5);
 a resource's address/type/ip_stack change → `reject_access` for its cached pairs (dropped from
 the cache, so the flow deletions that follow in the same transaction are not re-authorised:
 Elixir would re-authorise them and send an expiry update for an authorisation the gateway just
 dropped, §9 item 17); filters change only → `resource_updated` (adapted to this gateway's
 version, skipped when it cannot be); account slug change → `init` again; own gateway row deleted
-→ `phx_close` and the socket is closed. A change is applied once: the `lsn` of recently handled
-changes is remembered and a repeat is dropped. (Unlike a WAL LSN, a change-log `lsn` is taken at
-insert time, so two concurrent transactions may publish out of order; dropping every lower `lsn`
-would lose the earlier-numbered one, hence a set of seen numbers rather than a high-water mark.)
+→ `phx_close` and the socket is closed. The hub delivers each change once.
 """
 
 from __future__ import annotations
@@ -36,35 +36,25 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from accounts.models import Account, Token
-from firezone.changes import Change
+from firezone.db import db_call
 from firezone.phoenix.consumer import NO_REPLY, ErrorReply, JoinError
 from firezone.phoenix.framing import Message
 from gateways import presence, wire
 from gateways.connect import ConnectContext, authenticate_gateway
 from gateways.consumers.base import DeviceConsumer, device_group
 from gateways.crypto import IceCredentials, IceCredentialsPair, verify_ref
+from gateways.hub import hub as hubs
 from gateways.models import Gateway, Site
-from gateways.relay_selection import (
-    Action,
-    Push,
-    RelayWatch,
-    SchedulePush,
-    Subscribe,
-    Unsubscribe,
-    relay_watch_handle,
-    relay_watch_start,
-)
+from gateways.relay_selection import RelayWatch, relay_watch_start
 from gateways.turn import gateway_credentials_expiry, relay_views
 from resources.access import flow_reauthorize
 from resources.models import Flow
@@ -77,8 +67,6 @@ INVALID_REF: Final = "invalid_ref"
 # Fields whose change makes a resource another destination (§5.6): authorisations are revoked.
 ADDRESSABILITY_FIELDS: Final = ("address", "type", "ip_stack")
 ICE_EVENTS: Final = ("broadcast_ice_candidates", "broadcast_invalidated_ice_candidates")
-# How many handled change numbers a socket remembers to drop repeated deliveries.
-_SEEN_LSNS: Final = 4096
 
 
 # --- the §5.8 hook ----------------------------------------------------------------------------
@@ -137,9 +125,8 @@ def _ice_pair(client: Any, gateway: Any) -> IceCredentialsPair | None:
     return IceCredentialsPair(client=c, gateway=g) if c and g else None
 
 
-def _load_flow_cache(gateway_id: Any, account_id: Any) -> tuple[str, dict[Pair, dict[str, int]]]:
-    """Sync, at join (§3.2.1 step 1): the account slug and this gateway's unexpired flows."""
-    slug = Account.objects.filter(pk=account_id).values_list("slug", flat=True).first() or ""
+def _load_flow_cache(gateway_id: Any, account_id: Any) -> dict[Pair, dict[str, int]]:
+    """Sync, at join (§3.2.1 step 1): this gateway's unexpired flows."""
     rows = Flow.objects.filter(
         account_id=account_id, gateway_id=gateway_id, expires_at__gt=timezone.now()
     ).values_list("client_id", "resource_id", "id", "expires_at")
@@ -148,7 +135,7 @@ def _load_flow_cache(gateway_id: Any, account_id: Any) -> tuple[str, dict[Pair, 
         cache.setdefault((str(client_id), str(resource_id)), {})[str(flow_id)] = wire.unix(
             expires_at
         )
-    return slug, cache
+    return cache
 
 
 def _reauthorize(deleted_flow: Mapping[str, Any]) -> tuple[str, int] | None:
@@ -172,7 +159,11 @@ class GatewayConsumer(DeviceConsumer):
     token: Token | None = None
     site: Site | None = None
     gateway: Gateway | None = None
-    watch: RelayWatch | None = None  # set while the channel is joined
+    hub: hubs.AccountHub | None = None
+    flows: dict[Pair, dict[str, int]]
+    account_slug = ""
+    _inbox: list[list[dict[str, Any]]] | None = None
+    _worker: asyncio.Task | None = None
 
     def authenticate_device(self, params: dict[str, str], ctx: ConnectContext) -> tuple[Any, ...]:
         self.token, self.site, self.gateway = authenticate_gateway(params, ctx)
@@ -185,50 +176,46 @@ class GatewayConsumer(DeviceConsumer):
 
     async def after_join(self) -> None:
         assert self.gateway is not None
-        self._reset_state()
-        # 1. flow cache (and the slug for init) from the database
-        self.account_slug, self.flows = await database_sync_to_async(_load_flow_cache)(
-            self.device_id, self.account_id
-        )
+        self.flows, self._inbox = {}, []
+        hub = await hubs.acquire(self.account_id)
+        if self.joined_topic is None:  # the channel ended while the hub loaded
+            await hubs.release(hub)
+            return
+        # Attached before the flow cache is read: a flow deleted meanwhile is queued, not lost.
+        self.hub = hub
+        hub.gateways.add(self)
+        # 1. flow cache from the database, the slug from the hub
+        self.flows = await db_call(_load_flow_cache, self.device_id, self.account_id)
+        assert hub.model is not None
+        self.account_slug = hub.model.slug
         # 2. prune expired cache entries every minute
-        self._spawn(self._prune_loop())
-        # 3. online (the account change group and gateway.<id> were joined at connect)
+        self.spawn(self._prune_loop())
+        # 3. online (gateway.<id> was joined at connect)
         await self._track_online()
         # 5. relays: watch account-wide presence first so a relay joining meanwhile is seen
+        lat, lon = self.device_location()
         self.watch = RelayWatch(self.account_id)
-        await self._perform(self.watch.begin())
-        selection, actions = await relay_watch_start(
-            self.watch,
-            lat=self.gateway.last_seen_remote_ip_location_lat,
-            lon=self.gateway.last_seen_remote_ip_location_lon,
-        )
-        await self._perform(actions)
-        # 6. init
+        await self.relay_actions(self.watch.begin())
+        selection, actions = await relay_watch_start(self.watch, lat=lat, lon=lon)
+        await self.relay_actions(actions)
+        # 6. init, then whatever changed meanwhile
         await self._push_init(selection)
+        self._work_inbox()
 
     async def leave(self, reason: str) -> None:
-        watch, self.watch = self.watch, None
-        for handle in getattr(self, "_timers", {}).values():
-            handle.cancel()
-        for task in list(getattr(self, "_tasks", ())):
-            task.cancel()
-        self._timers, self._tasks, self.flows = {}, set(), {}
-        if watch is not None:
-            try:
-                await self._perform(watch.stop())
-            except Exception:  # the groups expire anyway; never fail a leave
-                logger.exception("gateway %s could not stop its relay watch", self.device_id)
+        hub, self.hub = self.hub, None
+        self.flows, self._inbox = {}, None
+        if hub is not None:
+            hub.gateways.discard(self)
+            await hubs.release(hub)
         await super().leave(reason)
 
-    def _reset_state(self) -> None:
-        self.flows: dict[Pair, dict[str, int]] = {}
-        self.account_slug = ""
-        self.watch = None
-        self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task] = set()
-        if not hasattr(self, "_seen"):
-            self._seen: set[int] = set()
-            self._seen_order: deque[int] = deque()
+    def device_location(self) -> tuple[float | None, float | None]:
+        assert self.gateway is not None
+        return (
+            self.gateway.last_seen_remote_ip_location_lat,
+            self.gateway.last_seen_remote_ip_location_lon,
+        )
 
     async def _track_online(self) -> None:
         if self.presence is None:
@@ -256,7 +243,7 @@ class GatewayConsumer(DeviceConsumer):
 
     # ---------------------------------------------------------------- init / relays
 
-    def _relay_views(self, relays: Iterable[Any]) -> list[dict[str, Any]]:
+    def relay_views(self, relays: Iterable[Any]) -> list[dict[str, Any]]:
         assert self.gateway is not None
         return relay_views(relays, self.gateway.public_key, gateway_credentials_expiry())
 
@@ -273,60 +260,12 @@ class GatewayConsumer(DeviceConsumer):
             wire.gateway_init(
                 gateway=self.gateway,
                 account_slug=self.account_slug,
-                relays=self._relay_views(relays),
+                relays=self.relay_views(relays),
                 authorizations=authorizations,
             ),
         )
 
-    async def _perform(self, actions: Iterable[Action]) -> None:
-        for action in actions:
-            if isinstance(action, Subscribe):
-                await self.subscribe(action.group)
-            elif isinstance(action, Unsubscribe):
-                await self.unsubscribe(action.group)
-            elif isinstance(action, Push):
-                payload = wire.relays_presence(
-                    disconnected_ids=action.disconnected_ids,
-                    connected=self._relay_views(action.connected),
-                )
-                await self.push(wire.RELAYS_PRESENCE, payload)
-            elif isinstance(action, SchedulePush):
-                loop = asyncio.get_running_loop()
-                self._timers[action.timer_id] = loop.call_later(
-                    action.delay, self._timer_elapsed, action.timer_id
-                )
-
-    def _timer_elapsed(self, timer_id: int) -> None:
-        self._timers.pop(timer_id, None)
-        if self.watch is not None:
-            self._spawn(self._perform(self.watch.timer_fired(timer_id)))
-
-    async def handle_presence_diff(self, event: dict[str, Any]) -> None:
-        if not self.joined or self.watch is None:
-            return
-        assert self.gateway is not None
-        actions = await relay_watch_handle(
-            self.watch,
-            event,
-            lat=self.gateway.last_seen_remote_ip_location_lat,
-            lon=self.gateway.last_seen_remote_ip_location_lon,
-        )
-        await self._perform(actions)
-
     # ---------------------------------------------------------------- background work
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(self._guarded(coro))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _guarded(self, coro: Any) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("gateway %s background work crashed", self.device_id)
 
     async def _prune_loop(self) -> None:
         while True:
@@ -370,7 +309,7 @@ class GatewayConsumer(DeviceConsumer):
                 wire.access_authorization_expiry_updated(*pair, max(remaining.values())),
             )
             return
-        replacement = await database_sync_to_async(_reauthorize)(image)
+        replacement = await db_call(_reauthorize, image)
         if replacement is None:
             self.flows.pop(pair, None)
             await self.push(wire.REJECT_ACCESS, wire.reject_access(*pair))
@@ -389,39 +328,85 @@ class GatewayConsumer(DeviceConsumer):
 
     # ---------------------------------------------------------------- change propagation (§5.6)
 
-    def _first_time(self, lsn: int) -> bool:
-        if lsn in self._seen:
-            return False
-        self._seen.add(lsn)
-        self._seen_order.append(lsn)
-        if len(self._seen_order) > _SEEN_LSNS:
-            self._seen.discard(self._seen_order.popleft())
-        return True
-
-    async def handle_change(self, change: Change) -> None:
-        if not self.joined or not self._first_time(change.lsn):
+    def hub_changes(self, changes: list[dict[str, Any]]) -> None:
+        """From the hub: one committed transaction's rows, in order (queued, worked through in
+        a task of this socket's own so database work never holds the hub up)."""
+        if self._inbox is None:
             return
-        old, new = change.old or {}, change.new or {}
+        self._inbox.append(changes)
+        if self.joined:
+            self._work_inbox()
+
+    def hub_reloaded(self) -> None:
+        """The hub may have missed changes (a stream gap): re-read this gateway's flows and
+        revoke or update what differs from the cache."""
+        if self._inbox is not None:
+            self._inbox.append([{"table": "_reload", "op": "reload"}])
+            if self.joined:
+                self._work_inbox()
+
+    async def _resync_flows(self) -> None:
+        fresh = await db_call(_load_flow_cache, self.device_id, self.account_id)
+        now = time.time()
+        for pair, flows in list(self.flows.items()):
+            live = [e for e in flows.values() if e > now]
+            if pair not in fresh:
+                if live:
+                    await self.push(wire.REJECT_ACCESS, wire.reject_access(*pair))
+                continue
+            if live and max(fresh[pair].values()) != max(live):
+                await self.push(
+                    wire.ACCESS_AUTHORIZATION_EXPIRY_UPDATED,
+                    wire.access_authorization_expiry_updated(*pair, max(fresh[pair].values())),
+                )
+        self.flows = fresh
+
+    def _work_inbox(self) -> None:
+        if self._inbox and (self._worker is None or self._worker.done()):
+            self._worker = asyncio.get_running_loop().create_task(self._drain_inbox())
+            if self._tasks is None:
+                self._tasks = set()
+            self._tasks.add(self._worker)
+            self._worker.add_done_callback(self._tasks.discard)
+
+    async def _drain_inbox(self) -> None:
+        while self._inbox:
+            batch = self._inbox.pop(0)
+            for change in batch:
+                try:
+                    await self.handle_hub_change(change)
+                except Exception:
+                    logger.exception("gateway %s could not apply a change", self.device_id)
+                if self._inbox is None:  # the channel ended
+                    return
+
+    async def handle_hub_change(self, change: Mapping[str, Any]) -> None:
+        if not self.joined:
+            return
+        table, op = change["table"], change["op"]
+        old, new = change.get("old") or {}, change.get("new") or {}
         me = str(self.device_id)
-        if change.table == "flows" and change.op == "delete":
+        if table == "_reload":
+            await self._resync_flows()
+        elif table == "flows" and op == "delete":
             if str(old.get("gateway_id")) == me:
                 await self._flow_deleted(old)
-        elif change.table == "resources" and change.op == "update":
-            await self._resource_updated(change)
-        elif change.table == "accounts" and change.op == "update":
-            if str(new.get("id")) == str(self.account_id) and change.changed("slug"):
+        elif table == "resources" and op == "update":
+            await self._resource_updated(old, new)
+        elif table == "accounts" and op == "update":
+            if str(new.get("id")) == str(self.account_id) and old.get("slug") != new.get("slug"):
                 self.account_slug = new.get("slug") or ""
                 await self._push_init(self.watch.selected if self.watch else ())
-        elif change.table == "gateways" and change.op == "delete" and str(old.get("id")) == me:
+        elif table == "gateways" and op == "delete" and str(old.get("id")) == me:
             await self.close_channel()
 
-    async def _resource_updated(self, change: Change) -> None:
-        resource_id = str((change.new or {}).get("id"))
-        if change.changed(*ADDRESSABILITY_FIELDS):
+    async def _resource_updated(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        resource_id = str(new.get("id"))
+        if any(old.get(f) != new.get(f) for f in ADDRESSABILITY_FIELDS):
             await self._reject_pairs([p for p in self.flows if p[1] == resource_id])
-        elif change.changed("filters"):
+        elif old.get("filters") != new.get("filters"):
             assert self.gateway is not None
-            view = wire.gateway_resource_view_for(change.new, self.gateway.last_seen_version)
+            view = wire.gateway_resource_view_for(new, self.gateway.last_seen_version)
             if view is not None:
                 await self.push(wire.RESOURCE_UPDATED, wire.resource_updated(view))
 

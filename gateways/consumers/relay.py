@@ -19,9 +19,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from firezone.changes import Change, own_group
+from firezone.db import db_call
 from firezone.phoenix.consumer import JoinError
 from firezone.phoenix.framing import Message
 from gateways.connect import ConnectContext, authenticate_relay
@@ -38,7 +37,6 @@ def relay_presence_topics(*, relay_id: Any, group_id: Any, account_id: Any) -> t
 
 class RelayConsumer(DeviceConsumer):
     topic_name = "relay"
-    listens_to_account = False
 
     group_id: Any = None
     stamp_secret: str | None = None
@@ -89,7 +87,7 @@ class RelayConsumer(DeviceConsumer):
             await self.disconnect_relay()
 
     async def session_disconnect(self, event: dict[str, Any]) -> None:
-        if not await database_sync_to_async(self._relay_exists)():
+        if not await db_call(self._relay_exists):
             await self.disconnect_relay()  # its group went with the token
             return
         await super().session_disconnect(event)

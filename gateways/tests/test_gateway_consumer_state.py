@@ -1,11 +1,12 @@
 """The gateway socket's in-memory state without a server: flow-cache pruning, §5.5 decisions
-that need no database, and change de-duplication (the live behaviour is in
-test_sockets_gateway.py)."""
+that need no database (the live behaviour is in test_sockets_gateway.py). Each change reaches
+the socket once: de-duplication is the hub's (gateways/tests/test_hub.py)."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 from firezone.changes import Change
@@ -19,7 +20,7 @@ class Recording(GatewayConsumer):
 
     def __init__(self) -> None:
         super().__init__()
-        self._reset_state()
+        self.flows, self._inbox = {}, []
         self.device_id = uuid.uuid4()
         self.account_id = uuid.uuid4()
         self.joined_topic = "gateway"
@@ -30,7 +31,7 @@ class Recording(GatewayConsumer):
         self.pushed.append((event, payload))
 
 
-def flow_delete(consumer: Recording, flow_id: str, lsn: int, **image: Any) -> Change:
+def flow_delete(consumer: Recording, flow_id: str, lsn: int, **image: Any) -> dict[str, Any]:
     old = {
         "id": flow_id,
         "gateway_id": str(consumer.device_id),
@@ -38,7 +39,7 @@ def flow_delete(consumer: Recording, flow_id: str, lsn: int, **image: Any) -> Ch
         "resource_id": R,
         **image,
     }
-    return Change(lsn=lsn, table="flows", op="delete", account_id=None, old=old, new=None)
+    return asdict(Change(lsn=lsn, table="flows", op="delete", account_id=None, old=old, new=None))
 
 
 def test_prune_drops_expired_flows_and_empty_pairs() -> None:
@@ -55,10 +56,10 @@ async def test_other_flows_left_gives_the_max_remaining_expiry_once_per_change()
     later = int(time.time()) + 3600
     latest = later + 3600
     consumer.flows = {(C, R): {"f1": later, "f2": latest, "f3": later}}
-    await consumer.handle_change(flow_delete(consumer, "f2", lsn=10))
-    await consumer.handle_change(flow_delete(consumer, "f2", lsn=10))  # repeated delivery
+    await consumer.handle_hub_change(flow_delete(consumer, "f2", lsn=10))
+    await consumer.handle_hub_change(flow_delete(consumer, "f2", lsn=10))  # gone: nothing
     # A lower number delivered late (another transaction committed first) still counts.
-    await consumer.handle_change(flow_delete(consumer, "f3", lsn=9))
+    await consumer.handle_hub_change(flow_delete(consumer, "f3", lsn=9))
     expiry = "access_authorization_expiry_updated"
     assert consumer.pushed == [
         (expiry, {"client_id": C, "resource_id": R, "expires_at": later}),
@@ -71,8 +72,10 @@ async def test_unknown_flows_and_other_gateways_are_ignored() -> None:
     consumer = Recording()
     expiry = int(time.time()) + 60
     consumer.flows = {(C, R): {"f1": expiry}}
-    await consumer.handle_change(flow_delete(consumer, "other", lsn=1))
-    await consumer.handle_change(flow_delete(consumer, "f1", lsn=2, gateway_id=str(uuid.uuid4())))
+    await consumer.handle_hub_change(flow_delete(consumer, "other", lsn=1))
+    await consumer.handle_hub_change(
+        flow_delete(consumer, "f1", lsn=2, gateway_id=str(uuid.uuid4()))
+    )
     assert consumer.pushed == []
     assert consumer.flows == {(C, R): {"f1": expiry}}
 
@@ -82,19 +85,21 @@ async def test_addressability_change_rejects_and_forgets_only_that_resource() ->
     expiry = int(time.time()) + 60
     consumer.flows = {(C, R): {"f1": expiry}, (C, R2): {"f2": expiry}}
     old = {"id": R, "type": "dns", "address": "a.example.com", "ip_stack": "dual", "filters": []}
-    change = Change(
-        lsn=1,
-        table="resources",
-        op="update",
-        account_id=None,
-        old=old,
-        new={**old, "ip_stack": "ipv4_only"},
+    change = asdict(
+        Change(
+            lsn=1,
+            table="resources",
+            op="update",
+            account_id=None,
+            old=old,
+            new={**old, "ip_stack": "ipv4_only"},
+        )
     )
-    await consumer.handle_change(change)
+    await consumer.handle_hub_change(change)
     assert consumer.pushed == [("reject_access", {"client_id": C, "resource_id": R})]
     assert consumer.flows == {(C, R2): {"f2": expiry}}
     # The flow deletions of the same transaction then mean nothing.
-    await consumer.handle_change(flow_delete(consumer, "f1", lsn=2))
+    await consumer.handle_hub_change(flow_delete(consumer, "f1", lsn=2))
     assert len(consumer.pushed) == 1
 
 
@@ -102,6 +107,23 @@ async def test_nothing_happens_before_the_join() -> None:
     consumer = Recording()
     consumer.joined_topic = None
     consumer.flows = {(C, R): {"f1": int(time.time()) + 60}}
-    await consumer.handle_change(flow_delete(consumer, "f1", lsn=1))
+    await consumer.handle_hub_change(flow_delete(consumer, "f1", lsn=1))
     await consumer.gateway_reject_access({"client_id": C, "resource_id": R})
     assert consumer.pushed == []
+
+
+async def test_changes_are_queued_until_the_socket_works_through_them() -> None:
+    consumer = Recording()
+    expiry = int(time.time()) + 60
+    consumer.flows = {(C, R): {"f1": expiry, "f2": expiry + 60}}
+    consumer.hub_changes([flow_delete(consumer, "f1", lsn=1)])
+    assert consumer.pushed == []  # queued, not applied inside the hub's call
+    worker = consumer._worker
+    assert worker is not None
+    await worker
+    assert consumer.pushed == [
+        (
+            "access_authorization_expiry_updated",
+            {"client_id": C, "resource_id": R, "expires_at": expiry + 60},
+        )
+    ]

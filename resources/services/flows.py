@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.auth import P, Subject, ensure_permissions
@@ -138,6 +138,58 @@ def flow_authorize(
     return flow
 
 
+def flow_insert_decided(
+    *,
+    subject: Subject,
+    client: Client,
+    gateway: Gateway,
+    resource_id: Any,
+    policy_id: Any,
+    membership_id: Any,
+    expires_at: datetime,
+) -> Flow:
+    """Record a flow whose policy, membership and expiry were decided in memory (the client
+    socket's access hub, protocol.md §5.4): one insert and its change-log row, nothing chosen
+    again here. The rows it names must still exist: a policy, membership, resource or gateway
+    deleted since the decision raises NotFound (the foreign keys are checked at commit)."""
+    ensure_permissions(subject, P.FLOW_CREATE)
+    if (
+        subject.token_id is None
+        or client.account_id != subject.account_id
+        or client.actor_id != subject.actor_id
+        or gateway.account_id != subject.account_id
+    ):
+        raise NotFound()
+    try:
+        with transaction.atomic():
+            flow = Flow.objects.create(
+                account_id=subject.account_id,
+                policy_id=policy_id,
+                client=client,
+                gateway=gateway,
+                resource_id=resource_id,
+                token_id=subject.token_id,
+                actor_group_membership_id=membership_id,
+                client_remote_ip=subject.context.remote_ip or client.last_seen_remote_ip,
+                client_user_agent=(subject.context.user_agent or client.last_seen_user_agent or "")[
+                    :255
+                ],
+                gateway_remote_ip=gateway.last_seen_remote_ip,
+                expires_at=expires_at,
+            )
+            changes.record(
+                op="insert",
+                table="flows",
+                account_id=subject.account_id,
+                new=flow,
+                subject=subject,
+                publish=False,
+            )
+    except IntegrityError:
+        raise NotFound() from None
+    return flow
+
+
 @transaction.atomic
 def flows_delete_expired(*, now: datetime | None = None) -> int:
     """System job (domain.md §5, every minute): delete flows whose authorisation has ended."""
@@ -151,7 +203,16 @@ def flows_delete_stale_for_client(
 ) -> int:
     """System path (client connect): delete the client's flows for resources it may no longer
     use; returns how many flows were deleted."""
-    stale = Flow.objects.filter(account_id=client.account_id, client_id=client.pk).exclude(
-        resource_id__in=list(connectable_resource_ids)
-    )
-    return len(changes.delete(stale))
+    # One small read in the common case (no stale flow): the client's flows, filtered here
+    # rather than with a NOT IN of every connectable resource.
+    connectable = {str(r) for r in connectable_resource_ids}
+    stale = [
+        flow_id
+        for flow_id, resource_id in Flow.objects.filter(
+            account_id=client.account_id, client_id=client.pk
+        ).values_list("id", "resource_id")
+        if str(resource_id) not in connectable
+    ]
+    if not stale:
+        return 0
+    return len(changes.delete(Flow.objects.filter(pk__in=stale)))

@@ -17,7 +17,7 @@ from accounts.tests.factories import (
     admin_subject,
     subject_for,
 )
-from firezone import changes
+from firezone import stream
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
 from resources import addresses
 from resources.models import Flow, Policy, Resource, ResourceConnection
@@ -216,7 +216,9 @@ def test_create_connects_sites_with_trail_and_records_changes(django_capture_on_
 
 def test_events_only_on_commit(django_capture_on_commit_callbacks, monkeypatch):
     sent: list[dict] = []
-    monkeypatch.setattr(changes, "send_now", lambda groups, message: sent.append(message))
+    monkeypatch.setattr(
+        stream, "publish", lambda account_id, xid, batch: sent.extend({"change": c} for c in batch)
+    )
     subject = _admin()
     site = SiteFactory(account=subject.account)
     with (

@@ -1,0 +1,1 @@
+"""The device hot path at scale: one in-memory access model per account and process."""
