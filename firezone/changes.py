@@ -165,6 +165,54 @@ def inserted(instance: models.Model, *, subject: Subject | None = None) -> Chang
     )
 
 
+_INSERT_LOGGED_SQL = """
+WITH row AS (INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING 1)
+INSERT INTO {log} (account_id, "table", op, old_data, data, subject, vsn, inserted_at)
+SELECT %s, %s, 'insert', NULL, %s, %s, 0, now() FROM row
+RETURNING lsn, xid
+"""
+
+
+def insert_logged(instance: models.Model, *, subject: Subject | None = None) -> Change:
+    """INSERT a row and its change-log row in ONE statement, for rows that are logged but never
+    published (flows: the client tells the gateway itself, §4.1). Outside a transaction the
+    statement commits by itself, foreign keys included (IntegrityError when a referenced row is
+    gone). The row's image is the one `record` would log."""
+    from psycopg.types.json import Jsonb
+
+    from accounts.models import ChangeLog
+
+    meta = instance._meta
+    fields = list(meta.concrete_fields)
+    values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    quote = connection.ops.quote_name
+    sql = _INSERT_LOGGED_SQL.format(
+        table=quote(meta.db_table),
+        columns=", ".join(quote(f.column) for f in fields),
+        values=", ".join(["%s"] * len(fields)),
+        log=quote(ChangeLog._meta.db_table),
+    )
+    table = table_of(instance) or meta.db_table
+    account_id = _account_id_of(instance)
+    image = row_image(instance)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [*values, account_id, table, Jsonb(image), Jsonb(_subject_image(subject))],
+        )
+        lsn, xid = cursor.fetchone()
+    instance._state.adding, instance._state.db = False, "default"
+    return Change(
+        lsn=lsn,
+        table=table,
+        op="insert",
+        account_id=str(account_id) if account_id else None,
+        old=None,
+        new=image,
+        xid=xid,
+    )
+
+
 def updated(
     old: dict[str, Any], instance: models.Model, *, subject: Subject | None = None
 ) -> Change | None:

@@ -25,7 +25,7 @@ by the first socket that asks, the others share the result.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -395,13 +395,17 @@ class AccessModel:
         *,
         ctx: conds.RequestContext,
         token_expires_at: datetime | None,
-        connectable_ids: Iterable[Any],
+        connectable_ids: Collection[str],
     ) -> Authorization:
-        """§5.4 step 1 in memory; the membership the winning policy grants through is the
-        actor's own (the shared grant sets carry none)."""
+        """§5.4 step 1 in memory; `connectable_ids` are the resource id strings the client was
+        last told. The membership the winning policy grants through is the actor's own (the
+        shared grant sets carry none)."""
         grantset = self.grantset(actor_id)
+        key = _uuid(resource_id)
+        if key is None or str(key) not in connectable_ids:  # a dict/set of id strings: O(1)
+            return Authorization(status="not_found", resource_id=resource_id)
         auth = grantset.access.authorize(
-            resource_id, ctx=ctx, token_expires_at=token_expires_at, connectable_ids=connectable_ids
+            resource_id, ctx=ctx, token_expires_at=token_expires_at, connectable_ids=(key,)
         )
         if not auth.ok:
             return auth

@@ -151,7 +151,8 @@ def flow_insert_decided(
     """Record a flow whose policy, membership and expiry were decided in memory (the client
     socket's access hub, protocol.md §5.4): one insert and its change-log row, nothing chosen
     again here. The rows it names must still exist: a policy, membership, resource or gateway
-    deleted since the decision raises NotFound (the foreign keys are checked at commit)."""
+    deleted since the decision raises NotFound (the foreign keys are checked when the statement
+    commits)."""
     ensure_permissions(subject, P.FLOW_CREATE)
     if (
         subject.token_id is None
@@ -160,31 +161,23 @@ def flow_insert_decided(
         or gateway.account_id != subject.account_id
     ):
         raise NotFound()
+    flow = Flow(
+        account_id=subject.account_id,
+        policy_id=policy_id,
+        client=client,
+        gateway=gateway,
+        resource_id=resource_id,
+        token_id=subject.token_id,
+        actor_group_membership_id=membership_id,
+        client_remote_ip=subject.context.remote_ip or client.last_seen_remote_ip,
+        client_user_agent=(subject.context.user_agent or client.last_seen_user_agent or "")[:255],
+        gateway_remote_ip=gateway.last_seen_remote_ip,
+        expires_at=expires_at,
+    )
     try:
-        with transaction.atomic():
-            flow = Flow.objects.create(
-                account_id=subject.account_id,
-                policy_id=policy_id,
-                client=client,
-                gateway=gateway,
-                resource_id=resource_id,
-                token_id=subject.token_id,
-                actor_group_membership_id=membership_id,
-                client_remote_ip=subject.context.remote_ip or client.last_seen_remote_ip,
-                client_user_agent=(subject.context.user_agent or client.last_seen_user_agent or "")[
-                    :255
-                ],
-                gateway_remote_ip=gateway.last_seen_remote_ip,
-                expires_at=expires_at,
-            )
-            changes.record(
-                op="insert",
-                table="flows",
-                account_id=subject.account_id,
-                new=flow,
-                subject=subject,
-                publish=False,
-            )
+        # One statement (the flow and its change-log row), committed by itself outside a
+        # transaction (the device sockets' case).
+        changes.insert_logged(flow, subject=subject)
     except IntegrityError:
         raise NotFound() from None
     return flow

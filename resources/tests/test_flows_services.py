@@ -17,6 +17,7 @@ from accounts.tests.factories import (
     admin_subject,
     subject_for,
 )
+from firezone import changes
 from firezone.errors import NotFound, Unauthorized
 from resources import conditions as conds
 from resources.models import Flow
@@ -252,3 +253,62 @@ def test_delete_stale_for_client():
     assert deleted == 1
     assert Flow.objects.filter(client=world.client).get() == keep
     assert Flow.objects.count() == 2
+
+
+# --- flows decided in memory (the client socket's hub) ------------------------------------------
+
+
+def _decided(world: World, subject, **overrides):
+    values = {
+        "subject": subject,
+        "client": world.client,
+        "gateway": world.gateway,
+        "resource_id": world.resource.pk,
+        "policy_id": world.policy.pk,
+        "membership_id": world.membership.pk,
+        "expires_at": timezone.now() + timedelta(hours=1),
+    }
+    return svc.flow_insert_decided(**(values | overrides))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_decided_flow_is_one_statement_logged_like_record(django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    world = World()
+    token = client_token(world.actor)
+    context = Context(remote_ip="192.0.2.44", user_agent="iOS/17 apple-client/1.4.0")
+    subject = client_subject(world.actor, token, context=context)
+    with CaptureQueriesContext(connection) as queries:
+        flow = _decided(world, subject)
+    assert len(queries) == 1
+    stored = Flow.objects.get(pk=flow.pk)
+    assert (stored.policy_id, stored.actor_group_membership_id, stored.token_id) == (
+        world.policy.pk,
+        world.membership.pk,
+        token.pk,
+    )
+    assert stored.client_remote_ip == "192.0.2.44"
+    entry = ChangeLog.objects.get(table="flows", op="insert")
+    assert entry.data == changes.row_image(stored)
+    assert entry.subject["token_id"] == str(token.pk) and entry.xid
+
+
+@pytest.mark.django_db(transaction=True)
+def test_decided_flow_for_a_deleted_policy_is_not_found_and_writes_nothing():
+    world = World()
+    subject = client_subject(world.actor, client_token(world.actor))
+    policy_id = world.policy.pk
+    world.policy.delete()
+    with pytest.raises(NotFound):
+        _decided(world, subject, policy_id=policy_id)
+    assert not Flow.objects.exists()
+    assert not ChangeLog.objects.filter(table="flows").exists()
+
+
+def test_decided_flow_of_another_actors_client_is_not_found():
+    world, other = World(), World()
+    subject = client_subject(world.actor, client_token(world.actor))
+    with pytest.raises(NotFound):
+        _decided(world, subject, client=other.client)
