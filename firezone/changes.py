@@ -39,6 +39,12 @@ def account_group(account_id: Any) -> str:
     return f"account.{account_id}"
 
 
+def portal_group(account_id: Any) -> str:
+    """The admin pages' group of an account for row news that is not in the change log (a
+    device's reconnect refreshing its last-seen columns)."""
+    return f"portal.{account_id}"
+
+
 def session_group(token_id: Any) -> str:
     """Every socket or page authenticated with a token listens here for `disconnect`."""
     return f"session.{token_id}"

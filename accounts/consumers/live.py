@@ -29,7 +29,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from firezone.changes import account_group, session_group
+from firezone.changes import account_group, portal_group, session_group
 from gateways import presence
 
 logger = logging.getLogger(__name__)
@@ -166,6 +166,7 @@ class PortalLiveConsumer(AsyncJsonWebsocketConsumer):
                 groups.append(presence.group_name(topic))
         if self.change_tables:
             groups.append(account_group(account_id))
+            groups.append(portal_group(account_id))  # devices' last-seen refreshes
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         self.joined = groups

@@ -7,11 +7,14 @@ place that touches token rows for authentication. Permission-checked issuing for
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from accounts import tokens
@@ -90,7 +93,8 @@ def token_create(
 
 # One statement finds a usable token and spends an attempt (domain.md §2.7 step 3, with the
 # §8.3 fix): tokens whose attempts are used up are refused, and spending the last attempt
-# expires the token even when it already had an expiry.
+# expires the token even when it already had an expiry. Only for tokens that count attempts
+# (email codes); the others have nothing to spend (see `_usable`).
 _USE_SQL = """
 UPDATE accounts_token
 SET remaining_attempts = remaining_attempts - 1,
@@ -103,28 +107,65 @@ WHERE id = %s
 RETURNING id
 """
 
+# What `authenticate` needs besides the token row, loaded with it in one query: the actor and its
+# account, the identity with its actor and provider (§2.7 "Subject building").
+_SUBJECT_RELATED = ("actor__account", "identity__actor", "identity__provider")
 
-def token_use(encoded: str, *, context: Context) -> Token:
-    """Verify a token string for `context.type` and return its row, or raise Unauthorized.
 
-    The attempt is spent in its own committed statement *before* the secret is compared, so a
-    wrong secret still counts; do not call this inside a transaction you may roll back.
-    """
-    decoded = tokens.decode(encoded, token_type=context.type)
-    if decoded is None:
-        raise invalid_token()
+def _usable(decoded: tokens.DecodedToken, token_type: str) -> QuerySet[Token]:
+    """The token row the decoded string names, if it is of `token_type` and not expired."""
+    rows = Token.objects.filter(pk=decoded.token_id, type=token_type).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=Now())
+    )
+    if decoded.account_id is None:
+        return rows.filter(account_id__isnull=True)
+    return rows.filter(account_id=decoded.account_id)
+
+
+def _spend_attempt(decoded: tokens.DecodedToken, token_type: str) -> bool:
+    """Spend one attempt of a token that counts them (committed before any comparison)."""
     with connection.cursor() as cursor:
         cursor.execute(
             _USE_SQL,
-            [str(decoded.token_id), decoded.account_id and str(decoded.account_id), context.type],
+            [str(decoded.token_id), decoded.account_id and str(decoded.account_id), token_type],
         )
-        found = cursor.fetchone()
-    if found is None:
+        return cursor.fetchone() is not None
+
+
+def _verified(encoded: str, context: Context, related: Iterable[str] = ()) -> Token:
+    """The token row of a valid token string for `context.type` (with `related` loaded), or
+    Unauthorized. Does not record the use."""
+    decoded = tokens.decode(encoded, token_type=context.type)
+    if decoded is None:
         raise invalid_token()
-    token = Token.objects.filter(pk=found[0]).first()
+    related = tuple(related)
+    token: Token | None = None
+    counts_attempts = tokens.default_remaining_attempts(context.type) is not None
+    if not counts_attempts:
+        # Nothing to spend: one SELECT with the same guards, the secret compared in Python.
+        token = _usable(decoded, context.type).select_related(*related).first()
+        counts_attempts = token is not None and token.remaining_attempts is not None
+    if counts_attempts:
+        # Tokens that count attempts: spend one first, so a wrong secret still counts.
+        token = None
+        if _spend_attempt(decoded, context.type):
+            token = Token.objects.select_related(*related).filter(pk=decoded.token_id).first()
     if token is None or not tokens.verify(decoded, token.secret_hash, token.secret_salt):
         raise invalid_token()
-    _touch(token, context)
+    return token
+
+
+def token_use(encoded: str, *, context: Context, related: Iterable[str] = ()) -> Token:
+    """Verify a token string for `context.type` and return its row, or raise Unauthorized.
+    `related` names relations to load with the row (`select_related`).
+
+    Tokens that count attempts (email codes) have the attempt spent in its own committed
+    statement *before* the secret is compared, so a wrong secret still counts; do not call this
+    inside a transaction you may roll back. Other tokens cost one SELECT and one UPDATE (the
+    last-seen columns).
+    """
+    token = _verified(encoded, context, related)
+    _touch([token], context)
     return token
 
 
@@ -140,11 +181,26 @@ def _last_seen(context: Context) -> dict[str, Any]:
     }
 
 
-def _touch(row: Token | AuthIdentity, context: Context) -> None:
+def _touch(rows: Sequence[Token | AuthIdentity], context: Context) -> None:
+    """Store the last-seen columns on `rows` (one statement for all of them)."""
     values = _last_seen(context)
-    type(row).objects.filter(pk=row.pk).update(**values)
-    for key, value in values.items():
-        setattr(row, key, value)
+    if len(rows) == 1:
+        type(rows[0]).objects.filter(pk=rows[0].pk).update(**values)
+    elif rows:
+        # One UPDATE per row, chained as data-modifying CTEs: a single round trip.
+        assignments = ", ".join(f"{column} = %({column})s" for column in values)
+        statements = []
+        for i, row in enumerate(rows):
+            table = type(row)._meta.db_table  # our identifiers; the values are parameters
+            statements.append(f"UPDATE {table} SET {assignments} WHERE id = %(id_{i})s")  # noqa: S608
+        *first, last = statements
+        ctes = ", ".join(f"touched_{i} AS ({sql})" for i, sql in enumerate(first))
+        params = {**values, **{f"id_{i}": row.pk for i, row in enumerate(rows)}}
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {ctes} {last}", params)
+    for row in rows:
+        for key, value in values.items():
+            setattr(row, key, value)
 
 
 def active_identity(identity_id: Any, account_id: Any) -> AuthIdentity | None:
@@ -161,23 +217,57 @@ def active_identity(identity_id: Any, account_id: Any) -> AuthIdentity | None:
     )
 
 
-def subject_for_token(token: Token, *, context: Context) -> Subject:
-    """The subject a browser, client or api_client token authenticates (§2.7 "Subject building")."""
+def _loaded(token: Token, name: str) -> bool:
+    return Token._meta.get_field(name).is_cached(token)
+
+
+def _active_actor(token: Token) -> Actor | None:
+    """The token's actor with its account, if it is enabled and of the token's account."""
+    if not _loaded(token, "actor"):
+        return (
+            Actor.objects.select_related("account")
+            .filter(pk=token.actor_id, account_id=token.account_id, disabled_at__isnull=True)
+            .first()
+        )
+    actor = token.actor
+    if actor is None or actor.account_id != token.account_id or actor.disabled_at is not None:
+        return None
+    return actor
+
+
+def _active_identity(token: Token, actor: Actor) -> AuthIdentity | None:
+    """`active_identity(token.identity_id, token.account_id)`, from the row loaded with the
+    token when it was."""
+    if not _loaded(token, "identity"):
+        return active_identity(token.identity_id, token.account_id)
+    identity = token.identity
+    if (
+        identity is None
+        or identity.account_id != token.account_id
+        or identity.actor.disabled_at is not None
+        or identity.provider.disabled_at is not None
+    ):
+        return None
+    identity.account = actor.account  # the same row (both are the token's account)
+    return identity
+
+
+def _subject(token: Token, context: Context, *, touched: list[Token]) -> Subject:
+    """Subject building; `touched` are rows whose last-seen columns are still to be stored
+    (the token, when `authenticate` defers it): stored with the identity's, in one statement."""
     if token.type not in (Token.Type.BROWSER, Token.Type.CLIENT, Token.Type.API_CLIENT):
+        _touch(touched, context)
         raise invalid_token()
-    actor = (
-        Actor.objects.select_related("account")
-        .filter(pk=token.actor_id, account_id=token.account_id, disabled_at__isnull=True)
-        .first()
-    )
-    if actor is None:
-        raise invalid_token()
+    actor = _active_actor(token)
     identity = None
-    if actor.type not in (Actor.Type.SERVICE_ACCOUNT, Actor.Type.API_CLIENT):
-        identity = active_identity(token.identity_id, token.account_id)
+    if actor is not None and actor.type not in (Actor.Type.SERVICE_ACCOUNT, Actor.Type.API_CLIENT):
+        identity = _active_identity(token, actor)
         if identity is None:
-            raise invalid_token()
-        _touch(identity, context)
+            actor = None
+    if actor is None:
+        _touch(touched, context)
+        raise invalid_token()
+    _touch([*touched, identity] if identity is not None else touched, context)
     if token.type == Token.Type.BROWSER and token.created_by_user_agent != context.user_agent:
         raise Unauthorized("The session belongs to another browser.", reason="invalid_user_agent")
     return Subject.build(
@@ -189,6 +279,16 @@ def subject_for_token(token: Token, *, context: Context) -> Subject:
     )
 
 
+def subject_for_token(token: Token, *, context: Context) -> Subject:
+    """The subject a browser, client or api_client token authenticates (§2.7 "Subject building")."""
+    return _subject(token, context, touched=[])
+
+
 def authenticate(encoded: str, *, context: Context) -> Subject:
-    """Token string → subject, for browser, client and api_client contexts."""
-    return subject_for_token(token_use(encoded, context=context), context=context)
+    """Token string → subject, for browser, client and api_client contexts.
+
+    For tokens without attempts (all of these) this is two statements: the token row with its
+    actor, account, identity and provider, then the last-seen update of token and identity.
+    """
+    token = _verified(encoded, context, _SUBJECT_RELATED)
+    return _subject(token, context, touched=[token])

@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import tokens
 from accounts.auth import Context
 from accounts.models import ChangeLog, Token
 from accounts.selectors.tokens import token_get, tokens_list_for_actor, tokens_list_for_subject
-from accounts.services.tokens import authenticate, token_create, token_use
+from accounts.services.tokens import authenticate, subject_for_token, token_create, token_use
 from accounts.services.tokens_admin import (
     api_client_token_create,
     service_account_token_create,
@@ -346,3 +348,79 @@ def test_authenticate_refuses_disabled_actor_or_provider() -> None:
     identity.provider.save()
     with pytest.raises(Unauthorized):
         authenticate(client.encoded, context=Context(type="client"))
+
+
+def _statements(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"].split()[0] for q in queries.captured_queries]
+
+
+def test_token_without_attempts_costs_one_select_and_one_update() -> None:
+    actor = ActorFactory(type=API)
+    issued = token_create(
+        type="api_client", account=actor.account, actor=actor, expires_at=_future(hours=1)
+    )
+    ctx = Context(type="api_client", remote_ip="10.0.0.2")
+    with CaptureQueriesContext(connection) as queries:
+        assert token_use(issued.encoded, context=ctx).last_seen_remote_ip == "10.0.0.2"
+    assert _statements(queries) == ["SELECT", "UPDATE"]
+    # A well-signed string with a wrong secret: refused after the SELECT, nothing written.
+    forged = tokens.encode(
+        issued.token.pk, "", "WRONG", token_type="api_client", account_id=actor.account_id
+    )
+    Token.objects.filter(pk=issued.token.pk).update(last_seen_remote_ip=None)
+    with CaptureQueriesContext(connection) as queries, pytest.raises(Unauthorized):
+        token_use(forged, context=ctx)
+    assert _statements(queries) == ["SELECT"]
+    assert Token.objects.get(pk=issued.token.pk).last_seen_remote_ip is None
+    # Another account in the string: no row.
+    other = tokens.encode(
+        issued.token.pk, "", "WRONG", token_type="api_client", account_id=AccountFactory().pk
+    )
+    with pytest.raises(Unauthorized):
+        token_use(other, context=ctx)
+
+
+def test_a_row_that_counts_attempts_is_spent_before_comparing_whatever_its_type() -> None:
+    actor = ActorFactory(type=API)
+    issued = token_create(type="api_client", account=actor.account, actor=actor)
+    Token.objects.filter(pk=issued.token.pk).update(remaining_attempts=2)
+    forged = tokens.encode(
+        issued.token.pk, "", "WRONG", token_type="api_client", account_id=actor.account_id
+    )
+    ctx = Context(type="api_client")
+    with pytest.raises(Unauthorized):
+        token_use(forged, context=ctx)
+    assert Token.objects.get(pk=issued.token.pk).remaining_attempts == 1
+    assert token_use(issued.encoded, context=ctx).remaining_attempts == 0
+    with pytest.raises(Unauthorized):
+        token_use(issued.encoded, context=ctx)  # the last attempt expired it
+
+
+def test_authenticate_is_one_select_and_one_update_and_keeps_refusal_side_effects() -> None:
+    user = ActorFactory()
+    identity = IdentityFactory(actor=user, account=user.account)
+    issued = token_create(type="client", account=user.account, actor=user, identity=identity)
+    ctx = Context(type="client", user_agent="connlib/1.3.0", remote_ip="192.0.2.7")
+    with CaptureQueriesContext(connection) as queries:
+        subject = authenticate(issued.encoded, context=ctx)
+        assert subject.account.pk == user.account_id and subject.identity.provider.pk
+    assert _statements(queries) == ["SELECT", "WITH"]
+    identity.refresh_from_db()
+    issued.token.refresh_from_db()
+    assert identity.last_seen_remote_ip == issued.token.last_seen_remote_ip == "192.0.2.7"
+    # The identity's actor is checked, not only the token's.
+    other = ActorFactory(account=user.account)
+    other_identity = IdentityFactory(actor=other, account=user.account, provider=identity.provider)
+    moved = token_create(type="client", account=user.account, actor=user, identity=other_identity)
+    other.disabled_at = timezone.now()
+    other.save()
+    with pytest.raises(Unauthorized):
+        authenticate(moved.encoded, context=ctx)
+    # A refused subject still records the token's use (not the identity's), as before.
+    moved.token.refresh_from_db()
+    other_identity.refresh_from_db()
+    assert moved.token.last_seen_remote_ip == "192.0.2.7"
+    assert other_identity.last_seen_at is None
+    # subject_for_token on a row loaded without its relations still works.
+    plain = Token.objects.get(pk=issued.token.pk)
+    assert subject_for_token(plain, context=ctx).identity.pk == identity.pk

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from firezone import metrics
@@ -54,6 +55,27 @@ logger = logging.getLogger(__name__)
 def device_group(kind: str, device_id: Any) -> str:
     """The channel-layer group of one device: `client.<id>`, `gateway.<id>`, `relay.<id>`."""
     return f"{kind}.{device_id}"
+
+
+# Sockets of this process by device and by channel name: a gateway's answer to a client whose
+# socket is here (`flow_created`, ICE candidates) is handed over directly, without a Redis round
+# trip; other messages go through the channel layer. (Messages to gateways always take the
+# channel layer: its group is the contract the protocol tests observe.) One registry per loop.
+_local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Local] = weakref.WeakKeyDictionary()
+
+
+class _Local:
+    def __init__(self) -> None:
+        self.devices: dict[tuple[str, str], set[DeviceConsumer]] = {}
+        self.channels: dict[str, DeviceConsumer] = {}
+
+
+def _registry() -> _Local:
+    loop = asyncio.get_running_loop()
+    found = _local.get(loop)
+    if found is None:
+        found = _local[loop] = _Local()
+    return found
 
 
 class DeviceConsumer(PhoenixConsumer):
@@ -109,6 +131,9 @@ class DeviceConsumer(PhoenixConsumer):
         self.device_id = device_id
         for group in [device_group(self.topic_name, device_id), *self.extra_groups()]:
             await self.subscribe(group)
+        local = _registry()
+        local.devices.setdefault((self.topic_name, str(device_id)), set()).add(self)
+        local.channels[self.channel_name] = self
         self._counted = True
         metrics.SOCKETS.labels(kind=self.topic_name).inc()
 
@@ -160,8 +185,35 @@ class DeviceConsumer(PhoenixConsumer):
         if self._counted:
             self._counted = False
             metrics.SOCKETS.labels(kind=self.topic_name).dec()
+            local = _registry()
+            key = (self.topic_name, str(self.device_id))
+            sockets = local.devices.get(key)
+            if sockets is not None:
+                sockets.discard(self)
+                if not sockets:
+                    del local.devices[key]
+            local.channels.pop(self.channel_name, None)
         await self.untrack_all()
         await super().websocket_disconnect(message)
+
+    # ---------------------------------------------------------------- messages to other sockets
+
+    async def send_to_device(self, kind: str, device_id: Any, message: dict[str, Any]) -> None:
+        """`group_send` to the device's group, or straight to its sockets in this process."""
+        local = _registry().devices.get((kind, str(device_id)))
+        if local:
+            for consumer in list(local):
+                await consumer.dispatch(message)
+        else:
+            await self.channel_layer.group_send(device_group(kind, device_id), message)
+
+    async def send_to_channel(self, channel: str, message: dict[str, Any]) -> None:
+        """`send` to a socket's channel, or straight to it when it is in this process."""
+        consumer = _registry().channels.get(channel)
+        if consumer is not None:
+            await consumer.dispatch(message)
+        else:
+            await self.channel_layer.send(channel, message)
 
     # ---------------------------------------------------------------- background work
 

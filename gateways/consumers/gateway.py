@@ -495,7 +495,7 @@ class GatewayConsumer(DeviceConsumer):
             preshared_key=data["preshared_key"],
             ice=ice,
         )
-        await self.channel_layer.send(
+        await self.send_to_channel(
             data["client_channel"], {"type": "client.flow_authorized", "payload": payload}
         )
         return {}
@@ -511,7 +511,7 @@ class GatewayConsumer(DeviceConsumer):
             gateway_public_key=self.gateway.public_key,
             gateway_payload=gateway_payload,
         )
-        await self.channel_layer.send(
+        await self.send_to_channel(
             data["client_channel"],
             {
                 "type": "client.connection_ready",
@@ -533,5 +533,5 @@ class GatewayConsumer(DeviceConsumer):
             "invalidate": invalidate,
         }
         for client_id in dict.fromkeys(filter(None, map(_uuid_str, client_ids))):
-            await self.channel_layer.group_send(device_group("client", client_id), message)
+            await self.send_to_device("client", client_id, message)
         return NO_REPLY

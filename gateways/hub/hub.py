@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from firezone import metrics, stream
 from firezone.db import db_call
@@ -40,6 +41,10 @@ from gateways import wire
 from gateways.hub.model import AccessModel, ClientView, Effects, GrantSet
 
 logger = logging.getLogger(__name__)
+
+
+# Pauses between attempts to load an account's model (a lock timeout, a failover).
+LOAD_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 0.0)
 
 
 def debounce_seconds() -> float:
@@ -218,7 +223,7 @@ class AccountHub:
             while True:
                 self._reload_again = None
                 seq = await stream.current_seq(stream.subscriber().redis, self.account_id)
-                model = await db_call(AccessModel.load, self.account_id)
+                model = await self._load()
                 self.model, self.last_seq = model, seq
                 if self._reload_again is None:
                     break
@@ -232,6 +237,17 @@ class AccountHub:
             self._merge(Effects(all_actors=True, config_changed=model.config != previous_config))
         for message in buffered:
             await self.on_message(message)
+
+    async def _load(self) -> AccessModel:
+        for attempt, delay in enumerate(LOAD_RETRY_DELAYS):
+            try:
+                return await db_call(AccessModel.load, self.account_id)
+            except DatabaseError:
+                if attempt == len(LOAD_RETRY_DELAYS) - 1:
+                    raise
+                logger.warning("account %s: load failed, retrying", self.account_id, exc_info=True)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # ---------------------------------------------------------------- the stream
 

@@ -178,11 +178,14 @@ class AccessModel:
 
     @classmethod
     def load(cls, account_id: Any) -> AccessModel:
-        """Sync: read the account's access model in one snapshot (7 queries)."""
+        """Sync: read the account's access model in one snapshot (8 statements, 7 reads)."""
         model = cls(account_id)
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                # Give way to a pending exclusive lock (a migration, a TRUNCATE) rather than
+                # deadlock with it: the hub retries the load (`AccountHub.reload`).
+                cursor.execute("SET LOCAL lock_timeout = '500ms'")
                 cursor.execute("SELECT pg_current_snapshot()::text")
                 model.snapshot = Snapshot.parse(cursor.fetchone()[0])
             account = (

@@ -1,11 +1,18 @@
 """The upsert-on-connect shared by clients, gateways and relays: the `last_seen_*` columns taken
 from the request context, the `INSERT ... ON CONFLICT DO UPDATE` statement, running it, and
 recording the insert or update it made.
+
+Clients and gateways use the one-statement form (`upsert_with_previous_sql`,
+`run_upsert_with_previous`, `record_connect`): lock, update or insert, and the previous row in a
+single round trip, so a known device's reconnect is BEGIN, that statement, COMMIT. A reconnect
+that changed only `SEEN_COLUMNS` is no domain change: no change-log row, nothing for devices,
+only a `publish_seen` event for the admin pages on `portal.<account_id>`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, connection, models, transaction
@@ -110,3 +117,150 @@ def record_upsert(
         # else: created by a concurrent connect, which recorded the insert.
     else:
         changes.updated(old_image, obj, subject=subject)
+
+
+# --- the connect path: one statement, the previous row included --------------------------------
+
+# What changes on every reconnect: a row whose other columns are unchanged is not a domain change
+# (no change-log row, nothing for devices), only news for the admin pages (`publish_seen`).
+SEEN_COLUMNS = frozenset({*LAST_SEEN_COLUMNS, "last_seen_at", "updated_at"})
+
+_EXCLUDED = re.compile(r"\bEXCLUDED\.(\w+)")
+
+
+def upsert_with_previous_sql(
+    *,
+    model: type[models.Model],
+    alias: str,
+    columns: Iterable[str],
+    key: Iterable[str],
+    updated: Iterable[str],
+    extra_set: Iterable[str] = (),
+) -> str:
+    """`upsert_sql` as one statement that also returns the row as it was before.
+
+    An existing row (`key` columns equal to their parameters) is locked and updated: the
+    `updated` columns, `last_seen_at` and `updated_at` take the new values and `extra_set`
+    clauses (written as for `upsert_sql`: `EXCLUDED.<col>` is the new value, `alias` the current
+    row) are added. Otherwise the row is inserted; a concurrent insert is caught by
+    `ON CONFLICT (key)` and updated the same way. Returns every column of the row, then every
+    column of the previous row (NULLs when there was none); see `run_upsert_with_previous`.
+    """
+    table = model._meta.db_table
+    columns, key, updated, extra_set = tuple(columns), tuple(key), tuple(updated), tuple(extra_set)
+    fields = [f.column for f in model._meta.concrete_fields]
+    row = ", ".join(f"{alias}.{col}" for col in fields)
+    previous = ", ".join(f"previous.{col} AS previous_{col}" for col in fields)
+    # The previous row's columns are typed by the UPDATE branch; the NULLs of the INSERT
+    # branch take those types.
+    nulls = ", ".join("NULL" for _ in fields)
+    new_values = [f"{col} = %({col})s" for col in updated]
+    excluded = [f"{col} = EXCLUDED.{col}" for col in updated]
+    stamps = ["last_seen_at = now()", "updated_at = now()"]
+    update_set = [*new_values, *stamps, *(_EXCLUDED.sub(r"%(\1)s", e) for e in extra_set)]
+    conflict_set = [*excluded, *stamps, *extra_set]
+    return f"""
+WITH updated AS (
+    UPDATE {table} AS {alias}
+    SET {", ".join(update_set)}
+    FROM (
+        SELECT * FROM {table}
+        WHERE {" AND ".join(f"{col} = %({col})s" for col in key)}
+        FOR UPDATE
+    ) AS previous
+    WHERE {alias}.id = previous.id
+    RETURNING {row}, {previous}
+), inserted AS (
+    INSERT INTO {table} AS {alias}
+        ({", ".join(columns)}, last_seen_at, inserted_at, updated_at)
+    SELECT {", ".join(f"%({col})s" for col in columns)}, now(), now(), now()
+    WHERE NOT EXISTS (SELECT 1 FROM updated)
+    ON CONFLICT ({", ".join(key)}) DO UPDATE SET {", ".join(conflict_set)}
+    RETURNING {row}
+)
+SELECT * FROM updated
+UNION ALL
+SELECT inserted.*, {nulls} FROM inserted
+"""  # noqa: S608 (constant identifiers only; values are parameters)
+
+
+def _load(model: type[M], values: Sequence[Any]) -> M:
+    """A model instance from a row of all its concrete columns, converted like the ORM does."""
+    fields = model._meta.concrete_fields
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        col = field.get_col(model._meta.db_table)
+        for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
+            value = convert(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+def run_upsert_with_previous(
+    model: type[M],
+    sql: str,
+    params: Mapping[str, Any],
+    *,
+    constraints: Mapping[str, tuple[str, str]] | None = None,
+) -> tuple[M, M | None]:
+    """Run an `upsert_with_previous_sql` statement: the row it wrote and the row as it was
+    before (None when it inserted, or when a concurrent connect had just inserted it).
+
+    No savepoint (it would cost two more statements on every connect): a unique index of
+    `constraints` (name → field, message) becomes that field error, raised so that the caller's
+    `atomic` block, whose transaction the failed statement broke, is rolled back.
+    """
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            values = cursor.fetchone()
+    except IntegrityError as exc:
+        if (error := constraint_error(exc, constraints or {})) is None:
+            raise
+        raise error from exc
+    count = len(model._meta.concrete_fields)
+    row = _load(model, values[:count])
+    previous = _load(model, values[count:]) if values[count] is not None else None
+    return row, previous
+
+
+def publish_seen(row: models.Model, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A reconnect that changed only `SEEN_COLUMNS`: no change-log row and nothing for devices,
+    but the admin pages showing the row hear of it (the `domain.change` shape, `lsn` 0 = not in
+    the change log), on `portal.<account_id>` only, after commit."""
+    account_id = getattr(row, "account_id", None)
+    if account_id is None:
+        return
+    change = changes.Change(
+        lsn=0,
+        table=changes.table_of(row) or row._meta.db_table,
+        op="update",
+        account_id=str(account_id),
+        old=old,
+        new=new,
+    )
+    changes.send_after_commit([changes.portal_group(account_id)], change.as_message())
+
+
+def record_connect(
+    previous: models.Model | None,
+    row: models.Model,
+    attempted_id: Any,
+    *,
+    subject: Subject | None = None,
+) -> None:
+    """Record what a `run_upsert_with_previous` did: an insert, an update of more than
+    `SEEN_COLUMNS` (change log + account group, as any change), or a reconnect that only
+    refreshed them (`publish_seen`)."""
+    if previous is None:
+        if row.pk == attempted_id:
+            changes.inserted(row, subject=subject)
+        # else: created by a concurrent connect, which recorded the insert.
+        return
+    old = changes.row_image(previous)
+    new = changes.row_image(row)
+    assert old is not None and new is not None
+    if any(old.get(k) != new.get(k) for k in old.keys() | new.keys() if k not in SEEN_COLUMNS):
+        changes.updated(old, row, subject=subject)
+    else:
+        publish_seen(row, old, new)

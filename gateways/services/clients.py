@@ -26,9 +26,9 @@ from gateways.services._common import (
 from gateways.services._upsert import (
     LAST_SEEN_COLUMNS,
     last_seen_values,
-    record_upsert,
-    run_upsert,
-    upsert_sql,
+    record_connect,
+    run_upsert_with_previous,
+    upsert_with_previous_sql,
 )
 
 # --- clients ------------------------------------------------------------------------------------
@@ -45,8 +45,8 @@ _HARDWARE_IDS = (
 _KEEP_VERIFICATION = " AND ".join(f"(EXCLUDED.{f} = c.{f} OR c.{f} IS NULL)" for f in _HARDWARE_IDS)
 
 # The name is deliberately not updated on conflict: reconnects keep the user's name.
-_CLIENT_UPSERT_SQL = upsert_sql(
-    table=Client._meta.db_table,
+_CLIENT_UPSERT_SQL = upsert_with_previous_sql(
+    model=Client,
     alias="c",
     columns=(
         "id",
@@ -60,7 +60,7 @@ _CLIENT_UPSERT_SQL = upsert_sql(
         "identity_id",
         "account_id",
     ),
-    conflict="(account_id, actor_id, external_id)",
+    key=("account_id", "actor_id", "external_id"),
     updated=("public_key", *LAST_SEEN_COLUMNS, "identity_id", *_HARDWARE_IDS),
     extra_set=(
         f"verified_at = CASE WHEN {_KEEP_VERIFICATION} THEN c.verified_at END",
@@ -98,7 +98,8 @@ def client_upsert(
     """Create or refresh the subject's client on connect (keyed by the device's external id).
 
     Allocates its tunnel addresses when missing; changing a known hardware id drops the
-    verification (and with it the client's flows).
+    verification (and with it the client's flows). A reconnect that changes nothing but the
+    last-seen columns is not recorded in the change log (`record_connect`).
     """
     ensure_permissions(subject, P.CLIENT_MANAGE_OWN)
     errors: dict[str, list[str]] = {}
@@ -118,13 +119,6 @@ def client_upsert(
     last_seen = last_seen_values(subject.context, errors)
     raise_errors(errors)
 
-    actor_id = subject.actor_id
-    existing = (
-        Client.objects.select_for_update()
-        .filter(account_id=subject.account_id, actor_id=actor_id, external_id=external_id)
-        .first()
-    )
-    old_image = changes.row_image(existing)
     params = {
         "id": uuid.uuid4(),
         "external_id": external_id,
@@ -133,19 +127,19 @@ def client_upsert(
         "psk_base": secrets.token_bytes(32),
         **last_seen,
         **hardware,
-        "actor_id": actor_id,
+        "actor_id": subject.actor_id,
         "identity_id": subject.identity.pk if subject.identity is not None else None,
         "account_id": subject.account_id,
     }
-    client = run_upsert(Client, _CLIENT_UPSERT_SQL, params, constraints=_CLIENT_CONSTRAINTS)
+    # One statement locks, updates (or inserts) and returns the row before and after: a known
+    # client's reconnect is BEGIN, this, COMMIT.
+    client, previous = run_upsert_with_previous(
+        Client, _CLIENT_UPSERT_SQL, params, constraints=_CLIENT_CONSTRAINTS
+    )
     allocate_missing_addresses(client)
-    if (
-        old_image is not None
-        and old_image["verified_at"] is not None
-        and client.verified_at is None
-    ):
+    if previous is not None and previous.verified_at is not None and client.verified_at is None:
         _delete_flows(client, subject)
-    record_upsert(old_image, client, params["id"], subject=subject)
+    record_connect(previous, client, params["id"], subject=subject)
     return client
 
 

@@ -26,9 +26,9 @@ from gateways.services._common import (
 from gateways.services._upsert import (
     LAST_SEEN_COLUMNS,
     last_seen_values,
-    record_upsert,
-    run_upsert,
-    upsert_sql,
+    record_connect,
+    run_upsert_with_previous,
+    upsert_with_previous_sql,
 )
 
 # Default gateway names: 5 characters without look-alikes (0/o, 1/l).
@@ -36,8 +36,8 @@ _NAME_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
 # The name is replaced only when the gateway sends one (%(keep_name)s is true when it did not),
 # so a reconnect without a name keeps the current one instead of a new random default.
-_GATEWAY_UPSERT_SQL = upsert_sql(
-    table=Gateway._meta.db_table,
+_GATEWAY_UPSERT_SQL = upsert_with_previous_sql(
+    model=Gateway,
     alias="g",
     columns=(
         "id",
@@ -49,7 +49,7 @@ _GATEWAY_UPSERT_SQL = upsert_sql(
         "group_id",
         "account_id",
     ),
-    conflict="(account_id, group_id, external_id)",
+    key=("account_id", "group_id", "external_id"),
     updated=("public_key", *LAST_SEEN_COLUMNS),
     extra_set=("name = CASE WHEN %(keep_name)s THEN g.name ELSE EXCLUDED.name END",),
 )
@@ -63,9 +63,14 @@ def default_gateway_name() -> str:
 
 def gateway_authenticate(encoded: str, *, context: Context) -> tuple[Site, Token]:
     """System path: a gateway token string → its site and token (Unauthorized otherwise)."""
-    token = token_use(encoded, context=dataclasses.replace(context, type="gateway_group"))
-    site = Site.objects.filter(pk=token.gateway_group_id, account_id=token.account_id).first()
-    if site is None:
+    # The site comes with the token row: one SELECT and the token's last-seen UPDATE.
+    token = token_use(
+        encoded,
+        context=dataclasses.replace(context, type="gateway_group"),
+        related=("gateway_group",),
+    )
+    site = token.gateway_group
+    if site is None or site.account_id != token.account_id:
         raise invalid_token()
     return site, token
 
@@ -81,7 +86,9 @@ def gateway_upsert(
     context: Context,
 ) -> Gateway:
     """System path (gateway socket, after `gateway_authenticate`): create or refresh a gateway
-    of the site keyed by its external id, allocating its tunnel addresses when missing."""
+    of the site keyed by its external id, allocating its tunnel addresses when missing. A
+    reconnect that changes nothing but the last-seen columns is not recorded in the change log
+    (`record_connect`)."""
     if token.gateway_group_id != site.pk or token.account_id != site.account_id:
         raise invalid_token()
     errors: dict[str, list[str]] = {}
@@ -94,12 +101,6 @@ def gateway_upsert(
     last_seen = last_seen_values(context, errors)
     raise_errors(errors)
 
-    existing = (
-        Gateway.objects.select_for_update()
-        .filter(account_id=site.account_id, group_id=site.pk, external_id=external_id)
-        .first()
-    )
-    old_image = changes.row_image(existing)
     params = {
         "id": uuid.uuid4(),
         "external_id": external_id,
@@ -111,9 +112,13 @@ def gateway_upsert(
         "account_id": site.account_id,
         "keep_name": keep_name,
     }
-    gateway = run_upsert(Gateway, _GATEWAY_UPSERT_SQL, params, constraints=_GATEWAY_CONSTRAINTS)
+    # One statement locks, updates (or inserts) and returns the row before and after: a known
+    # gateway's reconnect is BEGIN, this, COMMIT.
+    gateway, previous = run_upsert_with_previous(
+        Gateway, _GATEWAY_UPSERT_SQL, params, constraints=_GATEWAY_CONSTRAINTS
+    )
     allocate_missing_addresses(gateway)
-    record_upsert(old_image, gateway, params["id"])
+    record_connect(previous, gateway, params["id"])
     return gateway
 
 
