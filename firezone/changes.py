@@ -10,12 +10,13 @@ deliveries, like the WAL LSN of the original.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -349,48 +350,63 @@ def record(
 
 # --- publishing: one batch per committed transaction ----------------------------------------------
 #
-# Each recorded change registers its own on_commit hook (so a rolled-back savepoint drops exactly
-# its changes); the hooks only collect. `firezone.dbbackend` flushes the collection once Django has
-# run all hooks of the commit: ONE device-stream message per account and transaction (a 10,000-row
-# directory sync is one message, applied by each server process once), and the portal's account
-# group gets at most `PORTAL_CHANGES_PER_TABLE` change events per table (its pages re-query).
+# Each recorded change registers its own on_commit hook (so a rolled-back savepoint drops
+# exactly its changes); the hooks only collect. `firezone.dbbackend` publishes the collection
+# once Django has run all hooks of the commit: ONE device-stream message per account and
+# transaction (a 10,000-row directory sync is one message, applied by each server process once),
+# and the portal's account group gets at most `PORTAL_CHANGES_PER_TABLE` change events per table
+# (its pages re-query).
 
 PORTAL_CHANGES_PER_TABLE = 50
 
 
+Collected = list[tuple[Change, list[str], bool]]
+
+
 class _Pending(threading.local):
     def __init__(self) -> None:
-        self.changes: list[tuple[Change, list[str], bool]] = []
+        # One collection per run of commit hooks; nested when a hook commits a transaction of
+        # its own (its changes are then published as a message of their own).
+        self.stack: list[Collected] = []
 
 
 _pending = _Pending()
 
 
 def _collect(change: Change, groups: list[str], *, to_stream: bool) -> None:
-    _pending.changes.append((change, groups, to_stream))
-    if not getattr(connection, "fz_running_commit_hooks", False):
-        flush()  # autocommit: the write is already committed, nothing else will come
+    if _pending.stack:
+        _pending.stack[-1].append((change, groups, to_stream))
+    else:  # autocommit: the write is already committed, nothing else will come
+        _publish([(change, groups, to_stream)])
 
 
-def flush() -> None:
-    """Publish what the hooks of the last commit collected (called by the database backend)."""
-    collected, _pending.changes = _pending.changes, []
+@contextlib.contextmanager
+def collecting() -> Iterator[None]:
+    """Around one run of commit hooks (the database backend): publish what they collected."""
+    _pending.stack.append([])
+    try:
+        yield
+    finally:
+        _publish(_pending.stack.pop())
+
+
+def _publish(collected: Collected) -> None:
     if not collected:
         return
-    streams: dict[str, list[Change]] = {}
+    streams: dict[tuple[str, int | None], list[Change]] = {}  # (account, transaction)
     group_messages: list[tuple[str, dict[str, Any]]] = []
     per_table: dict[tuple[str, str], int] = {}
     for change, groups, to_stream in collected:
         if to_stream and change.account_id:
-            streams.setdefault(change.account_id, []).append(change)
+            streams.setdefault((change.account_id, change.xid), []).append(change)
         for group in groups:
             key = (group, change.table)
             per_table[key] = per_table.get(key, 0) + 1
             if per_table[key] <= PORTAL_CHANGES_PER_TABLE:
                 group_messages.append((group, change.as_message()))
-    for account_id, batch in streams.items():
+    for (account_id, xid), batch in streams.items():
         try:
-            stream.publish(account_id, batch[0].xid, [asdict(c) for c in batch])
+            stream.publish(account_id, xid, [asdict(c) for c in batch])
         except Exception:  # a publish failure must not undo a committed write
             logger.exception("could not publish %d changes of account %s", len(batch), account_id)
     if group_messages:

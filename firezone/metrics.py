@@ -94,7 +94,7 @@ CHANGE_APPLY_SECONDS = Histogram(
 )
 HUB_RELOADS = Counter(
     "firezone_hub_reloads_total",
-    "Full reloads of an access hub (reason: start, gap, reconnect, oversized, error).",
+    "Full reloads of an access hub (reason: start, gap, duplicate, reconnect, oversized, error).",
     ["reason"],
     registry=registry,
 )

@@ -159,7 +159,7 @@ class StreamSubscriber:
     async def unsubscribe(self, account_id: Any, handler: Handler) -> None:
         """Stop following, unless another handler took the account over meanwhile."""
         channel = channel_name(account_id)
-        if self.handlers.get(channel) is not handler:
+        if self.handlers.get(channel) != handler:  # == : bound methods are new objects
             return
         del self.handlers[channel]
         if self._pubsub is not None:

@@ -240,7 +240,11 @@ def client_access_load(client: Client) -> ClientAccess:
     for row in connection_rows:
         entry = rows_by_resource.setdefault(row[0], (row, []))
         entry[1].append(SiteRef(id=row[7], name=row[8]))
-    for resource_id, (row, sites) in rows_by_resource.items():
+    # Display order by code point, not by the database's collation (en_US would put "alpha"
+    # before "Beta"): the same order as the access hub's (gateways.hub.model), everywhere.
+    ordered = sorted(rows_by_resource.items(), key=lambda item: (item[1][0][4], str(item[0])))
+    for resource_id, (row, sites) in ordered:
+        sites.sort(key=lambda site: (site.name, str(site.id)))
         access.resources[resource_id] = AccessResource(
             id=resource_id,
             type=row[1],

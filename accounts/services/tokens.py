@@ -7,6 +7,7 @@ place that touches token rows for authentication. Permission-checked issuing for
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from accounts.auth import Context, Subject, trail_for
 from accounts.models import Account, Actor, AuthIdentity, Token
 from firezone import changes
 from firezone.errors import Unauthorized, ValidationFailed
+from firezone.precompiled import Precompiled
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,32 @@ RETURNING id
 _SUBJECT_RELATED = ("actor__account", "identity__actor", "identity__provider")
 
 
+_USABLE: dict[tuple[tuple[str, ...], bool], Precompiled[Token]] = {}
+
+
+def _usable_row(
+    decoded: tokens.DecodedToken, token_type: str, related: tuple[str, ...]
+) -> Token | None:
+    """`_usable(...).select_related(*related).first()`, compiled once per shape (the hot path
+    of every device connect)."""
+    key = (related, decoded.account_id is None)
+    compiled = _USABLE.get(key)
+    if compiled is None:
+
+        def build(token_id: Any, token_type: str, account_id: Any) -> QuerySet[Token]:
+            shape = tokens.DecodedToken(
+                nonce="", account_id=account_id, token_id=token_id, fragment=""
+            )
+            rows = _usable(shape, token_type).select_related(*related)
+            return rows.order_by("pk")[:1]
+
+        account_sentinel = None if decoded.account_id is None else uuid.UUID(int=2)
+        compiled = _USABLE[key] = Precompiled(
+            build, uuid.UUID(int=1), "token-type-sentinel", account_sentinel
+        )
+    return compiled.first(decoded.token_id, token_type, decoded.account_id)
+
+
 def _usable(decoded: tokens.DecodedToken, token_type: str) -> QuerySet[Token]:
     """The token row the decoded string names, if it is of `token_type` and not expired."""
     rows = Token.objects.filter(pk=decoded.token_id, type=token_type).filter(
@@ -143,7 +171,7 @@ def _verified(encoded: str, context: Context, related: Iterable[str] = ()) -> To
     counts_attempts = tokens.default_remaining_attempts(context.type) is not None
     if not counts_attempts:
         # Nothing to spend: one SELECT with the same guards, the secret compared in Python.
-        token = _usable(decoded, context.type).select_related(*related).first()
+        token = _usable_row(decoded, context.type, related)
         counts_attempts = token is not None and token.remaining_attempts is not None
     if counts_attempts:
         # Tokens that count attempts: spend one first, so a wrong secret still counts.

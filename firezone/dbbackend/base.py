@@ -1,7 +1,7 @@
-"""Django's PostgreSQL backend with one addition: after the commit hooks of a transaction have
-run, `firezone.changes.flush()` publishes what they collected as one batch per account (see
-`firezone.changes`). Django has no "all hooks ran" signal; this is the supported extension point
-(a backend subclass) rather than reordering Django's private hook list."""
+"""Django's PostgreSQL backend with one addition: the commit hooks of a transaction run inside
+`firezone.changes.collecting()`, which publishes what they collected as one message per account
+once they all ran (see `firezone.changes`). Django has no "all hooks ran" signal; a backend
+subclass is the supported extension point (rather than reordering Django's private hook list)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,10 @@ from django.db.backends.postgresql import base
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    fz_running_commit_hooks = False
-
     def run_and_clear_commit_hooks(self) -> None:
-        self.fz_running_commit_hooks = True
-        try:
-            super().run_and_clear_commit_hooks()
-        finally:
-            self.fz_running_commit_hooks = False
-            from firezone import changes
+        from firezone import changes
 
-            changes.flush()
+        # A hook may commit a transaction of its own: its hooks run nested, in a collection of
+        # their own, so each transaction is published as its own message.
+        with changes.collecting():
+            super().run_and_clear_commit_hooks()

@@ -43,6 +43,9 @@ from gateways.hub.model import AccessModel, ClientView, Effects, GrantSet
 logger = logging.getLogger(__name__)
 
 
+# How long after a load a message numbered before its baseline may still arrive (it was
+# published before the load read the sequence number, on another Redis connection).
+LATE_DELIVERY_SECONDS = 1.0
 # Pauses between attempts to load an account's model (a lock timeout, a failover).
 LOAD_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 0.0)
 
@@ -133,6 +136,10 @@ class AccountHub:
         self._buffer: list[stream.StreamMessage] | None = []
         self._loading = False
         self._reload_again: str | None = None
+        # The sequence number the last load started from: a message numbered at most this,
+        # arriving within LATE_DELIVERY_SECONDS of the load, was published before it.
+        self._baseline = 0
+        self._late_until = 0.0
         self._pending = Effects()
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task | None = None
@@ -224,7 +231,8 @@ class AccountHub:
                 self._reload_again = None
                 seq = await stream.current_seq(stream.subscriber().redis, self.account_id)
                 model = await self._load()
-                self.model, self.last_seq = model, seq
+                self.model, self.last_seq, self._baseline = model, seq, seq
+                self._late_until = time.monotonic() + LATE_DELIVERY_SECONDS
                 if self._reload_again is None:
                     break
         finally:
@@ -261,7 +269,17 @@ class AccountHub:
             self._buffer.append(message)
             return
         if message.seq <= self.last_seq:
-            return  # published before the load's baseline: already in the model
+            if message.seq <= self._baseline and time.monotonic() < self._late_until:
+                return  # published before the load's baseline, delivered late: in the model
+            # A number seen already: a duplicate, or the counter was reset (Redis lost it).
+            logger.warning(
+                "account %s: stream number %d after %d, reloading",
+                self.account_id,
+                message.seq,
+                self.last_seq,
+            )
+            await self.reload("duplicate")
+            return
         if message.seq != self.last_seq + 1:
             logger.warning(
                 "account %s: stream gap (%d after %d), reloading",
@@ -315,7 +333,7 @@ class AccountHub:
 
     async def _flush(self) -> None:
         effects, self._pending = self._pending, Effects()
-        started = time.perf_counter()
+        targets: list[ClientSocket] = []
         try:
             if effects.config_changed:
                 for socket in self.client_sockets():
@@ -333,8 +351,6 @@ class AccountHub:
                 await _guard(socket.hub_refresh(effects.broken_policies))
         finally:
             self._diffs.clear()
-        if targets:
-            metrics.CHANGE_APPLY_SECONDS.observe(time.perf_counter() - started)
 
     async def _recompute_periodically(self) -> None:
         """§5.7: time-window conditions change with the clock, not with the data."""
