@@ -230,6 +230,8 @@ PRIVATE_CLIENTS = env.list("PHOENIX_PRIVATE_CLIENTS", default=[])
 RELAYS_PRESENCE_DEBOUNCE_MS = env.int("RELAYS_PRESENCE_DEBOUNCE_MS", default=3000)
 # How often a client socket re-evaluates its policies against the clock (§5.7).
 CLIENT_RECOMPUTE_SECONDS = env.float("CLIENT_RECOMPUTE_SECONDS", default=60)
+# How long an account hub gathers committed changes before pushing them (gateways/hub).
+HUB_DEBOUNCE_SECONDS = env.float("HUB_DEBOUNCE_SECONDS", default=0.02)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 
 # Prometheus metrics at /metrics (firezone/metrics.py), per process. Answered only to a
