@@ -413,19 +413,27 @@ def _publish(collected: Collected) -> None:
         _group_send_all(group_messages)
 
 
-def _group_send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
-    layer = get_channel_layer()
-    if layer is None:  # pragma: no cover - channel layer always configured
-        return
-
+def _sender(messages: list[tuple[str, dict[str, Any]]]) -> Callable[[], Awaitable[None]]:
     async def send_all() -> None:
+        layer = get_channel_layer()
         for group, message in messages:
             try:
                 await layer.group_send(group, message)
             except Exception:  # a publish failure must not undo a committed write
                 logger.exception("could not publish to %s", group)
 
-    _run_soon(send_all)
+    return send_all
+
+
+def _group_send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    _run_soon(_sender(messages))
+
+
+def _start_on_loop(loop: asyncio.AbstractEventLoop, messages: list[tuple[str, dict]]) -> None:
+    """On the loop's own thread: start the sends as a task."""
+    task = loop.create_task(_sender(messages)())
+    _in_flight.add(task)
+    task.add_done_callback(_in_flight.discard)
 
 
 _in_flight: set[asyncio.Task] = set()
@@ -457,6 +465,47 @@ def _run_soon(send_all: Callable[[], Awaitable[None]]) -> None:
 def send_after_commit(groups: Iterable[str], message: dict[str, Any]) -> None:
     groups = list(groups)
     transaction.on_commit(lambda: send_now(groups, message), robust=True)
+
+
+# At most one "seen" event per portal group and second, the latest one: devices reconnecting at
+# hundreds per second must not turn into as many Redis round trips for pages that re-query
+# anyway. Only in a server process (the event loop keeps the trailing send); elsewhere each is
+# sent.
+SEEN_EVENTS_INTERVAL = 1.0
+_seen_last: dict[str, float] = {}
+_seen_pending: dict[str, dict[str, Any]] = {}
+
+
+def send_seen_after_commit(group: str, message: dict[str, Any]) -> None:
+    """`send_after_commit` for news that only the latest instance of matters."""
+
+    def send() -> None:
+        local = SyncToAsync.threadlocal
+        loop = getattr(local, "main_event_loop", None)
+        if loop is None or getattr(local, "main_event_loop_pid", None) != os.getpid():
+            send_now([group], message)
+            return
+        loop.call_soon_threadsafe(_seen_on_loop, loop, group, message)
+
+    transaction.on_commit(send, robust=True)
+
+
+def _seen_on_loop(loop: asyncio.AbstractEventLoop, group: str, message: dict[str, Any]) -> None:
+    wait = _seen_last.get(group, float("-inf")) + SEEN_EVENTS_INTERVAL - loop.time()
+    if wait <= 0:
+        _seen_last[group] = loop.time()
+        _start_on_loop(loop, [(group, message)])
+        return
+    if group not in _seen_pending:
+        loop.call_later(wait, _seen_flush, loop, group)
+    _seen_pending[group] = message  # the latest wins
+
+
+def _seen_flush(loop: asyncio.AbstractEventLoop, group: str) -> None:
+    message = _seen_pending.pop(group, None)
+    if message is not None:
+        _seen_last[group] = loop.time()
+        _start_on_loop(loop, [(group, message)])
 
 
 def send_now(groups: Iterable[str], message: dict[str, Any]) -> None:

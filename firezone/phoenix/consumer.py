@@ -226,8 +226,9 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
             await self.authenticate(self.scope)
             if self.session_token_id is not None and self.channel_layer is not None:
                 group = session_group(self.session_token_id)
-                await self.channel_layer.group_add(group, self.channel_name)
-                self.groups.append(group)
+                if group not in self.groups:  # `authenticate` may have joined it already
+                    await self.channel_layer.group_add(group, self.channel_name)
+                    self.groups.append(group)
         except ConnectRejected as rejected:
             await deny(self.base_send, self.scope, rejected.status, rejected.body)
             return

@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from channels_redis.core import RedisChannelLayer
+
 from firezone import metrics
-from firezone.changes import Change
+from firezone.changes import Change, session_group
 from firezone.db import db_call
 from firezone.phoenix.consumer import IDLE_TIMEOUTS, PhoenixConsumer
 from firezone.phoenix.rejection import ConnectRejected
@@ -129,8 +132,13 @@ class DeviceConsumer(PhoenixConsumer):
         self.session_token_id = token_id
         self.account_id = account_id
         self.device_id = device_id
-        for group in [device_group(self.topic_name, device_id), *self.extra_groups()]:
-            await self.subscribe(group)
+        await self.subscribe_many(
+            [
+                session_group(token_id),
+                device_group(self.topic_name, device_id),
+                *self.extra_groups(),
+            ]
+        )
         local = _registry()
         local.devices.setdefault((self.topic_name, str(device_id)), set()).add(self)
         local.channels[self.channel_name] = self
@@ -139,10 +147,29 @@ class DeviceConsumer(PhoenixConsumer):
 
     async def subscribe(self, group: str) -> None:
         """Join a channel-layer group for the rest of the socket's life."""
-        if group in self.groups:
+        await self.subscribe_many([group])
+
+    async def subscribe_many(self, groups: list[str]) -> None:
+        """Join several groups; on channels-redis's core layer in one Redis round trip (what
+        `group_add` does for each: ZADD the channel, EXPIRE the group) instead of two each."""
+        groups = [g for g in dict.fromkeys(groups) if g not in self.groups]
+        if not groups:
             return
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups.append(group)
+        layer = self.channel_layer
+        if isinstance(layer, RedisChannelLayer) and len(layer.hosts) == 1 and len(groups) > 1:
+            for group in groups:
+                assert layer.require_valid_group_name(group), "Group name not valid"
+            now = time.time()
+            async with layer.connection(0).pipeline(transaction=False) as pipe:
+                for group in groups:
+                    key = layer._group_key(group)
+                    pipe.zadd(key, {self.channel_name: now})
+                    pipe.expire(key, layer.group_expiry)
+                await pipe.execute()
+        else:
+            for group in groups:
+                await layer.group_add(group, self.channel_name)
+        self.groups.extend(groups)
 
     async def unsubscribe(self, group: str) -> None:
         if group not in self.groups:
@@ -151,6 +178,14 @@ class DeviceConsumer(PhoenixConsumer):
         await self.channel_layer.group_discard(group, self.channel_name)
 
     # ---------------------------------------------------------------- presence
+
+    async def track_many(self, entries: list[tuple[str, Any, dict[str, Any]]]) -> None:
+        """Several `track`s in one Redis call."""
+        if self.presence is None:
+            from gateways.presence import PresenceTracker
+
+            self.presence = PresenceTracker(self.channel_name)
+        await self.presence.track_many([(topic, str(key), meta) for topic, key, meta in entries])
 
     async def track(self, topic: str, key: Any, meta: dict[str, Any]) -> None:
         """Register this socket in a presence topic (removed when the channel ends)."""
@@ -252,9 +287,12 @@ class DeviceConsumer(PhoenixConsumer):
         return None, None
 
     async def relay_actions(self, actions: Any) -> None:
+        actions = list(actions)
+        # The groups first, together (one round trip): nothing else depends on their order.
+        await self.subscribe_many([a.group for a in actions if isinstance(a, Subscribe)])
         for action in actions:
             if isinstance(action, Subscribe):
-                await self.subscribe(action.group)
+                continue
             elif isinstance(action, Unsubscribe):
                 await self.unsubscribe(action.group)
             elif isinstance(action, Push):

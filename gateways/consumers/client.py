@@ -51,7 +51,7 @@ from firezone import metrics
 from firezone.db import db_call
 from firezone.errors import NotFound, Refused
 from firezone.phoenix.consumer import NO_REPLY, JoinError
-from firezone.phoenix.framing import Message
+from firezone.phoenix.framing import Message, _dumps
 from gateways import crypto, presence, wire
 from gateways.connect import ConnectContext, authenticate_client
 from gateways.consumers.base import DeviceConsumer, device_group
@@ -127,11 +127,15 @@ class ClientConsumer(LegacyFlows, DeviceConsumer):
         await self.relay_actions(self.watch.begin())
         selection, actions = await relay_watch_start(self.watch, lat=lat, lon=lon)
         await self.relay_actions(actions)
-        await self.track(presence.account_clients_topic(self.account_id), self.device_id, {})
-        await self.track(
-            presence.actor_clients_topic(self.client.actor_id),
-            self.device_id,
-            {"token_id": str(self.session_token_id)},
+        await self.track_many(
+            [
+                (presence.account_clients_topic(self.account_id), self.device_id, {}),
+                (
+                    presence.actor_clients_topic(self.client.actor_id),
+                    self.device_id,
+                    {"token_id": str(self.session_token_id)},
+                ),
+            ]
         )
         await db_call(
             flows_delete_stale_for_client,
@@ -139,17 +143,25 @@ class ClientConsumer(LegacyFlows, DeviceConsumer):
             connectable_resource_ids=list(self.told.resources),
         )
         assert hub.model is not None
-        await self.push(
-            wire.INIT,
-            wire.client_init(
-                resources=list(self.told.resources.values()),
-                relays=self.relay_views(selection),
-                interface=wire.interface_view(self.client, hub.model.config),
-            ),
-        )
+        await self._push_init(selection, hub.model.config)
         self._initialized = True
         # Whatever changed while relays and presence were set up.
         await self.hub_refresh(set())
+
+    async def _push_init(self, relays: Iterable[RelayCandidate], config: dict[str, Any]) -> None:
+        """`init`, its resource list encoded once per view (shared by every socket told it)."""
+        assert self.client is not None
+        relay_views = self.relay_views(relays)
+        interface = wire.interface_view(self.client, config)
+        payload = wire.client_init(
+            resources=self.told.resources.values(), relays=relay_views, interface=interface
+        )
+        rest = _dumps({"relays": relay_views, "interface": interface})
+        text = (
+            f'{{"event":"{wire.INIT}","payload":{{"resources":{self.told.resources_json()},'
+            f'{rest[1:]},"ref":null,"topic":"{self.topic_name}"}}'
+        )
+        await self.push_encoded(wire.INIT, payload, text)
 
     async def leave(self, reason: str) -> None:
         hub, self.hub = self.hub, None

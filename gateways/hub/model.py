@@ -34,6 +34,7 @@ from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Account, ActorGroupMembership
+from firezone.phoenix.framing import _dumps
 from gateways import wire
 from gateways.models import Site
 from resources import conditions as conds
@@ -140,6 +141,13 @@ class ClientView:
     sockets keep a reference, and two sockets with the same view share the object."""
 
     resources: dict[str, dict[str, Any]]
+    _json: str | None = None
+
+    def resources_json(self) -> str:
+        """The resources as the JSON list of an `init` (encoded once per view)."""
+        if self._json is None:
+            self._json = _dumps(list(self.resources.values()))
+        return self._json
 
 
 @dataclass(slots=True)

@@ -239,7 +239,7 @@ def publish_seen(row: models.Model, old: dict[str, Any], new: dict[str, Any]) ->
         old=old,
         new=new,
     )
-    changes.send_after_commit([changes.portal_group(account_id)], change.as_message())
+    changes.send_seen_after_commit(changes.portal_group(account_id), change.as_message())
 
 
 def record_connect(

@@ -53,7 +53,7 @@ def world() -> World:
 def sent(monkeypatch) -> list[tuple[list[str], dict[str, Any]]]:
     """What a connect publishes: ("recorded", (table, op)) for every change recorded through
     `firezone.changes.record` (change log, account group, device stream), and (groups, message)
-    for every `send_after_commit` to a portal group."""
+    for every `send_after_commit` / `send_seen_after_commit` to a portal group."""
     published: list[tuple[Any, Any]] = []
     record = changes.record
 
@@ -72,6 +72,9 @@ def sent(monkeypatch) -> list[tuple[list[str], dict[str, Any]]]:
 
     monkeypatch.setattr(changes, "record", recording)
     monkeypatch.setattr(changes, "send_after_commit", sending)
+    monkeypatch.setattr(
+        changes, "send_seen_after_commit", lambda group, message: sending([group], message)
+    )
     return published
 
 
