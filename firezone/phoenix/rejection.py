@@ -40,6 +40,7 @@ natively, drop `install()`.
 from __future__ import annotations
 
 import logging
+import pprint
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import Any
@@ -174,8 +175,34 @@ class DenialResponseWebSocketProtocol(ws_protocol.WebSocketProtocol):
         self.dropConnection(abort=False)
 
 
+class _LazyPformat:
+    """`pprint.pformat(obj)` computed only if the message is ever formatted."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.obj)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def _lazy_autobahn_debug() -> None:
+    """autobahn pretty-prints its whole configuration for a debug log line on EVERY new
+    WebSocket (`WebSocketProtocol._connectionMade`), logged or not: 8 % of a device connect's CPU
+    here. Make that argument lazy; the log line is unchanged when debug logging is on."""
+    from autobahn.websocket import protocol as autobahn_protocol
+
+    if getattr(autobahn_protocol, "pformat", None) is pprint.pformat:
+        autobahn_protocol.pformat = _LazyPformat  # type: ignore[assignment]
+
+
 def install() -> bool:
     """Make daphne build `DenialResponseWebSocketProtocol` for new upgrades (idempotent)."""
+    _lazy_autobahn_debug()
     current = ws_protocol.WebSocketFactory.protocol
     if issubclass(current, DenialResponseWebSocketProtocol):
         return True
