@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 # Larger transactions are announced as a reload marker (the receiver re-reads the database).
 MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+# Seconds a subscription may take (Redis unreachable: the hub's load fails, the join with it).
+SUBSCRIBE_TIMEOUT: Final = 10.0
 # Back-off of the subscriber's reconnect loop, in seconds.
 _RECONNECT_DELAYS: Final = (0.1, 0.5, 1.0, 2.0, 5.0)
 
@@ -147,12 +149,12 @@ class StreamSubscriber:
         channel = channel_name(account_id)
         self.handlers[channel] = handler
         self._ensure_reader()
-        await self._connected.wait()
+        await asyncio.wait_for(self._connected.wait(), SUBSCRIBE_TIMEOUT)
         confirmed = asyncio.get_running_loop().create_future()
         self._pending[channel] = confirmed
         try:
             await self._pubsub.subscribe(channel)
-            await asyncio.wait_for(confirmed, 10)
+            await asyncio.wait_for(confirmed, SUBSCRIBE_TIMEOUT)
         finally:
             self._pending.pop(channel, None)
 

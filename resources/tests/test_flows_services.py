@@ -312,3 +312,30 @@ def test_decided_flow_of_another_actors_client_is_not_found():
     subject = client_subject(world.actor, client_token(world.actor))
     with pytest.raises(NotFound):
         _decided(world, subject, client=other.client)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_flow_database_work_is_two_statements() -> None:
+    """The client socket's create_flow (protocol.md §5.4 steps 2-3 and the insert): one gateway
+    query and one statement for the flow and its change-log row (issue 12: at most 3)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from resources import access
+
+    world = World()
+    world.gateway.last_seen_version = "1.4.17"  # create_flow needs a 1.4 gateway
+    world.gateway.save()
+    subject = client_subject(world.actor, client_token(world.actor))
+    resource = access.client_access_load(world.client).resources[world.resource.pk]
+    with CaptureQueriesContext(connection) as queries:
+        gateway = access.gateway_choose(
+            account_id=world.account.pk,
+            client_id=world.client.pk,
+            resource=resource,
+            client_version="1.4.0",
+            online_gateway_ids=[world.gateway.pk],
+        )
+        assert gateway == world.gateway
+        _decided(world, subject, gateway=gateway)
+    assert len(queries) == 2
