@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from tests.live import servers, two_daphnes  # noqa: F401 (fixtures of the two-server tests)
+
 
 @pytest.fixture
 def live_env(settings) -> dict[str, str]:

@@ -431,3 +431,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+# ------------------------------------------------------------------ two servers
+
+
+@pytest.fixture(scope="module")
+def two_daphnes(django_db_setup: Any, django_db_blocker: Any) -> Iterator[tuple[LiveServer, ...]]:
+    """Servers A and B: separate processes, the same test database, Redis and keys. Import it
+    (with `servers`) into a test module: `from tests.live import servers, two_daphnes`."""
+    with contextlib.ExitStack() as stack:
+        yield tuple(stack.enter_context(run_daphne(server_env())) for _ in range(2))
+    with django_db_blocker.unblock():
+        _wait_for_other_sessions_to_end()
+
+
+@pytest.fixture
+async def servers(
+    request: pytest.FixtureRequest, two_daphnes: tuple[LiveServer, ...], transactional_db: Any
+) -> AsyncIterator[tuple[LiveServer, ...]]:
+    """Both servers for one async test (see `live` for why this is async)."""
+    from django.db import connections
+
+    connections["default"].ensure_connection()
+    starts = [server.log_path.stat().st_size for server in two_daphnes]
+    try:
+        yield two_daphnes
+    finally:
+        connections.close_all()
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.failed:
+        for name, server, start in zip("AB", two_daphnes, starts, strict=True):
+            with server.log_path.open("rb") as log:
+                log.seek(start)
+                print(f"---- daphne {name} log of this test ----")
+                print(log.read().decode(errors="replace"))

@@ -7,10 +7,7 @@ feed), so nothing may depend on which process a device landed on.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -23,49 +20,14 @@ from resources.tests.factories import ConnectionFactory, PolicyFactory, Resource
 from tests.live import (
     DEVICE_HEADERS,
     Device,
-    LiveServer,
-    _wait_for_other_sessions_to_end,
     reply,
-    run_daphne,
     run_sync,
-    server_env,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CLIENT_HEADERS = {**DEVICE_HEADERS, "User-Agent": "iOS/17.5 (iPhone) connlib/1.4.0"}
 GATEWAY_HEADERS = {"User-Agent": GATEWAY_UA, "X-Forwarded-For": "203.0.113.80"}
-
-
-@pytest.fixture(scope="module")
-def two_daphnes(django_db_setup: Any, django_db_blocker: Any) -> Iterator[tuple[LiveServer, ...]]:
-    """Servers A and B: separate processes, the same test database, Redis and keys."""
-    with contextlib.ExitStack() as stack:
-        yield tuple(stack.enter_context(run_daphne(server_env())) for _ in range(2))
-    with django_db_blocker.unblock():
-        _wait_for_other_sessions_to_end()
-
-
-@pytest.fixture
-async def servers(
-    request: pytest.FixtureRequest, two_daphnes: tuple[LiveServer, ...], transactional_db: Any
-) -> AsyncIterator[tuple[LiveServer, ...]]:
-    """Both servers for one async test (see `tests.live.live` for why this is async)."""
-    from django.db import connections
-
-    connections["default"].ensure_connection()
-    starts = [server.log_path.stat().st_size for server in two_daphnes]
-    try:
-        yield two_daphnes
-    finally:
-        connections.close_all()
-    report = getattr(request.node, "rep_call", None)
-    if report is None or report.failed:
-        for name, server, start in zip("AB", two_daphnes, starts, strict=True):
-            with server.log_path.open("rb") as log:
-                log.seek(start)
-                print(f"---- daphne {name} log of this test ----")
-                print(log.read().decode(errors="replace"))
 
 
 @dataclass

@@ -24,6 +24,7 @@ by the first socket that asks, the others share the result.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -114,17 +115,6 @@ class PolicyRow:
         return (self.inserted_at or datetime.min, str(self.id))
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceRow:
-    id: uuid.UUID
-    type: str
-    address: str | None
-    address_description: str | None
-    name: str
-    ip_stack: str | None
-    filters: list[dict[str, Any]]
-
-
 @dataclass(eq=False, slots=True)
 class GrantSet:
     """The grants of one set of groups: shared by every actor with exactly those groups."""
@@ -174,7 +164,7 @@ class AccessModel:
         self.snapshot = Snapshot(0, 0, frozenset())
         self.config: dict[str, Any] = {}
         self.slug = ""
-        self.resources: dict[uuid.UUID, ResourceRow] = {}
+        self.resources: dict[uuid.UUID, AccessResource] = {}
         self.connections: dict[Any, tuple[uuid.UUID, uuid.UUID]] = {}  # id → (resource, site)
         self.sites: dict[uuid.UUID, str] = {}
         self.policies: dict[uuid.UUID, PolicyRow] = {}
@@ -204,7 +194,8 @@ class AccessModel:
             for row in Resource.objects.filter(account_id=model.account_id).values_list(
                 "id", "type", "address", "address_description", "name", "ip_stack", "filters"
             ):
-                model.resources[row[0]] = ResourceRow(*row[:6], filters=row[6] or [])
+                # Sites are filled in when a grant set is built (connections change apart).
+                model.resources[row[0]] = AccessResource(*row[:6], filters=row[6] or [], sites=())
             for cid, rid, sid in ResourceConnection.objects.filter(
                 account_id=model.account_id
             ).values_list("id", "resource_id", "gateway_group_id"):
@@ -316,19 +307,7 @@ class AccessModel:
         for rid in access.grants:
             sites = self.resource_sites(rid)
             if sites:
-                row = self.resources[rid]
-                granted.append(
-                    AccessResource(
-                        id=row.id,
-                        type=row.type,
-                        address=row.address,
-                        address_description=row.address_description,
-                        name=row.name,
-                        ip_stack=row.ip_stack,
-                        filters=row.filters,
-                        sites=sites,
-                    )
-                )
+                granted.append(dataclasses.replace(self.resources[rid], sites=sites))
         granted.sort(key=lambda r: (r.name, str(r.id)))
         access.resources = {r.id: r for r in granted}
         access.grants = {rid: g for rid, g in access.grants.items() if rid in access.resources}
@@ -477,14 +456,15 @@ class AccessModel:
             if deleted:
                 self.resources.pop(key, None)  # type: ignore[arg-type]
             else:
-                self.resources[key] = ResourceRow(  # type: ignore[index]
-                    key,  # type: ignore[arg-type]
-                    new.get("type"),  # type: ignore[arg-type]
-                    new.get("address"),
-                    new.get("address_description"),
-                    new.get("name") or "",
-                    new.get("ip_stack"),
-                    new.get("filters") or [],
+                self.resources[key] = AccessResource(  # type: ignore[index]
+                    id=key,  # type: ignore[arg-type]
+                    type=new.get("type"),  # type: ignore[arg-type]
+                    address=new.get("address"),
+                    address_description=new.get("address_description"),
+                    name=new.get("name") or "",
+                    ip_stack=new.get("ip_stack"),
+                    filters=new.get("filters") or [],
+                    sites=(),
                 )
             self._touch_resources({key}, effects)  # type: ignore[arg-type]
         elif table == "resource_connections":

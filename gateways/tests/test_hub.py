@@ -14,7 +14,8 @@ import pytest
 
 from gateways import wire
 from gateways.hub.hub import deletions_view, diff_frames
-from gateways.hub.model import AccessModel, ClientView, PolicyRow, ResourceRow, Snapshot
+from gateways.hub.model import AccessModel, ClientView, PolicyRow, Snapshot
+from resources.access import AccessResource
 from resources.conditions import RequestContext
 
 ACCOUNT, ACTOR, OTHER_ACTOR = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -33,7 +34,9 @@ def model() -> AccessModel:
     m.config = {"a": 1}
     m.sites = {SITE: "S", OTHER_SITE: "T"}
     for rid, name in ((RESOURCE, "r"), (OTHER_RESOURCE, "o")):
-        m.resources[rid] = ResourceRow(rid, "dns", f"{name}.example.com", None, name, None, [])
+        m.resources[rid] = AccessResource(
+            rid, "dns", f"{name}.example.com", None, name, None, [], sites=()
+        )
     m.connections = {1: (RESOURCE, SITE), 2: (OTHER_RESOURCE, OTHER_SITE)}
     m.policies = {
         POLICY: PolicyRow(POLICY, RESOURCE, GROUP, [], True, None),

@@ -119,22 +119,16 @@ def flow_authorize(
     if expires_at is None:
         expires_at = now + MAX_FLOW_LIFETIME
 
-    flow = Flow.objects.create(
-        account_id=account_id,
-        policy=policy,
+    flow = _flow_insert(
+        subject=subject,
         client=client,
         gateway=gateway,
-        resource=resource,
-        token_id=subject.token_id,
-        actor_group_membership=membership,
-        client_remote_ip=subject.context.remote_ip or client.last_seen_remote_ip,
-        client_user_agent=(subject.context.user_agent or client.last_seen_user_agent)[:255],
-        gateway_remote_ip=gateway.last_seen_remote_ip,
+        resource_id=resource.pk,
+        policy_id=policy.pk,
+        membership_id=membership.pk,
         expires_at=expires_at,
     )
-    changes.record(
-        op="insert", table="flows", account_id=account_id, new=flow, subject=subject, publish=False
-    )
+    flow.policy, flow.resource, flow.actor_group_membership = policy, resource, membership
     return flow
 
 
@@ -161,6 +155,32 @@ def flow_insert_decided(
         or gateway.account_id != subject.account_id
     ):
         raise NotFound()
+    try:
+        return _flow_insert(
+            subject=subject,
+            client=client,
+            gateway=gateway,
+            resource_id=resource_id,
+            policy_id=policy_id,
+            membership_id=membership_id,
+            expires_at=expires_at,
+        )
+    except IntegrityError:
+        raise NotFound() from None
+
+
+def _flow_insert(
+    *,
+    subject: Subject,
+    client: Client,
+    gateway: Gateway,
+    resource_id: Any,
+    policy_id: Any,
+    membership_id: Any,
+    expires_at: datetime,
+) -> Flow:
+    """The flow row and its change-log row, in one statement (logged, never published: the
+    client tells the gateway itself, §4.1). Outside a transaction it commits by itself."""
     flow = Flow(
         account_id=subject.account_id,
         policy_id=policy_id,
@@ -174,12 +194,7 @@ def flow_insert_decided(
         gateway_remote_ip=gateway.last_seen_remote_ip,
         expires_at=expires_at,
     )
-    try:
-        # One statement (the flow and its change-log row), committed by itself outside a
-        # transaction (the device sockets' case).
-        changes.insert_logged(flow, subject=subject)
-    except IntegrityError:
-        raise NotFound() from None
+    changes.insert_logged(flow, subject=subject)
     return flow
 
 
