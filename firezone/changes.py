@@ -377,7 +377,10 @@ def _collect(change: Change, groups: list[str], *, to_stream: bool) -> None:
     if _pending.stack:
         _pending.stack[-1].append((change, groups, to_stream))
     else:  # autocommit: the write is already committed, nothing else will come
-        _publish([(change, groups, to_stream)])
+        try:
+            _publish([(change, groups, to_stream)])
+        except Exception:
+            logger.exception("could not publish a committed change")
 
 
 @contextlib.contextmanager
@@ -387,7 +390,11 @@ def collecting() -> Iterator[None]:
     try:
         yield
     finally:
-        _publish(_pending.stack.pop())
+        collected = _pending.stack.pop()
+        try:
+            _publish(collected)
+        except Exception:  # the write is committed: a publish failure must not surface
+            logger.exception("could not publish %d committed changes", len(collected))
 
 
 def _publish(collected: Collected) -> None:
@@ -458,8 +465,17 @@ def _run_soon(send_all: Callable[[], Awaitable[None]]) -> None:
             task.add_done_callback(_in_flight.discard)
 
         loop.call_soon_threadsafe(start)
-    else:
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
         async_to_sync(send_all)()
+        return
+    # This thread runs an event loop of its own around sync code (a sync Playwright test):
+    # async_to_sync refuses that, so the sends run on a helper thread, waited for.
+    helper = threading.Thread(target=lambda: asyncio.run(send_all()), daemon=True)
+    helper.start()
+    helper.join()
 
 
 def send_after_commit(groups: Iterable[str], message: dict[str, Any]) -> None:
