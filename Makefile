@@ -25,7 +25,8 @@ test: $(STAMP)
 	$(PY) -m firezone.devservices exec -- $(PY) manage.py test $(ARGS)
 
 # Device-socket benchmark (README "Benchmarks") on a throwaway PostgreSQL + Redis, never on
-# configured ones. Smaller runs: make bench ARGS="--sockets 2000 --clients 200 --flows 200".
+# configured ones. Smaller runs:
+#   make bench ARGS="--sockets 2000 --reconnect-clients 1000 --fanout-large 1000 --burst 2000"
 bench: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/sockets.py $(ARGS)
 
