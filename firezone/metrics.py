@@ -94,7 +94,8 @@ CHANGE_APPLY_SECONDS = Histogram(
 )
 HUB_RELOADS = Counter(
     "firezone_hub_reloads_total",
-    "Full reloads of an access hub (reason: start, gap, duplicate, reconnect, oversized, error).",
+    "Full reloads of an access hub "
+    "(reason: start, gap, duplicate, reconnect, oversized, error, compact).",
     ["reason"],
     registry=registry,
 )

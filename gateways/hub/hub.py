@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 # How long after a load a message numbered before its baseline may still arrive (it was
 # published before the load read the sequence number, on another Redis connection).
 LATE_DELIVERY_SECONDS = 1.0
+# Rows whose last change number a hub remembers before it compacts them away by reloading.
+ROW_WATERMARKS_LIMIT = 200_000
 # Pauses between attempts to load an account's model (a lock timeout, a failover).
 LOAD_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 0.0)
 
@@ -308,6 +310,10 @@ class AccountHub:
                 gateway.hub_changes(effects.device_changes)
         self._merge(effects)
         metrics.CHANGE_APPLY_SECONDS.observe(time.perf_counter() - started)
+        if len(self.model.row_lsn) > ROW_WATERMARKS_LIMIT:
+            # The per-row change numbers only guard against transactions published out of order
+            # (milliseconds apart); a fresh load starts without them.
+            await self.reload("compact")
 
     def _merge(self, effects: Effects) -> None:
         pending = self._pending

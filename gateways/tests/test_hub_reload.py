@@ -728,3 +728,18 @@ def test_a_write_made_by_a_commit_hook_is_a_message_of_its_own(monkeypatch) -> N
             f"{sorted({c['xid'] for c in changes})}: {[(c['table'], c['op']) for c in changes]}"
         )
     assert len(published) == 2, [[(c["table"], c["op"]) for c in m] for _, m in published]
+
+
+async def test_row_watermarks_are_compacted_by_a_reload(joined, monkeypatch) -> None:
+    """The per-row change numbers only matter for transactions published out of order; past
+    `ROW_WATERMARKS_LIMIT` rows the hub reloads (which starts without them) and stays right."""
+    from gateways.hub import hub as hub_module
+
+    world, hub, fake = joined.world, joined.hub, joined.fake
+    monkeypatch.setattr(hub_module, "ROW_WATERMARKS_LIMIT", 0)
+    before = reloads("compact")
+    await run_sync(grant_two, world)
+    await converged(fake, world)
+    await settle()
+    assert reloads("compact") >= before + 1
+    assert hub.model is not None and len(hub.model.row_lsn) == 0
