@@ -71,6 +71,41 @@ class _Local:
     def __init__(self) -> None:
         self.devices: dict[tuple[str, str], set[DeviceConsumer]] = {}
         self.channels: dict[str, DeviceConsumer] = {}
+        self.refresher: asyncio.Task | None = None
+
+
+async def refresh_groups(local: _Local) -> int:
+    """Re-add every live device socket of this process to its channel-layer groups.
+
+    channels-redis's core layer drops a group member `group_expiry` (a day) after it joined,
+    whether or not it is still connected: without this, a gateway connected for more than a
+    day would stop receiving `authorize_flow`, and a token deletion would no longer close a
+    day-old socket. Returns the memberships refreshed."""
+    consumers = list(local.channels.values())
+    layer = consumers[0].channel_layer if consumers else None
+    if not isinstance(layer, RedisChannelLayer) or len(layer.hosts) != 1:
+        return 0
+    now, count = time.time(), 0
+    async with layer.connection(0).pipeline(transaction=False) as pipe:
+        for consumer in consumers:
+            for group in consumer.groups:
+                key = layer._group_key(group)
+                pipe.zadd(key, {consumer.channel_name: now})
+                pipe.expire(key, layer.group_expiry)
+                count += 1
+        if count:
+            await pipe.execute()
+    return count
+
+
+async def _refresh_groups_forever(local: _Local) -> None:
+    while local.channels:
+        layer = next(iter(local.channels.values())).channel_layer
+        await asyncio.sleep(max(60.0, getattr(layer, "group_expiry", 86400) / 4))
+        try:
+            await refresh_groups(local)
+        except Exception:  # Redis away: try again next period
+            logger.exception("could not refresh the device sockets' channel-layer groups")
 
 
 def _registry() -> _Local:
@@ -142,6 +177,8 @@ class DeviceConsumer(PhoenixConsumer):
         local = _registry()
         local.devices.setdefault((self.topic_name, str(device_id)), set()).add(self)
         local.channels[self.channel_name] = self
+        if local.refresher is None or local.refresher.done():
+            local.refresher = asyncio.get_running_loop().create_task(_refresh_groups_forever(local))
         self._counted = True
         metrics.SOCKETS.labels(kind=self.topic_name).inc()
 
