@@ -446,11 +446,9 @@ def _start_on_loop(loop: asyncio.AbstractEventLoop, messages: list[tuple[str, di
 _in_flight: set[asyncio.Task] = set()
 
 
-def _run_soon(send_all: Callable[[], Awaitable[None]]) -> None:
-    """Run the sends. In a server process, from a thread doing a socket's or a page's database
-    work, they are handed to the process's event loop and not waited for: waiting would hold the
-    database thread for a Redis round trip through a busy loop (the sends keep their order, the
-    write is committed either way). Elsewhere (tests, Celery, commands) they run before return."""
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The server process's event loop, when this thread does database work for it (a thread
+    of `database_sync_to_async`/`firezone.db`); None elsewhere."""
     local = SyncToAsync.threadlocal
     loop = getattr(local, "main_event_loop", None)
     if (
@@ -458,6 +456,17 @@ def _run_soon(send_all: Callable[[], Awaitable[None]]) -> None:
         and getattr(local, "main_event_loop_pid", None) == os.getpid()
         and loop.is_running()
     ):
+        return loop
+    return None
+
+
+def _run_soon(send_all: Callable[[], Awaitable[None]]) -> None:
+    """Run the sends. In a server process, from a thread doing a socket's or a page's database
+    work, they are handed to the process's event loop and not waited for: waiting would hold the
+    database thread for a Redis round trip through a busy loop (the sends keep their order, the
+    write is committed either way). Elsewhere (tests, Celery, commands) they run before return."""
+    loop = _server_loop()
+    if loop is not None:
 
         def start() -> None:
             task = loop.create_task(send_all())
@@ -496,9 +505,8 @@ def send_seen_after_commit(group: str, message: dict[str, Any]) -> None:
     """`send_after_commit` for news that only the latest instance of matters."""
 
     def send() -> None:
-        local = SyncToAsync.threadlocal
-        loop = getattr(local, "main_event_loop", None)
-        if loop is None or getattr(local, "main_event_loop_pid", None) != os.getpid():
+        loop = _server_loop()
+        if loop is None:
             send_now([group], message)
             return
         loop.call_soon_threadsafe(_seen_on_loop, loop, group, message)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -47,13 +47,3 @@ async def db_call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a sync database function on the device database pool."""
     call = functools.partial(_closing, fn, *args, **kwargs)
     return await sync_to_async(call, thread_sensitive=False, executor=executor())()
-
-
-def db_async(fn: Callable[P, T]) -> Callable[P, Any]:
-    """Decorator form of `db_call`."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await db_call(fn, *args, **kwargs)
-
-    return wrapper

@@ -85,17 +85,24 @@ async def refresh_groups(local: _Local) -> int:
     layer = consumers[0].channel_layer if consumers else None
     if not isinstance(layer, RedisChannelLayer) or len(layer.hosts) != 1:
         return 0
-    now, count = time.time(), 0
+    memberships = [(g, c.channel_name) for c in consumers for g in c.groups]
+    await _group_add_all(layer, memberships)
+    return len(memberships)
+
+
+async def _group_add_all(layer: RedisChannelLayer, memberships: list[tuple[str, str]]) -> None:
+    """What channels-redis's `group_add` does (ZADD the channel, EXPIRE the group), for many
+    (group, channel) pairs in one pipelined round trip."""
+    if not memberships:
+        return
+    now = time.time()
     async with layer.connection(0).pipeline(transaction=False) as pipe:
-        for consumer in consumers:
-            for group in consumer.groups:
-                key = layer._group_key(group)
-                pipe.zadd(key, {consumer.channel_name: now})
-                pipe.expire(key, layer.group_expiry)
-                count += 1
-        if count:
-            await pipe.execute()
-    return count
+        for group, channel in memberships:
+            assert layer.require_valid_group_name(group), "Group name not valid"
+            key = layer._group_key(group)
+            pipe.zadd(key, {channel: now})
+            pipe.expire(key, layer.group_expiry)
+        await pipe.execute()
 
 
 async def _refresh_groups_forever(local: _Local) -> None:
@@ -194,15 +201,7 @@ class DeviceConsumer(PhoenixConsumer):
             return
         layer = self.channel_layer
         if isinstance(layer, RedisChannelLayer) and len(layer.hosts) == 1 and len(groups) > 1:
-            for group in groups:
-                assert layer.require_valid_group_name(group), "Group name not valid"
-            now = time.time()
-            async with layer.connection(0).pipeline(transaction=False) as pipe:
-                for group in groups:
-                    key = layer._group_key(group)
-                    pipe.zadd(key, {self.channel_name: now})
-                    pipe.expire(key, layer.group_expiry)
-                await pipe.execute()
+            await _group_add_all(layer, [(group, self.channel_name) for group in groups])
         else:
             for group in groups:
                 await layer.group_add(group, self.channel_name)
@@ -223,14 +222,6 @@ class DeviceConsumer(PhoenixConsumer):
 
             self.presence = PresenceTracker(self.channel_name)
         await self.presence.track_many([(topic, str(key), meta) for topic, key, meta in entries])
-
-    async def track(self, topic: str, key: Any, meta: dict[str, Any]) -> None:
-        """Register this socket in a presence topic (removed when the channel ends)."""
-        if self.presence is None:
-            from gateways.presence import PresenceTracker
-
-            self.presence = PresenceTracker(self.channel_name)
-        await self.presence.track(topic, str(key), meta)
 
     async def untrack_all(self) -> None:
         presence, self.presence = self.presence, None

@@ -219,26 +219,9 @@ class ClientConsumer(LegacyFlows, DeviceConsumer):
         hub = self.hub
         if hub is None or not self._initialized or self.client is None:
             return
-        ctx = self._ctx()
-        grantset, view = hub.view_for(self.client.actor_id, ctx, self._version)
-        self._grantset = grantset
-        told = self.told
-        if broken_policies and any(
-            str(g.policy_id) in broken_policies
-            for grants in grantset.access.grants.values()
-            for g in grants
-        ):
-            # "Delete, then insert" (§5.6): first as if the changed policies were gone.
-            assert hub.model is not None
-            without = hub.model.client_view(
-                hub.model.without_policies(grantset, broken_policies), ctx, self._version
-            )
-            frames = hubs.diff_frames(told, without, deletions_only=True)
-            await self._send_frames(frames)
-            told = hubs.deletions_view(told, frames)
-            frames = hubs.diff_frames(told, view)
-        else:
-            frames = hub.diff(told, view)
+        self._grantset, view, frames = hub.refresh(
+            self.told, self.client.actor_id, self._ctx(), self._version, broken_policies
+        )
         self.told = view
         await self._send_frames(frames)
 

@@ -66,11 +66,17 @@ class RelayConsumer(DeviceConsumer):
             relay_id=self.device_id, group_id=self.group_id, account_id=self.account_id
         )
         online_at = int(time.time())
-        await self.track(group_topic, self.device_id, {"token_id": str(self.session_token_id)})
-        await self.track(
-            shared_topic, self.device_id, {"online_at": online_at, "secret": self.stamp_secret}
+        await self.track_many(
+            [
+                (group_topic, self.device_id, {"token_id": str(self.session_token_id)}),
+                (
+                    shared_topic,
+                    self.device_id,
+                    {"online_at": online_at, "secret": self.stamp_secret},
+                ),
+                (relay_topic, self.device_id, {}),
+            ]
         )
-        await self.track(relay_topic, self.device_id, {})
 
     async def handle_in(self, event: str, payload: Any, message: Message) -> Any:
         return None  # relays send nothing but heartbeats: unknown_message

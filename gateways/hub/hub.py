@@ -182,6 +182,31 @@ class AccountHub:
             grantset, ctx if grantset.conditional else None, version
         )
 
+    def refresh(
+        self,
+        told: ClientView,
+        actor_id: Any,
+        ctx: Any,
+        version: str | None,
+        broken_policies: set[str],
+    ) -> tuple[GrantSet, ClientView, list[Frame]]:
+        """What a socket that was told `told` must be pushed now: its grant set, its new view
+        and the frames. A policy whose grant changed is "deleted, then inserted" (§5.6): first
+        the deletions as if the changed policies were gone, then the diff to the new view."""
+        assert self.model is not None
+        grantset, view = self.view_for(actor_id, ctx, version)
+        if broken_policies and any(
+            str(g.policy_id) in broken_policies
+            for grants in grantset.access.grants.values()
+            for g in grants
+        ):
+            without = self.model.client_view(
+                self.model.without_policies(grantset, broken_policies), ctx, version
+            )
+            first = diff_frames(told, without, deletions_only=True)
+            return grantset, view, first + diff_frames(deletions_view(told, first), view)
+        return grantset, view, self.diff(told, view)
+
     def diff(self, old: ClientView, new: ClientView) -> list[Frame]:
         """`diff_frames`, computed once per (old, new) pair per flush: sockets that were told
         the same thing and now see the same thing share the frames."""
