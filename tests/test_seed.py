@@ -431,7 +431,7 @@ def test_expired_tokens_are_extended_on_rerun(seeded: dict) -> None:
 
 
 def test_reset_then_seed_again(seeded: dict) -> None:
-    shape = list(Client.objects.order_by("name").values_list("actor__name", "name"))
+    shape = list(Client.objects.order_by("name", "actor__name").values_list("actor__name", "name"))
     seed.reset()
     assert not Account.objects.filter(slug__in=["firezone", "not_firezone"]).exists()
     assert not RelayGroup.objects.filter(name="fz-global-relays").exists()
@@ -440,7 +440,7 @@ def test_reset_then_seed_again(seeded: dict) -> None:
     again = seed.seed(**SMALL)
     assert again["accounts"] == seeded["accounts"]
     # The seeded random choices repeat: same clients per user.
-    assert list(Client.objects.order_by("name").values_list("actor__name", "name")) == shape
+    assert list(Client.objects.order_by("name", "actor__name").values_list("actor__name", "name")) == shape
     _check_device_tokens(again["device_tokens"])
 
 
