@@ -35,7 +35,7 @@ from gateways import wire
 from gateways.hub import hub as hubs
 from gateways.hub.model import ClientView
 from gateways.models import Client
-from gateways.tests.test_hub_model import apply_frames
+from gateways.tests._hub_model import apply_frames
 from resources import access
 from resources.conditions import RequestContext
 from resources.services import policies as policy_svc
