@@ -11,7 +11,7 @@ from django.urls import reverse
 from accounts.admin_helpers import MASK, mask_secrets
 from accounts.models import Account, AuthProvider, ChangeLog, Token
 from gateways.models import NetworkAddress, RelayGroup
-from tests.test_schema import SYSTEM, make_world
+from tests._schema import SYSTEM, make_world
 
 pytestmark = pytest.mark.django_db
 
