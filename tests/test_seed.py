@@ -440,7 +440,10 @@ def test_reset_then_seed_again(seeded: dict) -> None:
     again = seed.seed(**SMALL)
     assert again["accounts"] == seeded["accounts"]
     # The seeded random choices repeat: same clients per user.
-    assert list(Client.objects.order_by("name", "actor__name").values_list("actor__name", "name")) == shape
+    assert (
+        list(Client.objects.order_by("name", "actor__name").values_list("actor__name", "name"))
+        == shape
+    )
     _check_device_tokens(again["device_tokens"])
 
 

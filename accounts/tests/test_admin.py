@@ -12,7 +12,7 @@ from accounts.models import Account, AuthProvider, Token
 from firezone.models import ChangeLog
 from firezone.web.admin import MASK, mask_secrets
 from gateways.models import NetworkAddress, RelayGroup
-from tests.test_schema import SYSTEM, make_world
+from tests._schema import SYSTEM, make_world
 
 pytestmark = pytest.mark.django_db
 

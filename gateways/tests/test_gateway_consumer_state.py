@@ -1,5 +1,5 @@
 """The gateway socket's in-memory state without a server: flow-cache pruning, §5.5 decisions
-that need no database (the live behaviour is in test_sockets_gateway.py). Each change reaches
+that need no database (the live behaviour is in test_sockets_gateway_*.py). Each change reaches
 the socket once: de-duplication is the hub's (gateways/tests/test_hub.py)."""
 
 from __future__ import annotations

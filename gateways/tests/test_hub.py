@@ -1,6 +1,6 @@
 """The access hub's in-memory parts, without a server (the live behaviour is in
-test_sockets_client.py, the proofs against the database in test_hub_model.py and
-test_hub_reload.py): which changes affect which actors, row images applied in lsn order only,
+test_sockets_client_*.py, the proofs against the database in test_hub_model.py and
+test_hub_reload_*.py): which changes affect which actors, row images applied in lsn order only,
 the diff that turns two views into pushes (deletions first, site changes as toggles), and the
 "delete then insert" of a policy whose grant changed."""
 

@@ -1,4 +1,4 @@
-"""`manage.py reject_access` argument checks (the live path is in test_sockets_gateway.py)."""
+"""`manage.py reject_access` argument checks (the live path is in test_sockets_gateway_*.py)."""
 
 from __future__ import annotations
 
