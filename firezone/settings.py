@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
+import warnings
 from pathlib import Path
 
 import environ
@@ -209,6 +211,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
+if not STATIC_MANIFEST:  # no collectstatic expected: WhiteNoise's "No directory at" is noise
+    warnings.filterwarnings("ignore", message="No directory at: " + re.escape(str(STATIC_ROOT)))
 # Look files up per request instead of indexing them at start-up: in development (edits show at
 # once) and in tests (every test client loads the middleware anew).
 WHITENOISE_AUTOREFRESH = DEBUG or TESTING

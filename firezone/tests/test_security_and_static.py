@@ -62,7 +62,8 @@ def test_csp_nonce_in_templates(rf) -> None:
     assert nonce and nonce[1] == str(request.csp_nonce)
 
 
-# No STATIC_ROOT without collectstatic: WhiteNoise says so when it indexes files up front.
+# Without collectstatic there is no STATIC_ROOT, which WhiteNoise says when indexing up front
+# (settings.py silences it, but pytest resets warning filters made at start-up).
 @pytest.mark.filterwarnings("ignore:No directory at")
 @pytest.mark.parametrize("autorefresh", [False, True])
 def test_static_files_with_debug_off(autorefresh: bool) -> None:
@@ -79,3 +80,26 @@ def test_static_files_with_debug_off(autorefresh: bool) -> None:
         assert client.get("/static/firezone/nope.css").status_code == 404
         assert client.get("/static/../settings.py").status_code == 404
         assert client.get("/static/firezone/../../settings.py").status_code == 404
+
+
+def test_collected_static_files_with_manifest(tmp_path) -> None:
+    """The container's set-up (STATIC_MANIFEST=true): `collectstatic` writes hashed, gzipped
+    files, `{% static %}` names them, and WhiteNoise serves them from STATIC_ROOT alone."""
+    from django.core.management import call_command
+    from django.templatetags.static import static
+
+    manifest = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+    storages = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
+    with override_settings(
+        DEBUG=False,
+        STATIC_ROOT=tmp_path,
+        STORAGES={**storages, "staticfiles": manifest},
+        WHITENOISE_USE_FINDERS=False,
+        WHITENOISE_AUTOREFRESH=False,
+    ):
+        call_command("collectstatic", interactive=False, verbosity=0)
+        url = static("firezone/portal.css")
+        assert re.fullmatch(r"/static/firezone/portal\.[0-9a-f]{12}\.css", url)
+        response = Client().get(url, HTTP_ACCEPT_ENCODING="gzip")
+        assert response.status_code == 200 and response["Content-Encoding"] == "gzip"
+        assert "immutable" in response["Cache-Control"]
