@@ -10,6 +10,8 @@ COPY billing billing
 COPY directory_sync directory_sync
 COPY templates templates
 COPY manage.py ./
+# WhiteNoise serves the collected, content-hashed and compressed static files (settings.py).
+ENV STATIC_MANIFEST=true
 RUN pip install . && useradd --system --home /app firezone \
     && DEBUG=true python manage.py collectstatic --noinput
 USER firezone

@@ -1,11 +1,7 @@
 """Security headers for every response (portal.md §1.6).
 
-* A fresh CSP nonce per request (`request.csp_nonce`, `{{ csp_nonce }}` in templates) and a
-  Content-Security-Policy built around it: `default-src 'self' 'nonce-…'` plus the Mixpanel API;
-  images from self, data:, Gravatar and HubSpot; styles from self (inline allowed); scripts from
-  self with the nonce (plus the analytics CDNs). `'unsafe-inline'` is listed for old browsers only:
-  browsers that understand nonces ignore it, so an injected inline script does not run.
-  `frame-ancestors 'none'`, `base-uri 'self'`, `form-action 'self'`, `object-src 'none'`.
+* `CSPMiddleware`: django-csp's, with the policy of `settings.CONTENT_SECURITY_POLICY` and a
+  fresh nonce per request (`request.csp_nonce`, `{{ CSP_NONCE }}` in templates) in every policy.
 * Phoenix's "secure browser headers" that Django's SecurityMiddleware does not already send
   (`X-Permitted-Cross-Domain-Policies`, `X-Download-Options`, `Permissions-Policy`), and HSTS
   (`max-age=63072000; includeSubDomains; preload`) when the external URL is https.
@@ -15,39 +11,25 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 
+from csp.middleware import CSPMiddleware as _DjangoCSPMiddleware
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 
 from firezone.error_views import render_not_found
 
-ANALYTICS_SCRIPT_SOURCES = (
-    "https://cdn.mxpnl.com",
-    "https://*.hs-scripts.com",
-    "https://*.hs-analytics.net",
-    "https://*.hs-banner.com",
-    "https://*.hscollectedforms.net",
-)
-ANALYTICS_CONNECT_SOURCES = ("https://api-js.mixpanel.com",)
-IMAGE_SOURCES = ("https://www.gravatar.com", "https://*.hubspot.com", "https://*.hsforms.com")
 HSTS = "max-age=63072000; includeSubDomains; preload"
 
 
-def content_security_policy(nonce: str) -> str:
-    directives = {
-        "default-src": ["'self'", f"'nonce-{nonce}'", *ANALYTICS_CONNECT_SOURCES],
-        "img-src": ["'self'", "data:", *IMAGE_SOURCES],
-        "style-src": ["'self'", "'unsafe-inline'"],
-        "script-src": ["'self'", "'unsafe-inline'", f"'nonce-{nonce}'", *ANALYTICS_SCRIPT_SOURCES],
-        "connect-src": ["'self'", *ANALYTICS_CONNECT_SOURCES],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    }
-    return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
+class CSPMiddleware(_DjangoCSPMiddleware):
+    """django-csp adds the nonce to the policy only when the page used it. We want it always:
+    `script-src` keeps `'unsafe-inline'` for CSP1 browsers, and only a nonce makes newer ones
+    ignore it, so a page without nonce'd scripts would otherwise run injected inline scripts."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        super().process_request(request)
+        str(request.csp_nonce)  # type: ignore[attr-defined]
 
 
 class SecurityHeadersMiddleware:
@@ -56,10 +38,7 @@ class SecurityHeadersMiddleware:
         self.hsts = str(getattr(settings, "EXTERNAL_URL", "")).startswith("https://")
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        nonce = secrets.token_urlsafe(18)
-        request.csp_nonce = nonce  # type: ignore[attr-defined]
         response = self.get_response(request)
-        response.headers.setdefault("Content-Security-Policy", content_security_policy(nonce))
         response.headers.setdefault("X-Permitted-Cross-Domain-Policies", "none")
         response.headers.setdefault("X-Download-Options", "noopen")
         response.headers.setdefault(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
+import warnings
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -75,7 +78,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # CSP with a per-request nonce and the remaining secure browser headers (portal.md §1.6).
+    # /static/ served by the app itself, DEBUG on or off (WhiteNoise, settings under STATIC_URL).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # django-csp: Content-Security-Policy with a per-request nonce (CONTENT_SECURITY_POLICY).
+    "firezone.middleware.CSPMiddleware",
+    # The remaining secure browser headers and the portal's 404 page (portal.md §1.6).
     "firezone.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -100,6 +107,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # {{ CSP_NONCE }}: the nonce of the page's inline <script>/<style> tags.
+                "csp.context_processors.nonce",
                 "firezone.web.context.portal",
             ],
         },
@@ -187,6 +196,59 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "firezone" / "static"]
+# WhiteNoise serves /static/ from the web process, DEBUG on or off, so `make run` and the
+# container need no separate file server. The container image runs `collectstatic` with
+# STATIC_MANIFEST=true: content-hashed, pre-gzipped files from STATIC_ROOT, cached "forever".
+# Without it (`make run`, tests, a plain checkout) the files come straight from the app
+# directories through the staticfiles finders, under their plain names.
+STATIC_MANIFEST = env.bool("STATIC_MANIFEST", default=False)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
+if not STATIC_MANIFEST:  # no collectstatic expected: WhiteNoise's "No directory at" is noise
+    warnings.filterwarnings("ignore", message="No directory at: " + re.escape(str(STATIC_ROOT)))
+# Look files up per request instead of indexing them at start-up: in development (edits show at
+# once) and in tests (every test client loads the middleware anew).
+WHITENOISE_AUTOREFRESH = DEBUG or TESTING
+
+# Content-Security-Policy (django-csp, portal.md §1.6): scripts from self, the page's nonce and
+# the analytics CDNs; `'unsafe-inline'` is for CSP1 browsers only, browsers that understand
+# nonces ignore it (firezone.middleware.CSPMiddleware puts the nonce in every policy).
+_ANALYTICS_CONNECT = ["https://api-js.mixpanel.com"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF, NONCE, *_ANALYTICS_CONNECT],
+        "img-src": [
+            SELF,
+            "data:",
+            "https://www.gravatar.com",
+            "https://*.hubspot.com",
+            "https://*.hsforms.com",
+        ],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "script-src": [
+            SELF,
+            UNSAFE_INLINE,
+            NONCE,
+            "https://cdn.mxpnl.com",
+            "https://*.hs-scripts.com",
+            "https://*.hs-analytics.net",
+            "https://*.hs-banner.com",
+            "https://*.hscollectedforms.net",
+        ],
+        "connect-src": [SELF, *_ANALYTICS_CONNECT],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Email: console in development, SMTP when EMAIL_URL is set (smtp://user:pass@host:587?tls=True).
 if env.str("EMAIL_URL", default=""):

@@ -1,10 +1,9 @@
-from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.views import pages
-from firezone import assets, metrics, views
+from firezone import metrics, views
 from firezone.phoenix.rejection import websocket_only
 
 # Fixed routes first: the portal's `/<account>` catch-all (accounts.urls) comes last, and its
@@ -18,7 +17,6 @@ urlpatterns = [
     path("client/websocket", csrf_exempt(websocket_only)),
     path("gateway/websocket", csrf_exempt(websocket_only)),
     path("relay/websocket", csrf_exempt(websocket_only)),
-    re_path(r"^{}(?P<path>.+)$".format(settings.STATIC_URL.lstrip("/")), assets.serve_static),
     path("", include("accounts.urls")),
     # Admin pages (portal.md §2.2), each app's own routes.
     path("", include("gateways.urls")),

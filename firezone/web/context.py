@@ -1,5 +1,5 @@
-"""Template context for every portal page: the CSP nonce and, on admin pages, what the app
-layout shows (user menu, sidebar, banners; portal.md §1.2)."""
+"""Template context for every portal page: on admin pages, what the app layout shows (user menu,
+sidebar, banners; portal.md §1.2)."""
 
 from __future__ import annotations
 
@@ -192,7 +192,4 @@ class PortalContext:
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:
-    return {
-        "csp_nonce": getattr(request, "csp_nonce", ""),
-        "portal": PortalContext(request),
-    }
+    return {"portal": PortalContext(request)}
