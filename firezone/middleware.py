@@ -2,9 +2,10 @@
 
 * A fresh CSP nonce per request (`request.csp_nonce`, `{{ csp_nonce }}` in templates) and a
   Content-Security-Policy built around it: `default-src 'self' 'nonce-…'` plus the Mixpanel API;
-  images from self, data:, Gravatar and HubSpot; styles from self (inline allowed); scripts from
-  self with the nonce (plus the analytics CDNs). `'unsafe-inline'` is listed for old browsers only:
-  browsers that understand nonces ignore it, so an injected inline script does not run.
+  images from self, data:, HubSpot (and Gravatar only with GRAVATAR_ENABLED); styles from self
+  (inline allowed); scripts from self with the nonce (plus the analytics CDNs). `'unsafe-inline'`
+  is listed for old browsers only: browsers that understand nonces ignore it, so an injected
+  inline script does not run.
   `frame-ancestors 'none'`, `base-uri 'self'`, `form-action 'self'`, `object-src 'none'`.
 * Phoenix's "secure browser headers" that Django's SecurityMiddleware does not already send
   (`X-Permitted-Cross-Domain-Policies`, `X-Download-Options`, `Permissions-Policy`), and HSTS
@@ -29,14 +30,19 @@ ANALYTICS_SCRIPT_SOURCES = (
     "https://*.hscollectedforms.net",
 )
 ANALYTICS_CONNECT_SOURCES = ("https://api-js.mixpanel.com",)
-IMAGE_SOURCES = ("https://www.gravatar.com", "https://*.hubspot.com", "https://*.hsforms.com")
+IMAGE_SOURCES = ("https://*.hubspot.com", "https://*.hsforms.com")
+GRAVATAR_SOURCE = "https://www.gravatar.com"
 HSTS = "max-age=63072000; includeSubDomains; preload"
+
+
+def _gravatar() -> list[str]:
+    return [GRAVATAR_SOURCE] if settings.GRAVATAR_ENABLED else []
 
 
 def content_security_policy(nonce: str) -> str:
     directives = {
         "default-src": ["'self'", f"'nonce-{nonce}'", *ANALYTICS_CONNECT_SOURCES],
-        "img-src": ["'self'", "data:", *IMAGE_SOURCES],
+        "img-src": ["'self'", "data:", *_gravatar(), *IMAGE_SOURCES],
         "style-src": ["'self'", "'unsafe-inline'"],
         "script-src": ["'self'", "'unsafe-inline'", f"'nonce-{nonce}'", *ANALYTICS_SCRIPT_SOURCES],
         "connect-src": ["'self'", *ANALYTICS_CONNECT_SOURCES],

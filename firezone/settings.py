@@ -233,6 +233,9 @@ CLIENT_RECOMPUTE_SECONDS = env.float("CLIENT_RECOMPUTE_SECONDS", default=60)
 # How long an account hub gathers committed changes before pushing them (gateways/hub).
 HUB_DEBOUNCE_SECONDS = env.float("HUB_DEBOUNCE_SECONDS", default=0.02)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+# The user menu's avatar is the signed-in admin's initials; with this on it shows their Gravatar
+# (the browser then sends a hash of their email to gravatar.com, and the CSP allows it).
+GRAVATAR_ENABLED = env.bool("GRAVATAR_ENABLED", default=False)
 
 # Prometheus metrics at /metrics (firezone/metrics.py), per process. Answered only to a
 # REMOTE_ADDR inside these networks (CIDRs; X-Forwarded-For is not trusted); others get a 404.
