@@ -72,6 +72,7 @@ from accounts.web.ratelimit import Limit
 from accounts.web.session import admin_required
 from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.icons import icon
 from gateways.presence import account_clients_topic, actor_clients_topic, list_presences_sync
 from gateways.selectors.clients import client_list_for_actor
 from resources.selectors.flows import flow_list_for
@@ -102,14 +103,17 @@ ROLE_NAMES = {
     Actor.Type.SERVICE_ACCOUNT: "service account",
     Actor.Type.API_CLIENT: "api client",
 }
+# UA OS name (lower case) -> icon (firezone.icons); other named systems are Linux-like.
 OS_ICONS = {
-    "macos": "\U0001f34e",
-    "ios": "\U0001f4f1",
-    "ipados": "\U0001f4f1",
-    "windows": "\U0001fa9f",
-    "android": "\U0001f916",
+    "macos": "os-macos",
+    "ios": "os-ios",
+    "ipados": "os-ios",
+    "windows": "os-windows",
+    "android": "os-android",
+    "ubuntu": "os-ubuntu",
+    "debian": "os-debian",
+    "manjaro": "os-manjaro",
 }
-LINUX_ICON = "\U0001f427"
 
 
 # --- shared helpers ------------------------------------------------------------------------------
@@ -131,8 +135,8 @@ def _os_of(user_agent: str | None) -> tuple[str, str, str]:
     """(OS name, version, icon) from a client's user agent, e.g. "macOS/14.4 apple-client/1.3"."""
     first = (user_agent or "").split(" ", 1)[0]
     name, _, version = first.partition("/")
-    icon = OS_ICONS.get(name.lower(), LINUX_ICON if name else "\U0001f4bb")
-    return name or "Unknown", version, icon
+    kind = OS_ICONS.get(name.lower(), "os-linux" if name else "os-other")
+    return name or "Unknown", version, icon(kind, size=18)
 
 
 def _decorate_clients(clients: Iterable[Any], online: set[str]) -> None:
