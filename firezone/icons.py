@@ -42,8 +42,8 @@ ICONS: dict[str, str] = {
     ),
     "os-ios": '<rect x="6.5" y="2.5" width="11" height="19" rx="2.5"/><path d="M11 18.5h2"/>',
     "os-android": (
-        '<path d="M4.5 18a7.5 7.5 0 0 1 15 0z"/><path d="M8.3 11.7 6.5 8.5M15.7 11.7l1.8-3.2"/>'
-        f'<circle {_DOT} cx="9.3" cy="14.8" r="1"/><circle {_DOT} cx="14.7" cy="14.8" r="1"/>'
+        '<path d="M3.5 18a8.5 8.5 0 0 1 17 0z"/><path d="M7.5 10.8 5.7 7.6M16.5 10.8l1.8-3.2"/>'
+        f'<circle {_DOT} cx="9" cy="14.5" r="1.1"/><circle {_DOT} cx="15" cy="14.5" r="1.1"/>'
     ),
     "os-ubuntu": (
         '<circle cx="12" cy="12" r="5"/>'
