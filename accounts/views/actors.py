@@ -106,6 +106,8 @@ ROLE_NAMES = {
 # UA OS name (lower case) -> icon (firezone.icons); other named systems are Linux-like.
 OS_ICONS = {
     "macos": "os-macos",
+    "mac os": "os-macos",
+    "mac os x": "os-macos",
     "ios": "os-ios",
     "ipados": "os-ios",
     "windows": "os-windows",
@@ -133,8 +135,8 @@ def _grantable(request: HttpRequest) -> list[str]:
 
 def _os_of(user_agent: str | None) -> tuple[str, str, str]:
     """(OS name, version, icon) from a client's user agent, e.g. "macOS/14.4 apple-client/1.3"."""
-    first = (user_agent or "").split(" ", 1)[0]
-    name, _, version = first.partition("/")
+    name, _, rest = (user_agent or "").partition("/")  # the name may hold spaces: "Mac OS/14.5"
+    name, version = name.strip(), rest.split(" ", 1)[0]
     kind = OS_ICONS.get(name.lower(), "os-linux" if name else "os-other")
     return name or "Unknown", version, icon(kind, size=18)
 
