@@ -1,8 +1,8 @@
-"""Admin pages in a real chromium, over the seeded data set (firezone.seed, small): no request
-leaves the portal's origin (no Gravatar, fonts, CDNs or analytics by default), no emoji or other
-pictographic character is rendered (they are empty boxes without an emoji font; icons are inline
-SVG), and a full-page screenshot of each page is kept in `.artifacts/screenshots/` (git-ignored)
-for a look by eye."""
+"""Admin pages (and the public home and sign-in pages) in a real chromium, over the small seed
+(firezone.seed): no request leaves the portal's origin (no Gravatar, fonts, CDNs or analytics by
+default), no emoji or other pictographic character is rendered (they are empty boxes without an
+emoji font; icons are inline SVG), and a full-page screenshot of each page is kept in
+`.artifacts/screenshots/` (git-ignored) for a look by eye."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ LIST_PAGES = {
     "settings_dns": "/settings/dns",
     "settings_api_clients": "/settings/api_clients",
 }
+
+# Public layout: the home page and another account's sign-in page.
+PUBLIC_PAGES = {"home": "/", "sign_in": "/not_firezone"}
 
 # Icons that must be inline SVG, per page: each element matched holds an <svg>.
 SVG_ICONS = {
@@ -131,14 +134,18 @@ def test_admin_pages_stay_on_their_origin_and_render_no_emoji(server: Any, page:
     page.on("websocket", lambda socket: requested.append((current["name"], socket.url)))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    pages = {**LIST_PAGES, **data["details"]}
+    pages = {
+        **{name: f"/firezone{path}" for name, path in {**LIST_PAGES, **data["details"]}.items()},
+        **PUBLIC_PAGES,
+    }
     pictographs: dict[str, list[str]] = {}
     not_svg: list[str] = []
     for name, path in pages.items():
         current["name"] = name
-        response = page.goto(f"{url}/firezone{path}")
+        response = page.goto(f"{url}{path}")
         assert response is not None and response.status == 200, (name, path)
-        expect(page.locator("#user-menu-button")).to_be_visible()
+        if name not in PUBLIC_PAGES:
+            expect(page.locator("#user-menu-button")).to_be_visible()
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
         if found := page.evaluate(PICTOGRAPHS_JS):
@@ -159,6 +166,7 @@ def test_admin_pages_stay_on_their_origin_and_render_no_emoji(server: Any, page:
     assert not pictographs, f"pictographic characters rendered: {pictographs}"
     assert not not_svg, f"icons without an inline SVG: {not_svg}"
     # The user menu shows the initials, not a Gravatar (GRAVATAR_ENABLED is off by default).
+    page.goto(f"{url}/firezone/sites")
     avatar = page.locator("#user-menu-button .avatar")
     expect(avatar).to_have_text("FA")
     assert avatar.get_attribute("style") is None
