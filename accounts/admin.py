@@ -12,14 +12,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
-from accounts.admin_helpers import (
-    NoAddAdminMixin,
-    ReadOnlyAdminMixin,
-    ReadOnlyInline,
-    change_link,
-    changelist_link,
-    masked_json,
-)
 from accounts.models import (
     Account,
     Actor,
@@ -27,10 +19,17 @@ from accounts.models import (
     ActorGroupMembership,
     AuthIdentity,
     AuthProvider,
-    ChangeLog,
     Token,
 )
 from accounts.services.accounts import account_disable
+from firezone.web.admin import (
+    NoAddAdminMixin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    change_link,
+    changelist_link,
+    masked_json,
+)
 
 TIMESTAMPS = ("inserted_at", "updated_at")
 DISABLED_REASON_DEFAULT = "Disabled by Firezone staff"
@@ -412,35 +411,3 @@ class TokenAdmin(NoAddAdminMixin, admin.ModelAdmin):
         "last_seen_at",
         *TIMESTAMPS,
     )
-
-
-@admin.register(ChangeLog)
-class ChangeLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("lsn", "account_id", "table", "op", "inserted_at")
-    list_filter = ("table", "op")
-    search_fields = ("account_id__exact", "table")
-    ordering = ("-lsn",)
-    # Row images may contain token hashes, provider secrets, identity state: masked.
-    exclude = ("old_data", "data")
-    readonly_fields = (
-        "lsn",
-        "account_id",
-        "table",
-        "op",
-        "vsn",
-        "subject",
-        "old_data_masked",
-        "data_masked",
-        "inserted_at",
-    )
-
-    def has_delete_permission(self, request: HttpRequest, obj: ChangeLog | None = None) -> bool:
-        return False
-
-    @admin.display(description="old data")
-    def old_data_masked(self, obj: ChangeLog) -> SafeString:
-        return masked_json(obj.old_data)
-
-    @admin.display(description="data")
-    def data_masked(self, obj: ChangeLog) -> SafeString:
-        return masked_json(obj.data)

@@ -17,7 +17,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.fields.json import KeyTextTransform
 
-from accounts.fields import CITextField, CurrentTransactionId, TransactionIdField
+from firezone.fields import CITextField
 
 
 class CreatedBy(models.TextChoices):
@@ -495,45 +495,3 @@ class Token(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} token {self.id}"
-
-
-class ChangeLog(models.Model):
-    """Audit log of row changes (domain.md §1.18), written by `firezone.changes.record` in the
-    writing transaction. No FK to accounts: the log survives an account delete."""
-
-    class Op(models.TextChoices):
-        INSERT = "insert"
-        UPDATE = "update"
-        DELETE = "delete"
-
-    # A database sequence stands in for the WAL LSN: it orders changes and lets consumers drop
-    # stale or duplicate deliveries. Explicit values are still accepted (idempotent imports).
-    lsn = models.BigAutoField(primary_key=True)
-    # NULL only for rows without an account (global relay groups and their tokens).
-    account_id = models.UUIDField(null=True, blank=True, db_index=True)
-    table = models.CharField(max_length=255)
-    op = models.CharField(max_length=255, choices=Op.choices)
-    old_data = models.JSONField(null=True, blank=True)
-    data = models.JSONField(null=True, blank=True)
-    # Who made the change: {"actor_id", "actor_name", "actor_type", "identity_id", "token_id"};
-    # NULL for system changes.
-    subject = models.JSONField(null=True, blank=True)
-    vsn = models.IntegerField(default=0)
-    inserted_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    # The writing transaction's id, filled by the database and returned by the INSERT: a reader
-    # that loaded a snapshot knows from it whether a published change is already in that snapshot
-    # (`gateways.hub`).
-    xid = TransactionIdField(db_default=CurrentTransactionId())
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(op="insert", data__isnull=False, old_data__isnull=True)
-                | Q(op="update", data__isnull=False, old_data__isnull=False)
-                | Q(op="delete", data__isnull=True, old_data__isnull=False),
-                name="valid_data_for_operation",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.lsn} {self.op} {self.table}"

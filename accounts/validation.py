@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from resources.addresses import (
+from firezone.addresses import (
     IPAddress,
     host_network,
     parse_ip,
@@ -29,7 +29,7 @@ MSG_INVALID: Final = "is invalid"
 
 SLUG_MIN_LENGTH: Final = 3
 SLUG_MAX_LENGTH: Final = 100
-# The last line: first path segments the portal routes itself (accounts.web.session).
+# The last line: first path segments the portal routes itself (firezone.web.session).
 RESERVED_SLUGS: Final = frozenset(
     """
     sign_up signup register sign_in signin log_in login sign_out signout auth authorize

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from accounts.admin_helpers import ReadOnlyAdminMixin
 from billing.models import ProcessedStripeEvent
+from firezone.web.admin import ReadOnlyAdminMixin
 
 
 @admin.register(ProcessedStripeEvent)

@@ -1,83 +1,17 @@
-"""Plan limits (domain.md §2.15): counts and "may create" checks used by the services.
-
-A limit of `None` (or a missing key) means unlimited. Every check requires an active account.
-"""
+"""Which plan limits an account is over (billing_sync_jobs.md job 5.3), across the actor limits
+(`accounts.limits`) and the sites limit (`gateways.limits`)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.utils import timezone
-
-from accounts.models import Account, Actor
-from gateways.models import Site
-
-
-def _limit(account: Account, key: str) -> int | None:
-    value = (account.limits or {}).get(key)
-    return value if isinstance(value, int) else None
-
-
-def _active_actors(account: Account):
-    return Actor.objects.filter(account=account, disabled_at__isnull=True)
-
-
-def users_count(account: Account) -> int:
-    return _active_actors(account).filter(type__in=Actor.USER_TYPES).count()
-
-
-def admins_count(account: Account) -> int:
-    return _active_actors(account).filter(type=Actor.Type.ACCOUNT_ADMIN_USER).count()
-
-
-def service_accounts_count(account: Account) -> int:
-    return _active_actors(account).filter(type=Actor.Type.SERVICE_ACCOUNT).count()
-
-
-def sites_count(account: Account) -> int:
-    return Site.objects.filter(account=account, managed_by=Site.ManagedBy.ACCOUNT).count()
-
-
-def monthly_active_users_count(account: Account) -> int:
-    """Users and admins, not disabled, with a client seen within the last month."""
-    since = timezone.now() - timedelta(days=30)
-    return (
-        _active_actors(account)
-        .filter(type__in=Actor.USER_TYPES, clients__last_seen_at__gte=since)
-        .distinct()
-        .count()
-    )
-
-
-def can_create_users(account: Account) -> bool:
-    if not account.is_active:
-        return False
-    if (limit := _limit(account, "monthly_active_users_count")) is not None:
-        return monthly_active_users_count(account) < limit
-    if (limit := _limit(account, "users_count")) is not None:
-        return users_count(account) < limit
-    return True
-
-
-def can_create_admins(account: Account) -> bool:
-    if not account.is_active:
-        return False
-    limit = _limit(account, "account_admin_users_count")
-    return limit is None or admins_count(account) < limit
-
-
-def can_create_service_accounts(account: Account) -> bool:
-    if not account.is_active:
-        return False
-    limit = _limit(account, "service_accounts_count")
-    return limit is None or service_accounts_count(account) < limit
-
-
-def can_create_sites(account: Account) -> bool:
-    if not account.is_active:
-        return False
-    limit = _limit(account, "gateway_groups_count")
-    return limit is None or sites_count(account) < limit
+from accounts.limits import (
+    admins_count,
+    limit_of,
+    monthly_active_users_count,
+    service_accounts_count,
+    users_count,
+)
+from accounts.models import Account
+from gateways.limits import sites_count
 
 
 def exceeded_limits(account: Account) -> list[str]:
@@ -92,5 +26,5 @@ def exceeded_limits(account: Account) -> list[str]:
     return [
         label
         for label, key, count in checks
-        if (limit := _limit(account, key)) is not None and count(account) > limit
+        if (limit := limit_of(account, key)) is not None and count(account) > limit
     ]

@@ -26,6 +26,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 
 from firezone import stream
+from firezone.models import ChangeLog
 
 if TYPE_CHECKING:
     from accounts.auth import Subject
@@ -187,8 +188,6 @@ def insert_logged(instance: models.Model, *, subject: Subject | None = None) -> 
     gone). The row's image is the one `record` would log."""
     from psycopg.types.json import Jsonb
 
-    from accounts.models import ChangeLog
-
     meta = instance._meta
     fields = list(meta.concrete_fields)
     values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
@@ -316,7 +315,6 @@ def record(
     extra_groups: Iterable[str] = (),
 ) -> Change:
     """Write the change-log row and publish the change to the account group after commit."""
-    from accounts.models import ChangeLog
 
     old_data = old if isinstance(old, dict) or old is None else row_image(old)
     new_data = new if isinstance(new, dict) or new is None else row_image(new)

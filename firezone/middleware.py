@@ -22,6 +22,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 
+from firezone.error_views import render_not_found
+
 ANALYTICS_SCRIPT_SOURCES = (
     "https://cdn.mxpnl.com",
     "https://*.hs-scripts.com",
@@ -75,7 +77,5 @@ class SecurityHeadersMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, Http404):
-            from firezone.error_views import render_not_found
-
             return render_not_found(request)
         return None

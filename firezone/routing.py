@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from accounts.consumers.live import PortalLiveConsumer
+from firezone.web.live import PortalLiveConsumer
 from gateways.consumers.client import ClientConsumer
 from gateways.consumers.gateway import GatewayConsumer
 from gateways.consumers.relay import RelayConsumer

@@ -51,7 +51,6 @@ from accounts.models import (
     ActorGroupMembership,
     AuthIdentity,
     AuthProvider,
-    ChangeLog,
     Token,
 )
 from accounts.services.accounts import account_create
@@ -63,6 +62,7 @@ from accounts.services.sign_in import session_token_create
 from accounts.services.tokens import IssuedToken
 from accounts.services.tokens_admin import service_account_token_create
 from firezone import changes
+from firezone.models import ChangeLog
 from firezone.names import ADJECTIVES, NOUNS
 from gateways.models import Client, Gateway, NetworkAddress, RelayGroup, Site
 from gateways.services.addresses import CIDRS

@@ -8,7 +8,7 @@ from firezone import assets, metrics, views
 from firezone.phoenix.rejection import websocket_only
 
 # Fixed routes first: the portal's `/<account>` catch-all (accounts.urls) comes last, and its
-# reserved first segments (accounts.web.session.RESERVED_PATHS) are never account slugs.
+# reserved first segments (firezone.web.session.RESERVED_PATHS) are never account slugs.
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     # Prometheus for operators (firezone/metrics.py): allowed networks only, others get a 404.

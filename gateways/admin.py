@@ -6,8 +6,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from accounts.admin_helpers import NoAddAdminMixin, ReadOnlyAdminMixin, changelist_link
 from accounts.models import CreatedBy, Token
+from firezone.web.admin import NoAddAdminMixin, ReadOnlyAdminMixin, changelist_link
 from gateways.models import Client, Gateway, NetworkAddress, Relay, RelayGroup, Site
 
 TIMESTAMPS = ("inserted_at", "updated_at")

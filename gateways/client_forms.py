@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django import forms
 
-from accounts.forms.base import REQUIRED, DomainErrorsMixin
+from firezone.web.forms import REQUIRED, DomainErrorsMixin
 
 
 class ClientForm(DomainErrorsMixin, forms.Form):

@@ -3,10 +3,7 @@ authentication, device upsert, and the exact HTTP rejections devices understand 
 
 Everything here is synchronous (ORM); consumers call it through `database_sync_to_async`.
 
-* `connect_context(scope)` — `ConnectContext` from the ASGI scope (§2.2): User-Agent and its
-  component version, the remote IP from `X-Forwarded-For` (walked from the right, skipping trusted
-  proxies and private ranges), the load balancer's `x-geo-location-*` headers, and a country
-  centroid when only the region is known.
+* The request metadata (`ConnectContext`, §2.2) comes from `accounts.request`.
 * `authenticate_client / _gateway / _relay(params, ctx)` — token check and upsert through the
   existing services; refusals raise `ConnectRejected(401 "Missing token" | 401 "Invalid token" |
   422 "Invalid or missing connection parameters: …")`.
@@ -20,29 +17,23 @@ Everything here is synchronous (ORM); consumers call it through `database_sync_t
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.core.cache import cache
 
-from accounts.auth import Context, Subject
+from accounts.auth import Subject
 from accounts.models import Token
+from accounts.request import ConnectContext
 from accounts.services.tokens import authenticate
 from accounts.validation import MSG_BLANK
 from firezone.errors import DomainError, NotFound, Unauthorized, ValidationFailed
 from firezone.phoenix.rejection import ConnectRejected
-from gateways.geo import default_coordinates
 from gateways.models import Client, Gateway, Relay, RelayGroup, Site
 from gateways.services.clients import client_upsert
 from gateways.services.gateways import gateway_authenticate, gateway_upsert
 from gateways.services.relays import DEFAULT_RELAY_PORT, relay_authenticate, relay_upsert
-from gateways.versions import parse_version
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,147 +42,10 @@ MISSING_TOKEN = "Missing token"
 INVALID_TOKEN = "Invalid token"
 INVALID_PARAMS = "Invalid or missing connection parameters: "
 
-# remote_ip's default "reserved" ranges: never taken as the client address from X-Forwarded-For.
-RESERVED_NETWORKS = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "127.0.0.0/8",
-        "::1/128",
-        "fc00::/7",
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-    )
-)
-
 CONNECT_FAILURE_WINDOW = 60  # seconds a failure is remembered
 CONNECT_FREE_FAILURES = 10  # failures per window answered without delay
 CONNECT_DELAY_STEP = 0.2  # extra seconds per failure beyond the free ones
 CONNECT_MAX_DELAY = 2.0  # below daphne's websocket_connect_timeout (5 s)
-
-
-# --- request metadata ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConnectContext:
-    """Who connects from where (`API.Sockets.auth_context`)."""
-
-    user_agent: str | None
-    remote_ip: str | None
-    region: str | None = None
-    city: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    version: str | None = None
-
-    def auth_context(self, type: str) -> Context:
-        return Context(
-            type=type,
-            remote_ip=self.remote_ip,
-            user_agent=self.user_agent,
-            remote_ip_location_region=self.region,
-            remote_ip_location_city=self.city,
-            remote_ip_location_lat=self.lat,
-            remote_ip_location_lon=self.lon,
-        )
-
-
-def _headers(scope: Mapping[str, Any], name: str) -> list[str]:
-    key = name.encode("latin-1")
-    return [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == key]
-
-
-def _first(scope: Mapping[str, Any], name: str) -> str | None:
-    values = _headers(scope, name)
-    return values[0] if values else None
-
-
-def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-
-
-@functools.lru_cache(maxsize=8)
-def _networks(cidrs: tuple[str, ...]) -> Networks:
-    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
-
-
-def _in(address: Any, networks: Iterable[Any]) -> bool:
-    return any(address.version == n.version and address in n for n in networks)
-
-
-def real_ip(
-    forwarded_for: Iterable[str],
-    peer: str | None,
-    *,
-    trusted_proxies: Networks = (),
-    private_clients: Networks = (),
-) -> str | None:
-    """The client address: the right-most X-Forwarded-For entry that is neither a trusted proxy
-    nor in a reserved range (unless listed as a private client); else the TCP peer."""
-    entries = [e for value in forwarded_for for e in value.split(",")]
-    for entry in reversed(entries):
-        address = _parse_ip(entry)
-        if address is None:
-            continue
-        if _in(address, private_clients):
-            return str(address)
-        if _in(address, trusted_proxies) or _in(address, RESERVED_NETWORKS):
-            continue
-        return str(address)
-    if peer is None:
-        return None
-    address = _parse_ip(peer)
-    return str(address) if address is not None else peer
-
-
-def _coordinates(value: str | None) -> tuple[float | None, float | None]:
-    """`"lat,lon"` → floats; anything unusable (`""`, `","`, garbage, out of range) → None."""
-    if not value or "," not in value:
-        return None, None
-    lat_s, lon_s = value.split(",", 1)
-    try:
-        lat, lon = float(lat_s), float(lon_s)
-    except ValueError:
-        return None, None
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
-        return None, None
-    return lat, lon
-
-
-def connect_context(scope: Mapping[str, Any]) -> ConnectContext:
-    """The request metadata of an upgrade (§2.2)."""
-    user_agent = _first(scope, "user-agent")
-    client = scope.get("client")
-    peer = client[0] if client else None
-    remote_ip = real_ip(
-        _headers(scope, "x-forwarded-for"),
-        peer,
-        trusted_proxies=_networks(tuple(getattr(settings, "TRUSTED_PROXIES", ()))),
-        private_clients=_networks(tuple(getattr(settings, "PRIVATE_CLIENTS", ()))),
-    )
-    region = _first(scope, "x-geo-location-region") or None
-    city = _first(scope, "x-geo-location-city") or None
-    coordinates = _coordinates(_first(scope, "x-geo-location-coordinates"))
-    lat, lon = default_coordinates(region, *coordinates)
-    return ConnectContext(
-        user_agent=user_agent,
-        remote_ip=remote_ip,
-        region=region,
-        city=city,
-        lat=lat,
-        lon=lon,
-        version=parse_version(user_agent),
-    )
 
 
 # --- rejections ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
-from accounts.forms.base import DomainErrorsMixin
+from firezone.web.forms import DomainErrorsMixin
 
 
 class SiteForm(DomainErrorsMixin, forms.Form):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from accounts.forms.base import REQUIRED, DomainErrorsMixin
+from firezone.web.forms import REQUIRED, DomainErrorsMixin
 from gateways.services.relays import RELAY_GROUP_NAME_MAX_LENGTH
 
 

@@ -35,8 +35,9 @@ from typing import Any, Final
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from firezone.geo import distance_km
 from gateways import presence
-from gateways.geo import distance_km
+from gateways.models import Relay
 
 MAX_RELAYS: Final = 2
 # A relay row is re-read when its presence identity (secret, online_at) changes, or after this.
@@ -80,7 +81,6 @@ _Row = tuple[str | None, str | None, str | None, int, float | None, float | None
 
 def _fetch_rows(ids: Iterable[str]) -> dict[str, _Row]:
     """relay id -> (account_id, ipv4, ipv6, port, lat, lon) for the ids that exist."""
-    from gateways.models import Relay
 
     rows = Relay.objects.filter(id__in=list(ids)).values_list(
         "id",

@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Any, Final
 
 from accounts.validation import normalize_upstream_dns_address
+from firezone.addresses import parse_port_range
 from gateways.crypto import IceCredentials, IceCredentialsPair
-from resources.addresses import parse_port_range
 from resources.versions import adapt_resource_for_version
 
 logger = logging.getLogger(__name__)

@@ -31,9 +31,9 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import ActorGroupMembership, Token
 from firezone import changes
+from firezone.versions import version_key
 from gateways.models import Client, Gateway
 from gateways.selectors.gateways import gateway_compatible, gateways_pick_nearest
-from gateways.versions import version_key
 from resources import conditions as conds
 from resources.models import Flow, Policy, ResourceConnection
 from resources.selectors.policies import policies_for_client_resource

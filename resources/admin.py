@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from accounts.admin_helpers import NoAddAdminMixin, ReadOnlyAdminMixin, ReadOnlyInline
+from firezone.web.admin import NoAddAdminMixin, ReadOnlyAdminMixin, ReadOnlyInline
 from resources.models import Flow, Policy, Resource, ResourceConnection
 
 TIMESTAMPS = ("inserted_at", "updated_at")

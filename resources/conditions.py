@@ -25,7 +25,7 @@ from functools import cache
 from typing import Final, TypeVar
 from zoneinfo import ZoneInfo, available_timezones
 
-from resources.addresses import IPAddress, IPNetwork, host_network, parse_cidr, parse_ip
+from firezone.addresses import IPAddress, IPNetwork, host_network, parse_cidr, parse_ip
 
 T = TypeVar("T")
 

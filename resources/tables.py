@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
+from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 
 
 def resource_policies_table(

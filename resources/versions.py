@@ -10,7 +10,7 @@ import dataclasses
 from copy import copy
 from typing import Any, Final, TypeVar
 
-from gateways.versions import version_key
+from firezone.versions import version_key
 
 R = TypeVar("R")
 

@@ -9,8 +9,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from accounts.models import Account, ChangeLog
+from accounts.models import Account
 from firezone import changes
+from firezone.models import ChangeLog
 
 
 def _listen(account_id) -> tuple:

@@ -20,11 +20,11 @@ from accounts.models import (
     ActorGroupMembership,
     AuthIdentity,
     AuthProvider,
-    ChangeLog,
     CreatedBy,
     Token,
 )
 from billing.models import ProcessedStripeEvent
+from firezone.models import ChangeLog
 from gateways.models import Client, Gateway, NetworkAddress, Relay, RelayGroup, Site
 from resources.models import Flow, Policy, Resource, ResourceConnection
 

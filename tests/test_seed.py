@@ -21,13 +21,13 @@ from accounts.models import (
     ActorGroupMembership,
     AuthIdentity,
     AuthProvider,
-    ChangeLog,
     Token,
 )
 from accounts.services.sign_in import userpass_verify
 from accounts.services.tokens import authenticate, token_use
 from firezone import seed
 from firezone.errors import Unauthorized
+from firezone.models import ChangeLog
 from gateways.models import Client, Gateway, NetworkAddress, Relay, RelayGroup, Site
 from gateways.services.gateways import gateway_authenticate
 from gateways.services.relays import relay_authenticate

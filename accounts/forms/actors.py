@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 from django import forms
 from django.utils import timezone
 
-from accounts.forms.base import REQUIRED, DomainErrorsMixin
 from accounts.models import Actor, AuthProvider
+from firezone.web.forms import REQUIRED, DomainErrorsMixin
 
 MSG_EMAIL_MISMATCH = "email does not match"
 A = AuthProvider.Adapter

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 
 from accounts.forms.actors import ServiceAccountTokenForm
-from accounts.forms.base import REQUIRED, DomainErrorsMixin
 from accounts.services._names import NAME_MAX_LENGTH
+from firezone.web.forms import REQUIRED, DomainErrorsMixin
 
 NAME_HELP = "Describe what this API client will be used for. This can be changed later if needed."
 

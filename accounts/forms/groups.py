@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 
-from accounts.forms.base import REQUIRED, DomainErrorsMixin
+from firezone.web.forms import REQUIRED, DomainErrorsMixin
 
 
 class GroupForm(DomainErrorsMixin, forms.Form):

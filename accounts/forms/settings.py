@@ -17,8 +17,8 @@ from django import forms
 from django.http import QueryDict
 
 from accounts import validation
-from accounts.forms.base import REQUIRED, DomainErrorsMixin
 from accounts.models import Account
+from firezone.web.forms import REQUIRED, DomainErrorsMixin
 
 
 class AccountForm(DomainErrorsMixin, forms.Form):

@@ -10,8 +10,8 @@ from django import forms
 from accounts import validation
 from accounts.services.actors import clean_actor_name
 from accounts.services.identities import email_errors
-from accounts.services.sign_up import MSG_DOMAIN_NOT_ALLOWED, email_domain_allowed
 from firezone.errors import ValidationFailed
+from resources.services.sign_up import MSG_DOMAIN_NOT_ALLOWED, email_domain_allowed
 
 MSG_BLANK = validation.MSG_BLANK
 

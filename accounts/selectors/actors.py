@@ -63,24 +63,3 @@ def actor_groups_peek(
         ids=actor_ids,
         limit=limit,
     )
-
-
-def actor_clients_peek(
-    subject: Subject, *, actor_ids: list[Any], limit: int = 5
-) -> dict[uuid.UUID, dict[str, Any]]:
-    """For each actor id: `{"count": n, "items": [its `limit` most recently seen clients]}`,
-    in one query whatever the number of actors."""
-    from gateways.models import Client  # gateways depends on accounts
-
-    ensure_permissions(subject, P.CLIENT_MANAGE)
-    keys = [uuid.UUID(str(i)) for i in actor_ids]
-    result: dict[uuid.UUID, dict[str, Any]] = {k: {"count": 0, "items": []} for k in keys}
-    clients = Client.objects.filter(account_id=subject.account_id, actor_id__in=keys).order_by(
-        "actor_id", "-last_seen_at", "-id"
-    )
-    for client in clients:
-        entry = result[client.actor_id]
-        entry["count"] += 1
-        if len(entry["items"]) < limit:
-            entry["items"].append(client)
-    return result

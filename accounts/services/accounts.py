@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts import validation
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Account
+from accounts.signals import account_disabled
 from firezone import changes
 from firezone.errors import NotFound, ValidationFailed
 from firezone.names import adjective_noun
@@ -253,16 +254,9 @@ def _update(account: Account, attrs: Mapping[str, Any], *, subject: Subject | No
         setattr(account, key, value)
     _save_unique(account, creating=False)
     if not was_disabled and account.disabled_at is not None:
-        _delete_flows(account, subject=subject)
+        account_disabled.send(sender=Account, account=account, subject=subject)
     changes.updated(old, account, subject=subject)
     return account
-
-
-def _delete_flows(account: Account, *, subject: Subject | None) -> None:
-    # A disabled account is treated like a deleted one: no access survives (§4.1).
-    from resources.models import Flow
-
-    changes.delete(Flow.objects.filter(account=account), subject=subject)
 
 
 @transaction.atomic

@@ -14,11 +14,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import limits
 from accounts.auth import P, Subject, can_grant_role, ensure_permissions
 from accounts.models import Account, Actor, ActorGroup, ActorGroupMembership, Token
 from accounts.services import groups as group_services
 from accounts.services._names import clean_display_name
-from billing import limits
 from firezone import changes
 from firezone.errors import LimitReached, Refused, ValidationFailed
 from firezone.lookup import get_or_not_found

@@ -2,7 +2,7 @@
 billing_sync_jobs.md §4.2 "New user welcome"): who invited them, to which account, where to get
 the clients and which account slug to type into them.
 
-Not the sign-up email (accounts.services.sign_up): that one welcomes a new account's owner. The
+Not the sign-up email (resources.services.sign_up): that one welcomes a new account's owner. The
 per-identity rate limit of the manual "Send Welcome Email" button is the web layer's business
 (like the portal's other rate limits); the automatic email sent when an admin adds an email
 identity is not limited.

@@ -17,7 +17,7 @@ from accounts.models import Account, Actor, AuthIdentity, AuthProvider
 from accounts.services.identities import hash_password
 from accounts.services.sign_in import session_token_create
 from accounts.tests.factories import AccountFactory, ActorFactory, IdentityFactory, ProviderFactory
-from accounts.web.session import SESSIONS_KEY
+from firezone.web.session import SESSIONS_KEY
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) PortalTest/1.0"
 ADMIN_EMAIL = "admin@acme.test"

@@ -8,14 +8,15 @@ from django.contrib.auth import get_user_model
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from accounts.admin_helpers import MASK, mask_secrets
-from accounts.models import Account, AuthProvider, ChangeLog, Token
+from accounts.models import Account, AuthProvider, Token
+from firezone.models import ChangeLog
+from firezone.web.admin import MASK, mask_secrets
 from gateways.models import NetworkAddress, RelayGroup
 from tests.test_schema import SYSTEM, make_world
 
 pytestmark = pytest.mark.django_db
 
-DOMAIN_APPS = {"accounts", "gateways", "resources", "billing"}
+DOMAIN_APPS = {"firezone", "accounts", "gateways", "resources", "billing"}
 SECRETS = ("s3cr3t-client", "refresh-me", "argon2-hash-value", "token-salt", "token-hash")
 
 

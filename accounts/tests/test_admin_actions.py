@@ -8,8 +8,8 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from accounts import admin as accounts_admin
-from accounts.models import ChangeLog
 from accounts.services import accounts as account_services
+from firezone.models import ChangeLog
 from resources.models import Flow
 from resources.tests.factories import World, make_flow
 

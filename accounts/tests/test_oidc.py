@@ -15,8 +15,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import oidc
-from accounts.models import Account, AuthIdentity, AuthProvider, ChangeLog, Token
+from accounts.models import Account, AuthIdentity, AuthProvider, Token
 from accounts.services.oidc import identity_oidc_signed_in
+from accounts.sign_in.logout import logout_url
 from accounts.tests.factories import (
     AccountFactory,
     ActorFactory,
@@ -25,9 +26,9 @@ from accounts.tests.factories import (
 )
 from accounts.tests.fake_idp import FakeIdP, rsa_key
 from accounts.views.oidc import STATE_COOKIE_MAX_AGE, state_cookie_name
-from accounts.web.logout import logout_url
-from accounts.web.session import SESSIONS_KEY
 from firezone.errors import Unauthorized
+from firezone.models import ChangeLog
+from firezone.web.session import SESSIONS_KEY
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from accounts.models import Account, ChangeLog
+from accounts.models import Account
 from accounts.selectors.accounts import account_get, account_get_by_id_or_slug
 from accounts.services.accounts import (
     account_create,
@@ -21,6 +21,7 @@ from accounts.tests.factories import (
     subject_of_type,
 )
 from firezone.errors import NotFound, Unauthorized, ValidationFailed
+from firezone.models import ChangeLog
 
 pytestmark = pytest.mark.django_db
 

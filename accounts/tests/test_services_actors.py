@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.models import Actor, ActorGroupMembership, ChangeLog, Token
+from accounts.models import Actor, ActorGroupMembership, Token
 from accounts.selectors.actors import actor_counts, actor_get, actor_groups_peek, actor_list
 from accounts.services.actors import (
     actor_create,
@@ -27,6 +27,7 @@ from accounts.tests.factories import (
     synced_group,
 )
 from firezone.errors import LimitReached, NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.models import ChangeLog
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.models import ActorGroup, ActorGroupMembership, ChangeLog
+from accounts.models import ActorGroup, ActorGroupMembership
 from accounts.selectors.groups import (
     group_actors_peek,
     group_get,
@@ -33,6 +33,7 @@ from accounts.tests.factories import (
     synced_group,
 )
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.models import ChangeLog
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher
 
-from accounts.models import AuthIdentity, ChangeLog, Token
+from accounts.models import AuthIdentity, Token
 from accounts.selectors.identities import (
     identities_count_by_provider,
     identity_get,
@@ -27,6 +27,7 @@ from accounts.tests.factories import (
     subject_of_type,
 )
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.models import ChangeLog
 
 pytestmark = pytest.mark.django_db
 

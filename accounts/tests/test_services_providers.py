@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from accounts.models import AuthProvider, ChangeLog, Token
+from accounts.models import AuthProvider, Token
 from accounts.selectors.providers import (
     active_provider_by_adapter,
     active_provider_get,
@@ -34,6 +34,7 @@ from accounts.tests.factories import (
     subject_of_type,
 )
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.models import ChangeLog
 
 pytestmark = pytest.mark.django_db
 

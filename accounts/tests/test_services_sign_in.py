@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.auth import Context
-from accounts.models import AuthIdentity, ChangeLog, Token
+from accounts.models import AuthIdentity, Token
 from accounts.services import sign_in
 from accounts.services.identities import hash_password
 from accounts.services.sign_in import (
@@ -24,6 +24,7 @@ from accounts.tests.factories import (
     ProviderFactory,
 )
 from firezone.errors import Unauthorized
+from firezone.models import ChangeLog
 
 pytestmark = pytest.mark.django_db
 

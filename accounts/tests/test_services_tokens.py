@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.auth import Context
-from accounts.models import ChangeLog, Token
+from accounts.models import Token
 from accounts.selectors.tokens import token_get, tokens_list_for_actor, tokens_list_for_subject
 from accounts.services.tokens import authenticate, subject_for_token, token_create, token_use
 from accounts.services.tokens_admin import (
@@ -34,6 +34,7 @@ from accounts.tests.factories import (
     subject_of_type,
 )
 from firezone.errors import NotFound, Unauthorized, ValidationFailed
+from firezone.models import ChangeLog
 
 pytestmark = pytest.mark.django_db
 

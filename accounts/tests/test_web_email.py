@@ -15,13 +15,13 @@ from django.utils import timezone
 from accounts.auth import Context
 from accounts.models import AuthIdentity, Token
 from accounts.services.tokens import authenticate
+from accounts.sign_in.flow import CLIENT_AUTH_COOKIE
 from accounts.tests.factories import ActorFactory, IdentityFactory, ProviderFactory
 from accounts.tests.portal import ADMIN_EMAIL, UA, last_code, last_link, make_acme
 from accounts.views.email import state_cookie_name
-from accounts.web import ratelimit
-from accounts.web.flow import CLIENT_AUTH_COOKIE
-from accounts.web.session import SESSIONS_KEY
 from firezone.errors import Unauthorized
+from firezone.web import ratelimit
+from firezone.web.session import SESSIONS_KEY
 
 pytestmark = pytest.mark.django_db
 

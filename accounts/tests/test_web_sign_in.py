@@ -17,11 +17,11 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Account, Token
+from accounts.sign_in import logout
+from accounts.sign_in.flow import RECENT_ACCOUNTS_COOKIE, set_recent_account_ids
 from accounts.tests.factories import AccountFactory, ActorFactory, IdentityFactory, ProviderFactory
 from accounts.tests.portal import ADMIN_EMAIL, UA, inject_session, make_acme
-from accounts.web import logout
-from accounts.web.flow import RECENT_ACCOUNTS_COOKIE, set_recent_account_ids
-from accounts.web.session import MAX_SESSIONS, SESSIONS_KEY
+from firezone.web.session import MAX_SESSIONS, SESSIONS_KEY
 
 pytestmark = pytest.mark.django_db
 
@@ -105,7 +105,7 @@ def test_sign_in_sets_recent_accounts_cookie(client, acme) -> None:
     )
     cookie = response.cookies[RECENT_ACCOUNTS_COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
-    from accounts.web.flow import recent_account_ids
+    from accounts.sign_in.flow import recent_account_ids
 
     class R:
         COOKIES = {RECENT_ACCOUNTS_COOKIE: cookie.value}
@@ -293,7 +293,7 @@ def test_several_accounts_at_once_and_at_most_six(client) -> None:
     # Another account's token is never used for this account.
     assert client.get("/acct_2/sites").status_code == 302
 
-    from accounts.web.session import store_session
+    from firezone.web.session import store_session
 
     class Req:
         session = client.session

@@ -11,10 +11,10 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client, override_settings
 
 from accounts.models import Account, Actor, ActorGroup, AuthIdentity, AuthProvider
-from accounts.services import provisioning
 from accounts.views.sign_up import WELCOME_EMAILS_PER_ADDRESS
 from gateways.models import Site
 from resources.models import Resource
+from resources.services import provisioning
 
 pytestmark = pytest.mark.django_db
 

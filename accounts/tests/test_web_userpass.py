@@ -13,8 +13,8 @@ from django.utils import timezone
 from accounts.models import Token
 from accounts.tests.factories import ActorFactory
 from accounts.tests.portal import PASSWORD, UA, make_acme, userpass_identity
-from accounts.web import ratelimit
-from accounts.web.session import SESSIONS_KEY
+from firezone.web import ratelimit
+from firezone.web.session import SESSIONS_KEY
 
 pytestmark = pytest.mark.django_db
 

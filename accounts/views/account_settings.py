@@ -29,9 +29,9 @@ from accounts.forms.settings import (
 from accounts.models import Account
 from accounts.services.accounts import account_update
 from accounts.services.support_emails import account_delete_request_send
-from accounts.web.pages import action_of, redirect_info, url
-from accounts.web.session import admin_required
 from firezone.errors import Refused, Unauthorized, ValidationFailed
+from firezone.web.pages import action_of, redirect_info, url
+from firezone.web.session import admin_required
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from accounts.forms.actors import (
     UserForm,
 )
 from accounts.models import Account, Actor, ActorGroup, AuthIdentity, AuthProvider, Token
-from accounts.selectors.actors import actor_clients_peek, actor_get, actor_groups_peek, actor_list
+from accounts.selectors.actors import actor_get, actor_groups_peek, actor_list
 from accounts.selectors.groups import group_list_editable, group_list_for_actor
 from accounts.selectors.identities import (
     identity_get,
@@ -59,8 +59,10 @@ from accounts.services.tokens_admin import (
     tokens_delete_for_actor,
 )
 from accounts.services.welcome_emails import identity_welcome_address, identity_welcome_email_send
-from accounts.templatetags.portal import relative_text
-from accounts.web.pages import (
+from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.icons import icon
+from firezone.templatetags.portal import relative_text
+from firezone.web.pages import (
     action_of,
     redirect_error,
     redirect_info,
@@ -68,13 +70,11 @@ from accounts.web.pages import (
     url,
     uuids_in,
 )
-from accounts.web.ratelimit import Limit
-from accounts.web.session import admin_required
-from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
-from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
-from firezone.icons import icon
+from firezone.web.ratelimit import Limit
+from firezone.web.session import admin_required
+from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from gateways.presence import account_clients_topic, actor_clients_topic, list_presences_sync
-from gateways.selectors.clients import client_list_for_actor
+from gateways.selectors.clients import client_list_for_actor, client_peek_by_actor
 from resources.selectors.flows import flow_list_for
 
 logger = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def actors_list(request: HttpRequest, account: Account) -> HttpResponse:
     page = _actors_table(providers).page(request, queryset)
     ids = [row.pk for row in page.rows]
     groups = actor_groups_peek(subject, actor_ids=ids, limit=3) if ids else {}
-    clients = actor_clients_peek(subject, actor_ids=ids, limit=5) if ids else {}
+    clients = client_peek_by_actor(subject, actor_ids=ids, limit=5) if ids else {}
     online = _online(account_clients_topic(account.pk)) if ids else set()
     for row in page.rows:
         row.group_peek = groups.get(row.pk, {"count": 0, "items": []})

@@ -39,10 +39,10 @@ from accounts.services.tokens_admin import (
     token_delete,
     tokens_delete_for_actor,
 )
-from accounts.web.pages import action_of, redirect_error, redirect_info, render_secret, url
-from accounts.web.session import admin_required, not_found
-from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.web.pages import action_of, redirect_error, redirect_info, render_secret, url
+from firezone.web.session import admin_required, not_found
+from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 
 logger = logging.getLogger(__name__)
 

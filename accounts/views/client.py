@@ -1,6 +1,6 @@
 """Device client hand-off (portal.md §3.10 steps 5, and route 15).
 
-`client_redirect` reads the `fz_client_auth` cookie set by `accounts.web.flow.signed_in` and
+`client_redirect` reads the `fz_client_auth` cookie set by `accounts.sign_in.flow.signed_in` and
 302s to the client's URL scheme: `<CLIENT_HANDLER>handle_client_sign_in_callback?actor_name=…
 &fragment=…&identity_provider_identifier=…&state=…&account_slug=…&account_name=…` (exactly these
 keys, byte-compatible with the Firezone clients; the nonce is never sent back). The cookie is
@@ -17,8 +17,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.models import Account
-from accounts.web.flow import CLIENT_AUTH_COOKIE, client_auth_read
-from accounts.web.session import account_path, with_account
+from accounts.sign_in.flow import CLIENT_AUTH_COOKIE, client_auth_read
+from firezone.web.session import account_path, with_account
 
 DEFAULT_CLIENT_HANDLER = "firezone-fd0020211111://"
 

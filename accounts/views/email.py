@@ -36,18 +36,18 @@ from accounts.services.sign_in import (
     email_token_verify_unknown,
 )
 from accounts.services.sign_in_emails import sign_in_token_email_send
+from accounts.sign_in.flow import sign_in_failed, signed_in
+from accounts.sign_in.params import SignInParams
 from accounts.validation import is_uuid
-from accounts.web import ratelimit
-from accounts.web.flow import sign_in_failed, signed_in
-from accounts.web.params import SignInParams
-from accounts.web.session import (
+from firezone.errors import DomainError, Unauthorized
+from firezone.web import ratelimit
+from firezone.web.session import (
     account_path,
     not_found,
     request_context,
     signed_out_only,
     with_account,
 )
-from firezone.errors import DomainError, Unauthorized
 
 logger = logging.getLogger(__name__)
 

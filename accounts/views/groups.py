@@ -39,10 +39,10 @@ from accounts.services.groups import (
     group_members_change,
     group_update,
 )
-from accounts.web.pages import action_of, redirect_error, url, uuids_in
-from accounts.web.session import admin_required
-from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.web.pages import action_of, redirect_error, url, uuids_in
+from firezone.web.session import admin_required
+from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from resources.models import Policy
 from resources.selectors.policies import policy_list
 

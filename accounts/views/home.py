@@ -9,10 +9,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import Account
+from accounts.sign_in.flow import recent_account_ids, set_recent_account_ids
+from accounts.sign_in.params import SignInParams
 from accounts.validation import MSG_ID_OR_SLUG, is_uuid, is_valid_id_or_slug
-from accounts.web.flow import recent_account_ids, set_recent_account_ids
-from accounts.web.params import SignInParams
-from accounts.web.session import RESERVED_PATHS, account_path, signed_in_account_ids
+from firezone.web.session import RESERVED_PATHS, account_path, signed_in_account_ids
 
 
 @require_http_methods(["GET", "POST"])

@@ -58,10 +58,10 @@ from accounts.services.providers import (
     provider_enable,
     provider_update,
 )
-from accounts.web.pages import action_of, redirect_error, redirect_info, url
-from accounts.web.session import admin_required, not_found
-from accounts.web.tables import Column, LiveTable
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.web.pages import action_of, redirect_error, redirect_info, url
+from firezone.web.session import admin_required, not_found
+from firezone.web.tables import Column, LiveTable
 
 logger = logging.getLogger(__name__)
 

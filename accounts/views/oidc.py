@@ -8,7 +8,7 @@ survives the IdP's top-level redirect back, HttpOnly).
 `GET /<account>/sign_in/providers/<provider_id>/handle_callback?state=&code=` consumes that
 cookie (deleted whatever happens), compares `state` in constant time, and lets `accounts.oidc`
 exchange the code and verify the ID token; the domain picks the identity
-(`identity_oidc_signed_in`), and `accounts.web.flow.signed_in` finishes (§3.9, §3.10).
+(`identity_oidc_signed_in`), and `accounts.sign_in.flow.signed_in` finishes (§3.9, §3.10).
 
 Failures flash the spec's texts and return to the sign-in page at the account segment the URL
 used (the callback URL always uses the account id).
@@ -29,11 +29,11 @@ from accounts import oidc
 from accounts.models import Account, AuthProvider
 from accounts.selectors.providers import active_provider_get
 from accounts.services.oidc import identity_oidc_signed_in
+from accounts.sign_in import flow
+from accounts.sign_in.params import SignInParams
 from accounts.validation import is_uuid
-from accounts.web import flow
-from accounts.web.params import SignInParams
-from accounts.web.session import account_from_path
 from firezone.errors import Unauthorized
+from firezone.web.session import account_from_path
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from accounts.models import Account
-from accounts.web.session import admin_required, not_found
+from firezone.web.session import admin_required, not_found
 
 BROWSERCONFIG = """<?xml version="1.0" encoding="utf-8"?>
 <browserconfig>

@@ -14,8 +14,8 @@ from django.views.decorators.http import require_GET
 from accounts.models import Account, AuthProvider
 from accounts.oidc import OIDC_ADAPTERS
 from accounts.selectors.providers import default_provider, providers_active
-from accounts.web.params import SignInParams
-from accounts.web.session import (
+from accounts.sign_in.params import SignInParams
+from firezone.web.session import (
     account_path,
     fetch_subject,
     not_found,

@@ -2,7 +2,7 @@
 
 Revokes the browser session of this account (deleting its token disconnects its live pages),
 gives the browser a new session id while keeping the other accounts' sessions and the preferred
-locale, then goes to the IdP's end-session URL (OIDC-family providers, `accounts.web.logout`) or
+locale, then goes to the IdP's end-session URL (OIDC-family providers, `accounts.sign_in.logout`) or
 straight back to the sign-in page. With `as=client&state=S` the final stop is the client's
 `firezone://handle_client_sign_out_callback?state=S`. Works when already signed out.
 """
@@ -17,17 +17,17 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Account
 from accounts.services.tokens_admin import token_delete_for_subject
+from accounts.sign_in.logout import logout_url
+from accounts.sign_in.params import SignInParams
 from accounts.views.client import AppRedirect
-from accounts.web.logout import logout_url
-from accounts.web.params import SignInParams
-from accounts.web.session import (
+from firezone.errors import DomainError
+from firezone.web.session import (
     SESSIONS_KEY,
     account_path,
     fetch_subject,
     session_entries,
     with_account,
 )
-from firezone.errors import DomainError
 
 CLIENT_SIGN_OUT_CALLBACK = "firezone://handle_client_sign_out_callback"
 KEPT_SESSION_KEYS = ("preferred_locale",)

@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.forms.sign_up import SignUpForm
-from accounts.services.provisioning import Provisioned
-from accounts.services.sign_up import account_sign_up, sign_in_url, sign_up_enabled
-from accounts.web.ratelimit import Limit
-from accounts.web.session import account_path, request_context
 from firezone.errors import Refused, ValidationFailed
+from firezone.web.ratelimit import Limit
+from firezone.web.session import account_path, request_context
+from resources.services.provisioning import Provisioned
+from resources.services.sign_up import account_sign_up, sign_in_url, sign_up_enabled
 
 TEMPLATE = "accounts/sign_up.html"
 SUCCESS_TEMPLATE = "accounts/sign_up_success.html"

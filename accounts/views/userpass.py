@@ -16,12 +16,12 @@ from django.views.decorators.http import require_POST
 from accounts.models import Account, AuthProvider
 from accounts.selectors.providers import active_provider_get
 from accounts.services.sign_in import userpass_password_check_dummy, userpass_verify
+from accounts.sign_in.flow import sign_in_failed, signed_in
+from accounts.sign_in.params import SignInParams
 from accounts.views.sign_in import remember_username
-from accounts.web import ratelimit
-from accounts.web.flow import sign_in_failed, signed_in
-from accounts.web.params import SignInParams
-from accounts.web.session import account_path, request_context, with_account
 from firezone.errors import Unauthorized
+from firezone.web import ratelimit
+from firezone.web.session import account_path, request_context, with_account
 
 MSG_INVALID = "Invalid username or password."
 MSG_METHOD = "You may not use this method to sign in."

@@ -33,13 +33,15 @@ from typing import TYPE_CHECKING, Any
 
 from channels_redis.core import RedisChannelLayer
 
+from accounts.request import ConnectContext, connect_context
 from firezone import metrics
 from firezone.changes import Change, session_group
 from firezone.db import db_call
 from firezone.phoenix.consumer import IDLE_TIMEOUTS, PhoenixConsumer
 from firezone.phoenix.rejection import ConnectRejected
 from gateways import wire
-from gateways.connect import ConnectContext, connect_context, throttled
+from gateways.connect import throttled
+from gateways.presence import PresenceTracker
 from gateways.relay_selection import (
     Push,
     RelayWatch,
@@ -218,8 +220,6 @@ class DeviceConsumer(PhoenixConsumer):
     async def track_many(self, entries: list[tuple[str, Any, dict[str, Any]]]) -> None:
         """Several `track`s in one Redis call."""
         if self.presence is None:
-            from gateways.presence import PresenceTracker
-
             self.presence = PresenceTracker(self.channel_name)
         await self.presence.track_many([(topic, str(key), meta) for topic, key, meta in entries])
 

@@ -47,13 +47,14 @@ from typing import Any, Final
 from django.utils import timezone
 
 from accounts.auth import Subject
+from accounts.request import ConnectContext
 from firezone import metrics
 from firezone.db import db_call
 from firezone.errors import NotFound, Refused
 from firezone.phoenix.consumer import NO_REPLY, JoinError
 from firezone.phoenix.framing import Message, _dumps
 from gateways import crypto, presence, wire
-from gateways.connect import ConnectContext, authenticate_client
+from gateways.connect import authenticate_client
 from gateways.consumers.base import DeviceConsumer, device_group
 from gateways.consumers.client_legacy import LegacyFlows
 from gateways.hub import hub as hubs

@@ -45,11 +45,12 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from accounts.models import Account, Token
+from accounts.request import ConnectContext
 from firezone.db import db_call
 from firezone.phoenix.consumer import NO_REPLY, ErrorReply, JoinError
 from firezone.phoenix.framing import Message
 from gateways import presence, wire
-from gateways.connect import ConnectContext, authenticate_gateway
+from gateways.connect import authenticate_gateway
 from gateways.consumers.base import DeviceConsumer, device_group
 from gateways.crypto import IceCredentials, IceCredentialsPair, verify_ref
 from gateways.hub import hub as hubs

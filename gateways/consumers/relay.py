@@ -19,11 +19,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from accounts.request import ConnectContext
 from firezone.changes import Change, own_group
 from firezone.db import db_call
 from firezone.phoenix.consumer import JoinError
 from firezone.phoenix.framing import Message
-from gateways.connect import ConnectContext, authenticate_relay
+from gateways.connect import authenticate_relay
 from gateways.consumers.base import DeviceConsumer
 from gateways.models import Relay
 from gateways.wire import disconnect_token_expired, relay_init

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db.models import QuerySet
 
-from accounts.auth import P, Subject
+from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Token
 from accounts.selectors.scopes import account_or_own
 from accounts.validation import is_uuid
@@ -49,3 +50,22 @@ def client_sign_in_token(subject: Subject, *, client: Client, token_id: Any) -> 
         return get_or_not_found(tokens, token_id, actor_id=client.actor_id)
     except NotFound:
         return None
+
+
+def client_peek_by_actor(
+    subject: Subject, *, actor_ids: list[Any], limit: int = 5
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """For each actor id: `{"count": n, "items": [its `limit` most recently seen clients]}`,
+    in one query whatever the number of actors."""
+    ensure_permissions(subject, P.CLIENT_MANAGE)
+    keys = [uuid.UUID(str(i)) for i in actor_ids]
+    result: dict[uuid.UUID, dict[str, Any]] = {k: {"count": 0, "items": []} for k in keys}
+    clients = Client.objects.filter(account_id=subject.account_id, actor_id__in=keys).order_by(
+        "actor_id", "-last_seen_at", "-id"
+    )
+    for client in clients:
+        entry = result[client.actor_id]
+        entry["count"] += 1
+        if len(entry["items"]) < limit:
+            entry["items"].append(client)
+    return result

@@ -15,9 +15,9 @@ from django.db.models import QuerySet
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.validation import is_uuid
 from firezone.lookup import get_or_not_found
+from firezone.versions import version_key
 from gateways import presence
 from gateways.models import Gateway, Site
-from gateways.versions import version_key
 
 EARTH_RADIUS_KM = 6371.0
 

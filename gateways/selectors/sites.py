@@ -13,6 +13,7 @@ from accounts.models import Account
 from firezone.errors import NotFound
 from firezone.lookup import get_or_not_found
 from gateways.models import INTERNET_SITE_NAME, Gateway, Site
+from resources.models import ResourceConnection
 
 
 def _scoped(subject: Subject) -> QuerySet[Site]:
@@ -50,7 +51,6 @@ def site_list_with_peeks(
     `resources_limit` connections by resource name, with their resources) and
     `online_gateways` (by name, among `online_gateway_ids`). A page costs the same number of
     queries whatever its size: one prefetch query per peek."""
-    from resources.models import ResourceConnection
 
     connections = ResourceConnection.objects.filter(account_id=subject.account_id)
     resources_count = Subquery(

@@ -20,8 +20,8 @@ from django.db import IntegrityError, connection, models, transaction
 from accounts.auth import Context, Subject
 from accounts.validation import MSG_BLANK, MSG_INVALID
 from firezone import changes
+from firezone.versions import parse_version
 from gateways.services._common import constraint_error
-from gateways.versions import parse_version
 
 M = TypeVar("M", bound=models.Model)
 

@@ -30,6 +30,7 @@ from gateways.services._upsert import (
     run_upsert_with_previous,
     upsert_with_previous_sql,
 )
+from resources.models import Flow
 
 # --- clients ------------------------------------------------------------------------------------
 
@@ -145,7 +146,6 @@ def client_upsert(
 
 def _delete_flows(client: Client, subject: Subject | None) -> None:
     """A client's flows may depend on its verification (policy conditions): drop them."""
-    from resources.models import Flow  # resources depends on gateways
 
     changes.delete(
         Flow.objects.filter(account_id=client.account_id, client=client), subject=subject

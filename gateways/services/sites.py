@@ -9,11 +9,11 @@ from django.db import IntegrityError, transaction
 from accounts.auth import SYSTEM_TRAIL, P, Subject, ensure_permissions
 from accounts.models import Account, Token
 from accounts.services.tokens import IssuedToken, token_create
-from billing.limits import can_create_sites
 from firezone import changes
 from firezone.errors import LimitReached, Refused
 from firezone.lookup import get_or_not_found
 from firezone.names import adjective_noun
+from gateways.limits import can_create_sites
 from gateways.models import INTERNET_SITE_NAME, Site
 from gateways.services._common import MSG_TAKEN, clean_name, rename, save_named
 

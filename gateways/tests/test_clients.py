@@ -10,9 +10,10 @@ import pytest
 from django.utils import timezone
 
 from accounts.auth import Context
-from accounts.models import ChangeLog, Token
+from accounts.models import Token
 from accounts.tests.factories import AccountFactory, ActorFactory
 from firezone.errors import NotFound, Unauthorized, ValidationFailed
+from firezone.models import ChangeLog
 from gateways.models import Client, NetworkAddress
 from gateways.selectors.clients import client_get, client_list, client_list_for_actor
 from gateways.services.clients import (

@@ -18,13 +18,15 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.auth import Context
-from accounts.models import ChangeLog, Token
+from accounts.models import Token
+from accounts.request import ConnectContext
 from accounts.services.tokens import authenticate, token_create, token_use
 from accounts.tests.factories import ActorFactory
 from firezone import changes
 from firezone.errors import Unauthorized
+from firezone.models import ChangeLog
 from firezone.phoenix.rejection import ConnectRejected
-from gateways.connect import ConnectContext, authenticate_client, authenticate_gateway
+from gateways.connect import authenticate_client, authenticate_gateway
 from gateways.models import Client, Gateway, Site
 from gateways.services.clients import client_verify
 from gateways.tests.factories import flow_for, public_key, subject_of

@@ -536,7 +536,7 @@ async def test_d_message_already_in_the_loaded_snapshot_is_skipped(joined, monke
 
 
 def _last_xid(account_id: Any) -> int:
-    from accounts.models import ChangeLog
+    from firezone.models import ChangeLog
 
     return (
         ChangeLog.objects.filter(account_id=account_id)

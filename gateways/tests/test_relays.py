@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 
 from accounts.auth import Context
-from accounts.models import ChangeLog, Token
+from accounts.models import Token
 from accounts.tests.factories import AccountFactory
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.models import ChangeLog
 from gateways.models import Relay, RelayGroup
 from gateways.selectors.relays import relay_get, relay_group_get, relay_group_list, relay_list
 from gateways.services.relays import (

@@ -8,10 +8,11 @@ import ipaddress
 import pytest
 
 from accounts.auth import Context
-from accounts.models import ChangeLog, Token
+from accounts.models import Token
 from accounts.services.tokens import token_create
 from accounts.tests.factories import AccountFactory
 from firezone.errors import LimitReached, NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.models import ChangeLog
 from gateways.models import Gateway, Site
 from gateways.selectors.gateways import gateway_get, gateway_list
 from gateways.selectors.sites import internet_site, site_get, site_list

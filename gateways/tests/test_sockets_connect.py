@@ -11,17 +11,12 @@ import time
 import pytest
 
 from accounts.models import Token
+from accounts.request import ConnectContext, connect_context, real_ip
 from accounts.services.tokens import token_create
 from accounts.tests.factories import IdentityFactory
 from firezone.phoenix.rejection import ConnectRejected
 from gateways import connect
-from gateways.connect import (
-    ConnectContext,
-    connect_context,
-    invalid_params_body,
-    real_ip,
-    record_connect_failure,
-)
+from gateways.connect import invalid_params_body, record_connect_failure
 from gateways.models import Client, Gateway, Relay
 from gateways.tests.sockets import (
     CLIENT_PATH,
@@ -518,7 +513,7 @@ def test_ids_and_keys_helpers_are_connlib_shaped() -> None:
 
 
 def test_country_centroids_table() -> None:
-    from gateways.geo import COUNTRY_CENTROIDS, default_coordinates, distance_km
+    from firezone.geo import COUNTRY_CENTROIDS, default_coordinates, distance_km
 
     assert len(COUNTRY_CENTROIDS) == 249  # every ISO-3166 alpha-2 country code
     assert COUNTRY_CENTROIDS["UA"] == (49.0, 32.0)

@@ -17,7 +17,7 @@ from gateways.turn import (
     username_salt,
 )
 
-# The repo's copy of shared/spec/fixtures.
+# Frames as connlib parses them (protocol.md §8).
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
 

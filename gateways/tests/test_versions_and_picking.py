@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firezone.versions import parse_version, version_key
 from gateways.models import Gateway
 from gateways.selectors.gateways import gateway_compatible, gateways_pick_nearest, haversine_km
-from gateways.versions import parse_version, version_key
 
 
 @pytest.mark.parametrize(

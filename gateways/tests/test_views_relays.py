@@ -403,7 +403,7 @@ def test_deploy_creates_a_token_per_visit(client: Client, acme: Acme, settings: 
     assert f'data-live-topics="group_relays:{group.pk}"' in text
     # The token string is a working relay token of this group.
     encoded = text.split('Environment="FIREZONE_TOKEN=', 1)[1].split('"', 1)[0]
-    from gateways.connect import connect_context
+    from accounts.request import connect_context
     from gateways.services.relays import relay_authenticate
 
     found, found_token = relay_authenticate(

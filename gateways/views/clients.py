@@ -25,11 +25,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account, Actor
-from accounts.web.pages import action_of, redirect_error, redirect_info, url
-from accounts.web.session import admin_required
-from accounts.web.tables import Column, Filter, LiveTable
 from firezone.errors import Refused, Unauthorized, ValidationFailed
 from firezone.icons import icon
+from firezone.web.pages import action_of, redirect_error, redirect_info, url
+from firezone.web.session import admin_required
+from firezone.web.tables import Column, Filter, LiveTable
 from gateways.client_forms import ClientForm
 from gateways.models import Client
 from gateways.presence import account_clients_topic, actor_clients_topic, list_presences_sync

@@ -25,7 +25,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
-from accounts.web.pages import (
+from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.web.pages import (
     action_of,
     feature_required,
     is_live_refresh,
@@ -34,9 +35,8 @@ from accounts.web.pages import (
     render_secret,
     url,
 )
-from accounts.web.session import admin_required
-from accounts.web.tables import Column, LiveTable
-from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.web.session import admin_required
+from firezone.web.tables import Column, LiveTable
 from gateways.models import Relay, RelayGroup
 from gateways.presence import (
     account_relays_topic,

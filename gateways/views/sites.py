@@ -19,7 +19,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
-from accounts.web.pages import (
+from firezone.errors import LimitReached, Refused, ValidationFailed
+from firezone.web.pages import (
     action_of,
     is_live_refresh,
     redirect_error,
@@ -27,9 +28,8 @@ from accounts.web.pages import (
     render_secret,
     url,
 )
-from accounts.web.session import admin_required, not_found
-from accounts.web.tables import Column, Filter, LiveTable
-from firezone.errors import LimitReached, Refused, ValidationFailed
+from firezone.web.session import admin_required, not_found
+from firezone.web.tables import Column, Filter, LiveTable
 from gateways import presence
 from gateways.forms import SiteForm
 from gateways.models import Gateway, Site

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.auth import P, Subject, ensure_permissions
-from accounts.models import ActorGroupMembership
+from accounts.models import Account, ActorGroupMembership
 from firezone import changes
 from firezone.errors import NotFound, Refused
 from firezone.lookup import get_or_not_found
@@ -224,3 +224,11 @@ def flows_delete_stale_for_client(
     if not stale:
         return 0
     return len(changes.delete(Flow.objects.filter(pk__in=stale)))
+
+
+def flows_delete_for_disabled_account(
+    *, account: Account, subject: Subject | None, **_signal: Any
+) -> None:
+    """`accounts.signals.account_disabled` receiver: a disabled account is treated like a deleted
+    one, no access survives (domain.md §4.1)."""
+    changes.delete(Flow.objects.filter(account=account), subject=subject)

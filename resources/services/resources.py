@@ -16,11 +16,10 @@ from django.db import IntegrityError, transaction
 from accounts.auth import SYSTEM_TRAIL, P, Subject, ensure_permissions, trail_for
 from accounts.features import feature_enabled
 from accounts.models import Account
-from firezone import changes
+from firezone import addresses, changes
 from firezone.errors import NotFound, Refused, ValidationFailed
 from firezone.lookup import get_or_not_found
 from gateways.models import INTERNET_SITE_NAME, Site
-from resources import addresses
 from resources.models import Flow, Resource, ResourceConnection
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from accounts.models import ChangeLog
 from accounts.tests.factories import GroupFactory, MembershipFactory
 from firezone import changes
 from firezone.errors import NotFound
+from firezone.models import ChangeLog
 from gateways import wire
 from gateways.models import Site
 from resources import access

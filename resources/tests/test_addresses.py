@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resources import addresses as a
-from resources.addresses import AddressError, FilterError
+from firezone import addresses as a
+from firezone.addresses import AddressError, FilterError
 
 
 def messages(resource_type: str, address: str | None, **kwargs: bool) -> tuple[str, ...]:

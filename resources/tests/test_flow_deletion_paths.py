@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from accounts.models import ActorGroupMembership, ChangeLog, Token
+from accounts.models import ActorGroupMembership, Token
 from accounts.services.accounts import account_disable
 from accounts.services.actors import actor_delete, actor_disable
 from accounts.services.groups import membership_remove
 from accounts.services.tokens_admin import token_delete, tokens_delete_expired
 from accounts.tests.factories import ActorFactory, admin_subject
+from firezone.models import ChangeLog
 from gateways.services.clients import client_delete, client_remove_verification, client_verify
 from gateways.services.gateways import gateway_delete
 from gateways.services.sites import site_delete

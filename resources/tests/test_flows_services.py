@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 
 from accounts.auth import Context
-from accounts.models import ChangeLog
 from accounts.tests.factories import (
     ActorFactory,
     GroupFactory,
@@ -19,6 +18,7 @@ from accounts.tests.factories import (
 )
 from firezone import changes
 from firezone.errors import NotFound, Unauthorized
+from firezone.models import ChangeLog
 from resources import conditions as conds
 from resources.models import Flow
 from resources.selectors import flows as sel

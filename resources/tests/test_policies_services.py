@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.models import ChangeLog
 from accounts.tests.factories import (
     AccountFactory,
     ActorFactory,
@@ -14,6 +13,7 @@ from accounts.tests.factories import (
     subject_for,
 )
 from firezone.errors import NotFound, Unauthorized, ValidationFailed
+from firezone.models import ChangeLog
 from resources.models import Flow, Policy
 from resources.selectors import policies as sel
 from resources.services import policies as svc

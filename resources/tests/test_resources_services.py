@@ -8,7 +8,6 @@ import uuid
 import pytest
 from django.db import transaction
 
-from accounts.models import ChangeLog
 from accounts.tests.factories import (
     AccountFactory,
     ActorFactory,
@@ -17,9 +16,9 @@ from accounts.tests.factories import (
     admin_subject,
     subject_for,
 )
-from firezone import stream
+from firezone import addresses, stream
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
-from resources import addresses
+from firezone.models import ChangeLog
 from resources.models import Flow, Policy, Resource, ResourceConnection
 from resources.selectors import resources as sel
 from resources.services import resources as svc

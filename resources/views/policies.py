@@ -12,10 +12,10 @@ from django.shortcuts import render
 from accounts.features import feature_enabled
 from accounts.models import Account, ActorGroup, AuthProvider
 from accounts.selectors.providers import provider_list
-from accounts.web.pages import action_of, redirect_info, url
-from accounts.web.session import admin_required
-from accounts.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from firezone.errors import ValidationFailed
+from firezone.web.pages import action_of, redirect_info, url
+from firezone.web.session import admin_required
+from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from resources import policy_forms
 from resources.models import Policy, Resource
 from resources.policy_forms import PolicyForm, describe_conditions

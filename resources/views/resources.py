@@ -16,10 +16,10 @@ from django.shortcuts import render
 
 from accounts.features import feature_enabled
 from accounts.models import Account
-from accounts.web.pages import action_of, redirect_error, redirect_info, url
-from accounts.web.session import admin_required, not_found
-from accounts.web.tables import Column, Filter, LiveTable
 from firezone.errors import NotFound, Refused, ValidationFailed
+from firezone.web.pages import action_of, redirect_error, redirect_info, url
+from firezone.web.session import admin_required, not_found
+from firezone.web.tables import Column, Filter, LiveTable
 from gateways.models import Site
 from gateways.selectors.sites import site_get, site_list
 from resources.forms import (

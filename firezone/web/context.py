@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString
 from accounts.auth import Subject
 from accounts.features import feature_enabled
 from accounts.models import Account
-from accounts.web.session import account_path
+from firezone.web.session import account_path
 
 
 @dataclass

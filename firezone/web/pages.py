@@ -20,7 +20,7 @@ from django.shortcuts import render
 
 from accounts.features import feature_enabled
 from accounts.models import Account
-from accounts.web.session import account_path, not_found
+from firezone.web.session import account_path, not_found
 
 View = Callable[..., HttpResponse]
 

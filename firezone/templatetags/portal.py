@@ -15,7 +15,8 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
 from accounts.features import feature_enabled
-from accounts.web.tables import TablePage
+from firezone.web.session import account_path
+from firezone.web.tables import TablePage
 
 register = template.Library()
 
@@ -141,7 +142,6 @@ def copy_block(text: str, id: str = "") -> dict[str, Any]:
 
 @register.simple_tag
 def upgrade_badge(account: Any) -> SafeString:
-    from accounts.web.session import account_path
 
     return format_html(
         '<a class="upgrade-badge" href="/{}/settings/billing" '

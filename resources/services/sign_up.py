@@ -1,6 +1,6 @@
 """Self-service sign-up from the portal (portal.md §3.14).
 
-`account_sign_up` provisions the account (accounts.services.provisioning) and sends the
+`account_sign_up` provisions the account (resources.services.provisioning) and sends the
 "Welcome to Firezone" email in the same transaction: the email is sent *before* the commit, so
 a failed delivery raises and rolls the whole sign-up back, and the post-provision (billing)
 hooks never run for it. The reverse case — the email went out but the commit then failed — is
@@ -21,8 +21,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.auth import Context
-from accounts.services.provisioning import Provisioned, account_provision
 from firezone.errors import Refused, ValidationFailed
+from resources.services.provisioning import Provisioned, account_provision
 
 logger = logging.getLogger(__name__)
 

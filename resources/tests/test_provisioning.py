@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.models import (
-    Account,
-    Actor,
-    ActorGroup,
-    AuthIdentity,
-    AuthProvider,
-    ChangeLog,
-)
-from accounts.services import provisioning
-from accounts.services.provisioning import account_provision
+from accounts.models import Account, Actor, ActorGroup, AuthIdentity, AuthProvider
 from firezone.errors import ValidationFailed
+from firezone.models import ChangeLog
 from gateways.models import Site
 from resources.models import Resource, ResourceConnection
+from resources.services import provisioning
+from resources.services.provisioning import account_provision
 
 pytestmark = pytest.mark.django_db
 

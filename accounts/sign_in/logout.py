@@ -17,7 +17,7 @@ from django.conf import settings
 
 from accounts import oidc
 from accounts.models import Account, AuthIdentity, AuthProvider
-from accounts.web.session import account_path
+from firezone.web.session import account_path
 
 logger = logging.getLogger(__name__)
 

@@ -29,14 +29,14 @@ from django.shortcuts import render
 
 from accounts.models import Account, AuthIdentity
 from accounts.services.sign_in import session_token_create
-from accounts.web.params import SignInParams
-from accounts.web.session import (
+from accounts.sign_in.params import SignInParams
+from firezone.errors import DomainError
+from firezone.web.session import (
     account_path,
     post_sign_in_url,
     request_context,
     store_session,
 )
-from firezone.errors import DomainError
 
 RECENT_ACCOUNTS_COOKIE = "fz_recent_account_ids"
 RECENT_ACCOUNTS_SALT = "fz_recent_account_ids"

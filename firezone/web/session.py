@@ -29,12 +29,13 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.auth import Context, Subject
 from accounts.models import Account
+from accounts.request import connect_context
 from accounts.selectors.accounts import account_get_by_id_or_slug
 from accounts.services.tokens import authenticate
-from accounts.web.params import SignInParams
-from accounts.web.tables import TableReset
+from accounts.sign_in.params import SignInParams
+from firezone.error_views import render_not_found
 from firezone.errors import DomainError, NotFound
-from gateways.connect import connect_context
+from firezone.web.tables import TableReset
 
 SESSIONS_KEY = "sessions"
 MAX_SESSIONS = 6
@@ -230,7 +231,6 @@ def _redirect(request: HttpRequest, url: str) -> HttpResponse:
 
 def not_found(request: HttpRequest) -> HttpResponse:
     """The standard 404 page (or its JSON variant), whatever DEBUG says."""
-    from firezone.error_views import render_not_found
 
     return render_not_found(request)
 

@@ -28,9 +28,17 @@ from urllib.parse import parse_qs, urlsplit
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
+from django.db.models import Q
 
+from accounts.models import Actor
+from accounts.request import connect_context
+from accounts.services.tokens import authenticate
 from firezone.changes import account_group, portal_group, session_group
+from firezone.errors import DomainError
+from firezone.web.session import SESSIONS_KEY
 from gateways import presence
+from gateways.models import Relay, RelayGroup, Site
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +68,6 @@ def _same_origin(scope: dict[str, Any]) -> bool:
 
 def authenticate_session(scope: dict[str, Any], account_id: str) -> Any:
     """The admin subject of the browser session stored for `account_id`, or None."""
-    from django.contrib.sessions.backends.db import SessionStore
-
-    from accounts.services.tokens import authenticate
-    from accounts.web.session import SESSIONS_KEY
-    from firezone.errors import DomainError
-    from gateways.connect import connect_context
 
     cookie = SimpleCookie()
     try:
@@ -94,10 +96,6 @@ def authenticate_session(scope: dict[str, Any], account_id: str) -> Any:
 
 def allowed_topics(account_id: str, topics: list[str]) -> list[str] | None:
     """The topics when every one of them belongs to the account, else None."""
-    from django.db.models import Q
-
-    from accounts.models import Actor
-    from gateways.models import Relay, RelayGroup, Site
 
     by_kind: dict[str, set[str]] = {}
     for topic in topics:

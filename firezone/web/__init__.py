@@ -1,0 +1,13 @@
+"""The portal's web framework, shared by every app's pages (portal.md §1, §3).
+
+* `session`   — multi-account browser sessions, the request context, account lookup from the URL,
+  and the `admin_required` / `signed_out_only` decorators (§1.1, §3.2).
+* `context`   — the `portal` template context (sidebar, banners, the signed-in subject).
+* `pages`     — small helpers every admin view uses (feature gates, flash-and-redirect).
+* `tables`    — live tables: filters, ordering and cursor pagination.
+* `ratelimit` — small fixed-window counters in the shared cache (Redis).
+* `live`      — the `/live` page socket: open pages learn about changes and session revocation.
+* `admin`     — Django admin helpers (read-only mixins, secret masking).
+
+The template tags live in `firezone/templatetags/portal.py` (`{% load portal %}`).
+"""
