@@ -1,7 +1,8 @@
 """Security headers for every response (portal.md §1.6).
 
 * `CSPMiddleware`: django-csp's, with the policy of `settings.CONTENT_SECURITY_POLICY` and a
-  fresh nonce per request (`request.csp_nonce`, `{{ CSP_NONCE }}` in templates) in every policy.
+  fresh nonce per request (`request.csp_nonce`, `{{ CSP_NONCE }}` in templates) in every policy;
+  Gravatar images only with GRAVATAR_ENABLED.
 * Phoenix's "secure browser headers" that Django's SecurityMiddleware does not already send
   (`X-Permitted-Cross-Domain-Policies`, `X-Download-Options`, `Permissions-Policy`), and HSTS
   (`max-age=63072000; includeSubDomains; preload`) when the external URL is https.
@@ -14,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from csp.middleware import CSPMiddleware as _DjangoCSPMiddleware
+from csp.middleware import PolicyParts
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 
 from firezone.error_views import render_not_found
 
+GRAVATAR_SOURCE = "https://www.gravatar.com"
 HSTS = "max-age=63072000; includeSubDomains; preload"
 
 
@@ -30,6 +33,16 @@ class CSPMiddleware(_DjangoCSPMiddleware):
     def process_request(self, request: HttpRequest) -> None:
         super().process_request(request)
         str(request.csp_nonce)  # type: ignore[attr-defined]
+
+    def get_policy_parts(
+        self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False
+    ) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        # Gravatar images are allowed only when the avatar may use them (GRAVATAR_ENABLED),
+        # read per request so the setting can change without rebuilding the policy.
+        if settings.GRAVATAR_ENABLED and not report_only:
+            parts.update = {**(parts.update or {}), "img-src": [GRAVATAR_SOURCE]}
+        return parts
 
 
 class SecurityHeadersMiddleware:

@@ -220,6 +220,9 @@ WHITENOISE_AUTOREFRESH = DEBUG or TESTING
 # Content-Security-Policy (django-csp, portal.md §1.6): scripts from self, the page's nonce and
 # the analytics CDNs; `'unsafe-inline'` is for CSP1 browsers only, browsers that understand
 # nonces ignore it (firezone.middleware.CSPMiddleware puts the nonce in every policy).
+# The user menu's avatar is the signed-in admin's initials; with this on it shows their Gravatar
+# (the browser then sends a hash of their email to gravatar.com, and the CSP allows it).
+GRAVATAR_ENABLED = env.bool("GRAVATAR_ENABLED", default=False)
 _ANALYTICS_CONNECT = ["https://api-js.mixpanel.com"]
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -227,7 +230,6 @@ CONTENT_SECURITY_POLICY = {
         "img-src": [
             SELF,
             "data:",
-            "https://www.gravatar.com",
             "https://*.hubspot.com",
             "https://*.hsforms.com",
         ],

@@ -426,7 +426,7 @@ def test_security_headers(client, acme) -> None:
     second = client.get("/acme")
     csp = first["Content-Security-Policy"]
     assert "default-src 'self' 'nonce-" in csp and "frame-ancestors 'none'" in csp
-    assert "img-src 'self' data: https://www.gravatar.com" in csp
+    assert "img-src 'self' data: " in csp and "gravatar" not in csp  # GRAVATAR_ENABLED off
     assert csp != second["Content-Security-Policy"]  # a fresh nonce per request
     assert first["X-Frame-Options"] == "DENY"
     assert first["X-Content-Type-Options"] == "nosniff"

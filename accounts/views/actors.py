@@ -60,6 +60,7 @@ from accounts.services.tokens_admin import (
 )
 from accounts.services.welcome_emails import identity_welcome_address, identity_welcome_email_send
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.icons import icon
 from firezone.templatetags.portal import relative_text
 from firezone.web.pages import (
     action_of,
@@ -102,14 +103,19 @@ ROLE_NAMES = {
     Actor.Type.SERVICE_ACCOUNT: "service account",
     Actor.Type.API_CLIENT: "api client",
 }
+# UA OS name (lower case) -> icon (firezone.icons); other named systems are Linux-like.
 OS_ICONS = {
-    "macos": "\U0001f34e",
-    "ios": "\U0001f4f1",
-    "ipados": "\U0001f4f1",
-    "windows": "\U0001fa9f",
-    "android": "\U0001f916",
+    "macos": "os-macos",
+    "mac os": "os-macos",
+    "mac os x": "os-macos",
+    "ios": "os-ios",
+    "ipados": "os-ios",
+    "windows": "os-windows",
+    "android": "os-android",
+    "ubuntu": "os-ubuntu",
+    "debian": "os-debian",
+    "manjaro": "os-manjaro",
 }
-LINUX_ICON = "\U0001f427"
 
 
 # --- shared helpers ------------------------------------------------------------------------------
@@ -129,10 +135,10 @@ def _grantable(request: HttpRequest) -> list[str]:
 
 def _os_of(user_agent: str | None) -> tuple[str, str, str]:
     """(OS name, version, icon) from a client's user agent, e.g. "macOS/14.4 apple-client/1.3"."""
-    first = (user_agent or "").split(" ", 1)[0]
-    name, _, version = first.partition("/")
-    icon = OS_ICONS.get(name.lower(), LINUX_ICON if name else "\U0001f4bb")
-    return name or "Unknown", version, icon
+    name, _, rest = (user_agent or "").partition("/")  # the name may hold spaces: "Mac OS/14.5"
+    name, version = name.strip(), rest.split(" ", 1)[0]
+    kind = OS_ICONS.get(name.lower(), "os-linux" if name else "os-other")
+    return name or "Unknown", version, icon(kind, size=18)
 
 
 def _decorate_clients(clients: Iterable[Any], online: set[str]) -> None:

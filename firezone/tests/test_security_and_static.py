@@ -26,7 +26,6 @@ def test_csp_policy_and_nonce(client) -> None:
         "img-src": [
             "'self'",
             "data:",
-            "https://www.gravatar.com",
             "https://*.hubspot.com",
             "https://*.hsforms.com",
         ],

@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
@@ -173,6 +174,10 @@ class PortalContext:
 
     @cached_property
     def gravatar_url(self) -> str:
+        """Empty unless GRAVATAR_ENABLED: by default no admin page asks a third party for
+        anything (the avatar shows the initials)."""
+        if not settings.GRAVATAR_ENABLED:
+            return ""
         digest = hashlib.md5(self.email.encode(), usedforsecurity=False).hexdigest()
         return f"https://www.gravatar.com/avatar/{digest}?s=80&d=blank"
 

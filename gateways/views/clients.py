@@ -26,6 +26,7 @@ from django.shortcuts import render
 
 from accounts.models import Account, Actor
 from firezone.errors import Refused, Unauthorized, ValidationFailed
+from firezone.icons import icon
 from firezone.web.pages import action_of, redirect_error, redirect_info, url
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable
@@ -68,7 +69,7 @@ class OperatingSystem:
 
     @property
     def icon(self) -> str:
-        return OS_ICONS.get(self.kind, OS_ICONS["other"])
+        return icon(f"os-{self.kind}", size=18)
 
 
 # UA name (lower case) -> (icon kind, display name)
@@ -84,17 +85,6 @@ _OS_NAMES = {
     "debian": ("debian", "Debian"),
     "manjaro": ("manjaro", "Manjaro"),
     "linux": ("linux", "Linux"),
-}
-OS_ICONS = {
-    "windows": "\U0001fa9f",
-    "macos": "\U0001f34e",
-    "ios": "\U0001f4f1",
-    "android": "\U0001f916",
-    "ubuntu": "\U0001f427",
-    "debian": "\U0001f427",
-    "manjaro": "\U0001f427",
-    "linux": "\U0001f427",
-    "other": "\U0001f4bb",
 }
 _UA_OS = re.compile(r"^\s*(?P<name>[^/]+)/(?P<version>\S*)")
 
