@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from resources import conditions as conds
+from resources import time_windows
 from resources.conditions import Property
 
 # --- what the editor offers ----------------------------------------------------------------------
@@ -84,7 +85,7 @@ def country_options() -> list[tuple[str, str]]:
 @cache
 def timezone_options() -> list[str]:
     """The IANA zones the time condition accepts, sorted."""
-    return sorted(zone for zone in available_timezones() if conds.is_valid_timezone(zone))
+    return sorted(zone for zone in available_timezones() if time_windows.is_valid_timezone(zone))
 
 
 OPERATOR_LABELS: Final = {
@@ -96,7 +97,7 @@ OPERATOR_LABELS: Final = {
 
 DAYS: Final = tuple(
     zip(
-        conds.DAYS_OF_WEEK,
+        time_windows.DAYS_OF_WEEK,
         ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
         strict=True,
     )
@@ -178,7 +179,7 @@ class TimeCondition:
 
     def as_condition(self) -> dict[str, Any] | None:
         values = []
-        for code in conds.DAYS_OF_WEEK:
+        for code in time_windows.DAYS_OF_WEEK:
             text = self.days.get(code, "").strip()
             if text:
                 # Without a zone the value has no third part: "timezone is required".
@@ -336,8 +337,8 @@ def _time_fragment(values: Iterable[str]) -> SafeString | None:
     by_day: dict[str, dict[str, list[tuple[Any, Any]]]] = {}
     for value in values:
         try:
-            parsed = conds.parse_day_of_week_time_ranges(value)
-        except conds.ConditionValueError:
+            parsed = time_windows.parse_day_of_week_time_ranges(value)
+        except time_windows.ConditionValueError:
             continue
         if parsed.ranges:
             by_day.setdefault(parsed.day, {}).setdefault(parsed.timezone, []).extend(parsed.ranges)

@@ -19,7 +19,7 @@ from accounts.tests.factories import (
 from firezone import changes
 from firezone.errors import NotFound, Unauthorized
 from firezone.models import ChangeLog
-from resources import conditions as conds
+from resources import time_windows
 from resources.models import Flow
 from resources.selectors import flows as sel
 from resources.services import flows as svc
@@ -45,7 +45,7 @@ def _noon_today() -> datetime:
 
 
 def _window(day_offset: int = 0, ranges: str = "09:00-18:00") -> dict:
-    day = conds.DAYS_OF_WEEK[(_noon_today().weekday() + day_offset) % 7]
+    day = time_windows.DAYS_OF_WEEK[(_noon_today().weekday() + day_offset) % 7]
     return {
         "property": "current_utc_datetime",
         "operator": "is_in_day_of_week_time_ranges",
