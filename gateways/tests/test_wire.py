@@ -23,6 +23,7 @@ import pytest
 from gateways import crypto, wire
 from gateways.crypto import IceCredentials, IceCredentialsPair
 from resources.access import AccessResource, SiteRef
+from resources.versions import adapt_resource_for_version
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
@@ -114,6 +115,14 @@ INTERNET = resource(
     name="Internet",
     sites=(INTERNET_SITE,),
 )
+
+
+def client_view_for(stored: AccessResource, version: str) -> dict[str, Any] | None:
+    """What the client hub sends a client of `version` (None: left out)."""
+    adapted = adapt_resource_for_version(stored, version)
+    return None if adapted is None else wire.client_resource_view(adapted)
+
+
 ACCOUNT_CONFIG = {
     "search_domain": "corp.example.com",
     "clients_upstream_dns": [
@@ -325,7 +334,7 @@ def _resource_created() -> Case:
 @case("client_resource_created_or_updated_internet.synthesized.json")
 def _resource_created_internet() -> Case:
     return Case(
-        wire.resource_created_or_updated(wire.client_resource_view_for(INTERNET, "1.5.4")),
+        wire.resource_created_or_updated(client_view_for(INTERNET, "1.5.4")),
         payload_of("client_resource_created_or_updated_internet.synthesized.json"),
     )
 
@@ -909,7 +918,7 @@ def test_wildcards_are_adapted_to_old_devices(
     address: str, version: str, expected: str | None
 ) -> None:
     stored = resource(id=uuid.uuid4(), type="dns", address=address, name="n", ip_stack="dual")
-    client_view = wire.client_resource_view_for(stored, version)
+    client_view = client_view_for(stored, version)
     gateway_view = wire.gateway_resource_view_for(stored, version)
     if expected is None:
         assert client_view is None and gateway_view is None
@@ -921,7 +930,7 @@ def test_wildcards_are_adapted_to_old_devices(
 
 @pytest.mark.parametrize(("version", "shown"), [("1.2.9", False), ("1.3.0", True), ("1.5.4", True)])
 def test_internet_resource_needs_1_3(version: str, shown: bool) -> None:
-    assert (wire.client_resource_view_for(INTERNET, version) is not None) is shown
+    assert (client_view_for(INTERNET, version) is not None) is shown
     assert (wire.gateway_resource_view_for(INTERNET, version) is not None) is shown
 
 
