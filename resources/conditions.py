@@ -166,13 +166,6 @@ def min_expiry(*expiries: datetime | None) -> datetime | None:
     return min(present) if present else None
 
 
-def max_expiry(*expiries: datetime | None) -> datetime | None:
-    """Latest expiry, None (+infinity) beating everything; None for no arguments too."""
-    if not expiries or any(e is None for e in expiries):
-        return None
-    return max(e for e in expiries if e is not None)
-
-
 def authorization_expiry(
     condition_expiry: datetime | None, token_expiry: datetime | None
 ) -> datetime | None:

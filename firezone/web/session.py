@@ -160,18 +160,6 @@ def store_session(request: HttpRequest, account: Account, encoded: str) -> None:
     _subject_cache(request).pop(("browser", account_id), None)
 
 
-def forget_account(request: HttpRequest, account: Account | Any) -> None:
-    """Drop every stored session of `account` (an Account or its id)."""
-    account_id = str(getattr(account, "pk", account))
-    entries = _entries(request)
-    kept = [e for e in entries if e[1] != account_id]
-    if len(kept) != len(entries):
-        request.session[SESSIONS_KEY] = kept
-    cache = _subject_cache(request)
-    for key in [k for k in cache if k[1] == account_id]:
-        del cache[key]
-
-
 def _subject_cache(request: HttpRequest) -> dict[tuple[str, str], Subject | None]:
     cache = getattr(request, "_fz_subjects", None)
     if cache is None:
