@@ -39,7 +39,7 @@ from accounts.services.tokens_admin import (
     tokens_delete_for_actor,
 )
 from firezone.errors import NotFound, Refused, Unauthorized
-from firezone.web.edit import MSG_FORBIDDEN, edit_page
+from firezone.web.edit import MSG_FORBIDDEN, edit_page, refusal_message
 from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
 from firezone.web.session import admin_required, not_found
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
@@ -267,10 +267,8 @@ def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpR
         if action == "revoke_all":
             count = tokens_delete_for_actor(subject=subject, actor=actor)
             return redirect_info(request, here, f"{count} token(s) were revoked.")
-    except Refused as exc:
-        return redirect_error(request, here, exc.message)
-    except Unauthorized:
-        return redirect_error(request, here, MSG_FORBIDDEN)
+    except (Refused, Unauthorized) as exc:
+        return redirect_error(request, here, refusal_message(exc))
     return HttpResponseRedirect(here)
 
 

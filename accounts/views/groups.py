@@ -39,7 +39,7 @@ from accounts.services.groups import (
     group_update,
 )
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
-from firezone.web.edit import MSG_FORBIDDEN, edit_page
+from firezone.web.edit import edit_page, refusal_message
 from firezone.web.pages import account_url, action_of, redirect_error, uuids_in
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
@@ -225,10 +225,8 @@ def _detail_event(request: HttpRequest, account: Account, group: ActorGroup) -> 
     if action_of(request) == "delete":
         try:
             group_delete(subject=request.subject, group=group)
-        except Refused as exc:
-            return redirect_error(request, here, exc.message)
-        except Unauthorized:
-            return redirect_error(request, here, MSG_FORBIDDEN)
+        except (Refused, Unauthorized) as exc:
+            return redirect_error(request, here, refusal_message(exc))
         return HttpResponseRedirect(account_url(account, "groups"))
     return HttpResponseRedirect(here)
 

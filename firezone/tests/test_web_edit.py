@@ -80,9 +80,7 @@ def test_service_errors_accept_the_exception_itself() -> None:
 def test_refusal_messages() -> None:
     assert refusal_message(Refused("Last admin")) == "Last admin"
     assert refusal_message(Unauthorized(reason="missing_permissions")) == MSG_FORBIDDEN
-    assert refusal_message(Unauthorized("Global relays cannot be deleted.", reason="x")) == (
-        "Global relays cannot be deleted."
-    )
+    assert refusal_message(Unauthorized("Global relays cannot be deleted.")) == MSG_FORBIDDEN
 
 
 # --- edit_page -------------------------------------------------------------------------------

@@ -34,11 +34,10 @@ MSG_FORBIDDEN = "You don't have permissions to perform this action."
 
 
 def refusal_message(exc: Refused | Unauthorized) -> str:
-    """The flash of a refused change. A missing permission reads the same on every page; other
-    refusals (last admin, global relay group, plan limit…) carry their own sentence."""
-    if isinstance(exc, Unauthorized) and exc.reason in ("missing_permissions", "unauthorized"):
-        return MSG_FORBIDDEN
-    return exc.message
+    """The flash of a refused change: a missing permission reads the same on every page (also
+    for read-only objects such as global relays); other refusals (last admin, plan limit…)
+    carry their own sentence."""
+    return MSG_FORBIDDEN if isinstance(exc, Unauthorized) else exc.message
 
 
 def edit_page(

@@ -25,7 +25,7 @@ from django.shortcuts import render
 
 from accounts.models import Account, Actor
 from firezone.errors import Refused, Unauthorized
-from firezone.web.edit import MSG_FORBIDDEN, edit_page
+from firezone.web.edit import edit_page, refusal_message
 from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable
@@ -232,10 +232,8 @@ def _detail_event(request: HttpRequest, account: Account, client: Client) -> Htt
         elif action == "delete":
             client_delete(subject=subject, client=client)
             return redirect_info(request, account_url(account, "clients"), MSG_DELETED)
-    except Refused as exc:
-        return redirect_error(request, here, exc.message)
-    except Unauthorized:
-        return redirect_error(request, here, MSG_FORBIDDEN)
+    except (Refused, Unauthorized) as exc:
+        return redirect_error(request, here, refusal_message(exc))
     return HttpResponseRedirect(here)
 
 

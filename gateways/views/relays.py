@@ -25,7 +25,7 @@ from django.shortcuts import render
 
 from accounts.models import Account
 from firezone.errors import NotFound, Refused, Unauthorized
-from firezone.web.edit import MSG_FORBIDDEN, edit_page
+from firezone.web.edit import MSG_FORBIDDEN, edit_page, refusal_message
 from firezone.web.pages import (
     account_url,
     action_of,
@@ -225,10 +225,8 @@ def _group_event(request: HttpRequest, account: Account, group: RelayGroup) -> H
         if action == "delete":
             relay_group_delete(subject=request.subject, group=group)
             return HttpResponseRedirect(_list_url(account))
-    except Refused as exc:
-        return redirect_error(request, here, exc.message)
-    except Unauthorized:
-        return redirect_error(request, here, MSG_FORBIDDEN)
+    except (Refused, Unauthorized) as exc:
+        return redirect_error(request, here, refusal_message(exc))
     return HttpResponseRedirect(here)
 
 
@@ -344,7 +342,7 @@ def relay_group_new_token(request: HttpRequest, account: Account, id: str) -> Ht
     try:
         issued = relay_group_token_create(subject=request.subject, group=group)
     except (Refused, Unauthorized) as exc:
-        return redirect_error(request, _group_url(account, group), exc.message)
+        return redirect_error(request, _group_url(account, group), refusal_message(exc))
     env = _env(issued.encoded)
     context = {
         "page_title": "New Relay",

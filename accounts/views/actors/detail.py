@@ -36,7 +36,7 @@ from accounts.views.actors.common import (
     online_ids,
 )
 from firezone.errors import NotFound, Refused, Unauthorized
-from firezone.web.edit import MSG_FORBIDDEN
+from firezone.web.edit import refusal_message
 from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
 from firezone.web.ratelimit import Limit
 from firezone.web.session import admin_required
@@ -181,10 +181,8 @@ def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpR
         if action == "revoke_all":
             count = tokens_delete_for_actor(subject=subject, actor=actor)
             return redirect_info(request, here, f"{count} token(s) were revoked.")
-    except Refused as exc:
-        return redirect_error(request, here, exc.message)
-    except Unauthorized:
-        return redirect_error(request, here, MSG_FORBIDDEN)
+    except (Refused, Unauthorized) as exc:
+        return redirect_error(request, here, refusal_message(exc))
     return HttpResponseRedirect(here)
 
 
