@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Final, TypeVar
 
 from firezone.addresses import IPAddress, IPNetwork, host_network, parse_cidr, parse_ip
+from firezone.errors import ValidationFailed
 from resources.time_windows import (
     ConditionValueError,
     parse_day_of_week_time_ranges,
@@ -330,32 +331,6 @@ def _operator_message(prop: str) -> str:
     return "must be one of: " + ", ".join(OPERATORS_BY_PROPERTY[prop])
 
 
-class ConditionError(ValueError):
-    """One invalid condition; `errors` maps `property`/`operator`/`values` to messages."""
-
-    def __init__(self, errors: Mapping[str, list[str]]) -> None:
-        self.errors: dict[str, list[str]] = {key: list(msgs) for key, msgs in errors.items()}
-        first_key = next(iter(self.errors))
-        self.message: str = self.errors[first_key][0]
-        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in self.errors.items()))
-
-
-class ConditionsError(ValueError):
-    """Invalid conditions list; `errors` maps the index of each bad condition to its errors."""
-
-    def __init__(self, errors: Mapping[int, Mapping[str, list[str]]]) -> None:
-        self.errors: dict[int, dict[str, list[str]]] = {i: dict(e) for i, e in errors.items()}
-        first = self.errors[next(iter(self.errors))]
-        self.message: str = first[next(iter(first))][0]
-        super().__init__(
-            "; ".join(
-                f"{index}.{field}: {', '.join(msgs)}"
-                for index, fields in self.errors.items()
-                for field, msgs in fields.items()
-            )
-        )
-
-
 def _clean_values(prop: str, values: list[str]) -> tuple[list[str], list[str]]:
     """Normalised values and error messages for a known property."""
     errors: list[str] = []
@@ -404,7 +379,8 @@ def clean_condition(data: Mapping[str, object], *, resource_type: str | None = N
 
     Defaults: property `remote_ip_location_region`, operator `is_in`; values are trimmed. Country
     codes are upper-cased and provider ids canonicalised. With `resource_type="internet"` the time
-    condition is refused (the UI never offers it there). Raises ConditionError.
+    condition is refused (the UI never offers it there). Raises `ValidationFailed` keyed by
+    `property` / `operator` / `values`.
     """
     prop = data.get("property") or DEFAULT_PROPERTY.value
     operator = data.get("operator") or DEFAULT_OPERATOR.value
@@ -414,7 +390,7 @@ def clean_condition(data: Mapping[str, object], *, resource_type: str | None = N
     errors: dict[str, list[str]] = {}
 
     if not isinstance(prop, str) or prop not in OPERATORS_BY_PROPERTY:
-        raise ConditionError({"property": [MSG_PROPERTY_NOT_SUPPORTED]})
+        raise ValidationFailed({"property": [MSG_PROPERTY_NOT_SUPPORTED]})
     if resource_type == "internet" and prop == Property.CURRENT_UTC_DATETIME:
         errors["property"] = [MSG_PROPERTY_NOT_FOR_INTERNET]
     if not isinstance(operator, str) or operator not in OPERATORS_BY_PROPERTY[prop]:
@@ -431,28 +407,29 @@ def clean_condition(data: Mapping[str, object], *, resource_type: str | None = N
         values = cleaned
 
     if errors:
-        raise ConditionError(errors)
+        raise ValidationFailed(errors)
     return Condition(property=prop, operator=operator, values=tuple(values))
 
 
 def clean_conditions(
     data: Iterable[Mapping[str, object]] | None, *, resource_type: str | None = None
 ) -> list[Condition]:
-    """Validate a conditions list from user input; raises ConditionsError keyed by index."""
+    """Validate a conditions list from user input; raises `ValidationFailed` keyed
+    `conditions.<index>.<field>` (the keys of the policy services' errors)."""
     if data is None:
         return []
     if isinstance(data, str | bytes | Mapping):
-        raise ConditionsError({0: {"conditions": [MSG_VALUES_INVALID]}})
+        raise ValidationFailed({"conditions.0.conditions": [MSG_VALUES_INVALID]})
     cleaned: list[Condition] = []
-    errors: dict[int, dict[str, list[str]]] = {}
+    errors: dict[str, list[str]] = {}
     for index, item in enumerate(data):
         if not isinstance(item, Mapping):
-            errors[index] = {"condition": [MSG_VALUES_INVALID]}
+            errors[f"conditions.{index}.condition"] = [MSG_VALUES_INVALID]
             continue
         try:
             cleaned.append(clean_condition(item, resource_type=resource_type))
-        except ConditionError as exc:
-            errors[index] = exc.errors
+        except ValidationFailed as exc:
+            errors.update({f"conditions.{index}.{key}": msgs for key, msgs in exc.errors.items()})
     if errors:
-        raise ConditionsError(errors)
+        raise ValidationFailed(errors)
     return cleaned

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -98,7 +99,9 @@ def safe_redirect_to(account: Account, redirect_to: str | None) -> str | None:
 
 def post_sign_in_url(account: Account, params: SignInParams) -> str:
     """Where a signed-in admin goes: an in-account `redirect_to`, else the Sites page (§3.9)."""
-    return safe_redirect_to(account, params.redirect_to) or f"/{account_path(account)}/sites"
+    return safe_redirect_to(account, params.redirect_to) or reverse(
+        "sites", kwargs={"account": account_path(account)}
+    )
 
 
 # --- request context -----------------------------------------------------------------------------
@@ -240,7 +243,7 @@ def admin_required(view: View) -> View:
         subject = fetch_subject(request, found, type="browser")
         if subject is None:
             messages.error(request, MSG_SIGN_IN_REQUIRED)
-            target = f"/{account}"
+            target = reverse("sign_in", kwargs={"account": account})
             if request.method == "GET":
                 target += "?" + urlencode({"redirect_to": request.get_full_path()})
             return _redirect(request, target)

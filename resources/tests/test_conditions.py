@@ -10,12 +10,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from firezone.errors import ValidationFailed
 from resources import conditions as c
 from resources import time_windows as tw
 from resources.conditions import (
     Condition,
-    ConditionError,
-    ConditionsError,
     ConditionValueError,
     RequestContext,
     Result,
@@ -430,27 +429,26 @@ def test_clean_conditions_normalises() -> None:
     ],
 )
 def test_clean_condition_errors(data: dict[str, object], errors: dict[str, list[str]]) -> None:
-    with pytest.raises(ConditionError) as info:
+    with pytest.raises(ValidationFailed) as info:
         c.clean_condition(data)
     assert info.value.errors == errors
 
 
 def test_time_condition_refused_for_internet_resource() -> None:
     data = cond("current_utc_datetime", "is_in_day_of_week_time_ranges", "M/true/UTC")
-    with pytest.raises(ConditionError) as info:
+    with pytest.raises(ValidationFailed) as info:
         c.clean_condition(data, resource_type="internet")
     assert info.value.errors == {"property": [c.MSG_PROPERTY_NOT_FOR_INTERNET]}
     assert c.clean_condition(data, resource_type="dns").values == ("M/true/UTC",)
 
 
 def test_clean_conditions_reports_by_index() -> None:
-    with pytest.raises(ConditionsError) as info:
+    with pytest.raises(ValidationFailed) as info:
         c.clean_conditions([{"values": ["US"]}, cond("provider_id", "is_in", "x"), "junk"])  # type: ignore[list-item]
     assert info.value.errors == {
-        1: {"values": ["x is not a valid provider ID"]},
-        2: {"condition": ["is invalid"]},
+        "conditions.1.values": ["x is not a valid provider ID"],
+        "conditions.2.condition": ["is invalid"],
     }
-    assert info.value.message == "x is not a valid provider ID"
 
 
 # --- properties ---------------------------------------------------------------------------------
