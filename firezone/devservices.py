@@ -268,8 +268,8 @@ class _RunPrinter:
         self.printer.write(message._replace(data=text))
 
 
-def _banner(env: dict[str, str], seed_text: str, port: str) -> str:
-    url = env.get("EXTERNAL_URL", f"http://localhost:{port}").rstrip("/")
+def _banner(env: dict[str, str], seed_text: str) -> str:
+    url = env["EXTERNAL_URL"].rstrip("/")
     rule = "-" * 78
     return (
         f"\n{rule}\n{seed_text.rstrip()}\n\n"
@@ -292,6 +292,7 @@ def cmd_run() -> int:
         # The worker runs as root on some dev VMs; celery's warning about it is not news here.
         env.setdefault("PYTHONWARNINGS", "ignore:You're running the worker with superuser")
         port = env.get("PORT", "8000")
+        env.setdefault("EXTERNAL_URL", f"http://localhost:{port}")
         print("[devservices] migrating...", file=sys.stderr, flush=True)
         _manage(["migrate", "--noinput", "-v", "0"], env)
         if SEED_TEXT.exists() and not os.environ.get("DATABASE_URL"):
@@ -317,7 +318,7 @@ def cmd_run() -> int:
             # After start-up, so the sign-in details are the last thing on the screen.
             if printer.web_ready.wait(300):
                 printer.worker_ready.wait(30)
-                banner = _banner(env, seed_text, port)
+                banner = _banner(env, seed_text)
                 manager.events.put(Message("line", banner, datetime.now(), "banner", None))
 
         threading.Thread(target=announce, daemon=True).start()
