@@ -32,7 +32,7 @@ class OpenIDConnectFamily(AdapterSpec):
 
     consent = True
     oidc_sign_in = True
-    secret_config_keys = ("client_secret",)
+    secret_config_keys: ClassVar[tuple[str, ...]] = ("client_secret",)
     # Scopes `scope` must contain; the default scope is all of them unless `default_scope`.
     required_scopes: ClassVar[tuple[str, ...]]
     default_scope: ClassVar[str | None] = None
