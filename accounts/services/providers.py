@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.auth import P, Subject, ensure_permissions, trail_for
 from accounts.features import feature_enabled
-from accounts.models import Account, AuthIdentity, AuthProvider, Token
+from accounts.models import Account, AuthProvider, Token
 from accounts.providers import (  # noqa: F401  (re-exported for the provider forms and views)
     CONSENT_ADAPTERS,
     DEFAULT_SCOPES,
@@ -31,7 +31,7 @@ from accounts.providers import (  # noqa: F401  (re-exported for the provider fo
 from accounts.providers.base import MSG_BLANK, MSG_INVALID
 from accounts.selectors.providers import stale_synced_actors
 from accounts.services._names import clean_display_name
-from accounts.services.identities import is_email
+from accounts.services.identities import identity_connect_admin
 from firezone import changes
 from firezone.errors import Refused, ValidationFailed
 from firezone.lookup import get_or_not_found
@@ -57,17 +57,6 @@ UNIQUE_MESSAGES = {
     "accounts_authprovider_pkey": ("id", "has already been taken"),
 }
 PENDING_ACCESS_TOKEN = "pending_access_token"
-
-
-def default_provisioner(adapter: str) -> str:
-    """Directory-sync adapters provision through sync (`custom`), the others manually."""
-    return adapter_spec(adapter).provisioner()
-
-
-def clean_adapter_config(adapter: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validate and normalise `adapter_config` for `adapter` (§1.5); strings are trimmed.
-    Errors are reported as `adapter_config.<key>`."""
-    return adapter_spec(adapter).clean_config(dict(config or {}))
 
 
 def _save(provider: AuthProvider, *, creating: bool) -> None:
@@ -103,12 +92,14 @@ def _build(
     elif adapter not in allowed:
         errors["adapter"] = [MSG_INVALID]
     else:
-        provisioner = provisioner or default_provisioner(adapter)
+        spec = adapter_spec(adapter)
+        provisioner = provisioner or spec.provisioner()
         # Every adapter offers exactly its default provisioner (§1.5).
-        if provisioner != default_provisioner(adapter):
+        if provisioner != spec.provisioner():
             errors["provisioner"] = [MSG_INVALID]
         try:
-            clean_config = clean_adapter_config(adapter, adapter_config)
+            # Strings are trimmed; errors are reported as `adapter_config.<key>`.
+            clean_config = spec.clean_config(dict(adapter_config or {}))
         except ValidationFailed as exc:
             errors.update(exc.errors)
     if id is not None:
@@ -235,7 +226,7 @@ def provider_update(
         errors.update(exc.errors)
     try:
         if adapter_config is not None:
-            clean_config = clean_adapter_config(provider.adapter, adapter_config)
+            clean_config = adapter_spec(provider.adapter).clean_config(dict(adapter_config))
     except ValidationFailed as exc:
         errors.update(exc.errors)
     if errors:
@@ -365,51 +356,6 @@ def provider_clear_default(*, subject: Subject) -> None:
 # --- the admin's OAuth consent (portal.md §4.13.7) ------------------------------------------------
 
 
-def _connected_identity(
-    subject: Subject,
-    provider: AuthProvider,
-    *,
-    identifier: str,
-    email: str | None,
-    provider_state: Mapping[str, Any],
-) -> AuthIdentity:
-    """Create or update the subject's identity at `provider` for the IdP user `identifier`.
-    An identity of that IdP user belonging to another actor is refused: the admin must consent
-    as themselves. An unused identity of the admin pre-created with their email takes the IdP
-    identifier (as at sign-in)."""
-    mine = AuthIdentity.objects.select_for_update().filter(
-        account_id=subject.account_id, provider=provider
-    )
-    identity = mine.filter(provider_identifier=identifier).first()
-    if identity is not None and identity.actor_id != subject.actor_id:
-        raise Refused("The IdP user belongs to another actor.", code="identity_of_another_actor")
-    if identity is None and email:
-        identity = mine.filter(
-            actor_id=subject.actor_id, provider_identifier=email, last_seen_at__isnull=True
-        ).first()
-    clean_email = email if email and is_email(email) else None
-    if identity is None:
-        identity = AuthIdentity(
-            actor_id=subject.actor_id,
-            provider=provider,
-            account_id=subject.account_id,
-            provider_identifier=identifier,
-            email=clean_email,
-            provider_state=dict(provider_state),
-            **subject.trail(),
-        )
-        identity.save(force_insert=True)
-        changes.inserted(identity, subject=subject)
-        return identity
-    old = changes.row_image(identity)
-    identity.provider_identifier = identifier
-    identity.email = clean_email or identity.email
-    identity.provider_state = dict(provider_state)
-    identity.save(update_fields=["provider_identifier", "email", "provider_state"])
-    changes.updated(old, identity, subject=subject)
-    return identity
-
-
 @transaction.atomic
 def provider_connect_admin(
     *,
@@ -433,9 +379,9 @@ def provider_connect_admin(
         raise ValidationFailed({"provider_identifier": [MSG_INVALID]})
     try:
         with transaction.atomic():
-            _connected_identity(
-                subject,
-                provider,
+            identity_connect_admin(
+                subject=subject,
+                provider=provider,
                 identifier=identifier,
                 email=email.strip() if isinstance(email, str) else None,
                 provider_state=provider_state,
