@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from firezone.fields import CITextField
+from firezone.models import LastSeenLocation
 
 
 class CreatedBy(models.TextChoices):
@@ -380,7 +381,18 @@ class ActorGroupMembership(models.Model):
         return f"{self.actor_id} in {self.group_id}"
 
 
-class AuthIdentity(models.Model):
+class LastSeen(LastSeenLocation):
+    """Last use of a sign-in (identity) or a secret (token): unknown until first seen."""
+
+    last_seen_user_agent = models.CharField(max_length=255, null=True, blank=True)
+    last_seen_remote_ip = models.GenericIPAddressField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class AuthIdentity(LastSeen):
     """An actor's identity at one provider (domain.md §1.6)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -391,13 +403,6 @@ class AuthIdentity(models.Model):
     email = CITextField(null=True, blank=True)
     # Secret: password hash, OIDC tokens, email sign-in bookkeeping.
     provider_state = models.JSONField(default=dict, blank=True)
-    last_seen_user_agent = models.CharField(max_length=255, null=True, blank=True)
-    last_seen_remote_ip = models.GenericIPAddressField(null=True, blank=True)
-    last_seen_remote_ip_location_region = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_city = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_lat = models.FloatField(null=True, blank=True)
-    last_seen_remote_ip_location_lon = models.FloatField(null=True, blank=True)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
     created_by = created_by_field()
     created_by_subject = created_by_subject_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="auth_identities")
@@ -421,7 +426,7 @@ class AuthIdentity(models.Model):
         return self.email or self.provider_identifier
 
 
-class Token(models.Model):
+class Token(LastSeen):
     """An authentication secret of any principal kind (domain.md §1.7, format in §2.7)."""
 
     class Type(models.TextChoices):
@@ -464,13 +469,6 @@ class Token(models.Model):
     created_by_subject = created_by_subject_field()
     created_by_user_agent = models.CharField(max_length=255, null=True, blank=True)
     created_by_remote_ip = models.GenericIPAddressField(null=True, blank=True)
-    last_seen_user_agent = models.CharField(max_length=255, null=True, blank=True)
-    last_seen_remote_ip = models.GenericIPAddressField(null=True, blank=True)
-    last_seen_remote_ip_location_region = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_city = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_lat = models.FloatField(null=True, blank=True)
-    last_seen_remote_ip_location_lon = models.FloatField(null=True, blank=True)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
     # NULL = never expires (gateway and relay tokens).
     expires_at = models.DateTimeField(null=True, blank=True)
     inserted_at = models.DateTimeField(auto_now_add=True)

@@ -1,4 +1,5 @@
-"""Project-wide models: the change log every domain write records (`firezone.changes`)."""
+"""Project-wide models: the change log every domain write records (`firezone.changes`), and the
+abstract columns more than one app's tables share."""
 
 from __future__ import annotations
 
@@ -50,3 +51,25 @@ class ChangeLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lsn} {self.op} {self.table}"
+
+
+# The columns of `LastSeenLocation`, for the lists of columns that include them.
+LAST_SEEN_LOCATION = (
+    "last_seen_remote_ip_location_region",
+    "last_seen_remote_ip_location_city",
+    "last_seen_remote_ip_location_lat",
+    "last_seen_remote_ip_location_lon",
+)
+
+
+class LastSeenLocation(models.Model):
+    """Where a session or device was last seen from, by GeoIP (`firezone.geo`): the lookup may
+    miss, so every column is nullable. Abstract: its columns live in each inheriting table."""
+
+    last_seen_remote_ip_location_region = models.TextField(null=True, blank=True)  # noqa: DJ001
+    last_seen_remote_ip_location_city = models.TextField(null=True, blank=True)  # noqa: DJ001
+    last_seen_remote_ip_location_lat = models.FloatField(null=True, blank=True)
+    last_seen_remote_ip_location_lon = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        abstract = True

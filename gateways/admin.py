@@ -9,18 +9,10 @@ from django.utils.html import format_html
 from accounts.models import CreatedBy, Token
 from firezone.web.admin import NoAddAdminMixin, ReadOnlyAdminMixin, changelist_link
 from gateways.models import Client, Gateway, NetworkAddress, Relay, RelayGroup, Site
+from gateways.services._upsert import LAST_SEEN_COLUMNS
 
 TIMESTAMPS = ("inserted_at", "updated_at")
-LAST_SEEN = (
-    "last_seen_user_agent",
-    "last_seen_remote_ip",
-    "last_seen_remote_ip_location_region",
-    "last_seen_remote_ip_location_city",
-    "last_seen_remote_ip_location_lat",
-    "last_seen_remote_ip_location_lon",
-    "last_seen_version",
-    "last_seen_at",
-)
+LAST_SEEN = (*LAST_SEEN_COLUMNS, "last_seen_at")
 SYSTEM_SUBJECT = {"name": "System", "email": None}
 
 

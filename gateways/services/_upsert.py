@@ -20,6 +20,7 @@ from django.db import IntegrityError, connection, models, transaction
 from accounts.auth import Context, Subject
 from accounts.validation import MSG_BLANK, MSG_INVALID
 from firezone import changes
+from firezone.models import LAST_SEEN_LOCATION
 from firezone.versions import parse_version
 from gateways.services._common import constraint_error
 
@@ -29,10 +30,7 @@ M = TypeVar("M", bound=models.Model)
 LAST_SEEN_COLUMNS = (
     "last_seen_user_agent",
     "last_seen_remote_ip",
-    "last_seen_remote_ip_location_region",
-    "last_seen_remote_ip_location_city",
-    "last_seen_remote_ip_location_lat",
-    "last_seen_remote_ip_location_lon",
+    *LAST_SEEN_LOCATION,
     "last_seen_version",
 )
 
@@ -218,9 +216,12 @@ def run_upsert_with_previous(
         if (error := constraint_error(exc, constraints or {})) is None:
             raise
         raise error from exc
-    count = len(model._meta.concrete_fields)
+    fields = model._meta.concrete_fields
+    count = len(fields)
     row = _load(model, values[:count])
-    previous = _load(model, values[count:]) if values[count] is not None else None
+    # The previous row's columns are NULLs when there was none, its primary key included.
+    previous_pk = values[count + fields.index(model._meta.pk)]
+    previous = _load(model, values[count:]) if previous_pk is not None else None
     return row, previous
 
 
