@@ -12,7 +12,8 @@ only a `publish_seen` event for the admin pages on `portal.<account_id>`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, connection, models, transaction
@@ -22,7 +23,8 @@ from accounts.validation import MSG_BLANK, MSG_INVALID
 from firezone import changes
 from firezone.models import LAST_SEEN_LOCATION
 from firezone.versions import parse_version
-from gateways.services._common import constraint_error
+from gateways.models import random_psk_base
+from gateways.services._common import constraint_error, length_errors, public_key_errors
 
 M = TypeVar("M", bound=models.Model)
 
@@ -52,6 +54,36 @@ def last_seen_values(context: Context, errors: dict[str, list[str]]) -> dict[str
         "last_seen_remote_ip_location_lat": context.remote_ip_location_lat,
         "last_seen_remote_ip_location_lon": context.remote_ip_location_lon,
         "last_seen_version": version,
+    }
+
+
+# What a gateway or client (`TunnelDevice`) sends on connect, with the id and PSK seed an insert
+# takes (`tunnel_device_values`).
+TUNNEL_DEVICE_COLUMNS = ("id", "external_id", "name", "public_key", "psk_base")
+
+
+def tunnel_device_values(
+    *,
+    external_id: str,
+    name: str | None,
+    default_name: Callable[[], str],
+    public_key: str,
+    errors: dict[str, list[str]],
+) -> dict[str, Any]:
+    """The `TUNNEL_DEVICE_COLUMNS` of a connecting gateway or client: its external id and name
+    stripped (`default_name()` when it sent none), a new id and PSK seed for the insert; the
+    messages of invalid values go to `errors`."""
+    external_id = (external_id or "").strip()
+    errors["external_id"] = length_errors(external_id)
+    name = default_name() if name is None else name.strip()
+    errors["name"] = length_errors(name)
+    errors["public_key"] = public_key_errors(public_key)
+    return {
+        "id": uuid.uuid4(),
+        "external_id": external_id,
+        "name": name,
+        "public_key": public_key,
+        "psk_base": random_psk_base(),
     }
 
 
