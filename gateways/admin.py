@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Model
 from django.http import HttpRequest
 from django.utils.html import format_html
 
@@ -14,6 +15,19 @@ from gateways.services._upsert import LAST_SEEN_COLUMNS
 TIMESTAMPS = ("inserted_at", "updated_at")
 LAST_SEEN = (*LAST_SEEN_COLUMNS, "last_seen_at")
 SYSTEM_SUBJECT = {"name": "System", "email": None}
+
+
+def _members_and_tokens(
+    group: Site | RelayGroup, members: type[Model], label: str, token_field: str
+) -> str:
+    """Links to a group's members (their `group` FK) and to its tokens (their `token_field`)."""
+    if group.pk is None:
+        return "-"
+    return format_html(
+        "{} | {}",
+        changelist_link(members, label, group__id__exact=group.pk),
+        changelist_link(Token, "Tokens", **{f"{token_field}__id__exact": group.pk}),
+    )
 
 
 @admin.register(Site)
@@ -35,13 +49,7 @@ class SiteAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="related")
     def related_links(self, obj: Site) -> str:
-        if obj.pk is None:
-            return "-"
-        return format_html(
-            "{} | {}",
-            changelist_link(Gateway, "Gateways", group__id__exact=obj.pk),
-            changelist_link(Token, "Tokens", gateway_group__id__exact=obj.pk),
-        )
+        return _members_and_tokens(obj, Gateway, "Gateways", "gateway_group")
 
 
 @admin.register(Gateway)
@@ -94,13 +102,7 @@ class RelayGroupAdmin(admin.ModelAdmin):
 
     @admin.display(description="related")
     def related_links(self, obj: RelayGroup) -> str:
-        if obj.pk is None:
-            return "-"
-        return format_html(
-            "{} | {}",
-            changelist_link(Relay, "Relays", group__id__exact=obj.pk),
-            changelist_link(Token, "Tokens", relay_group__id__exact=obj.pk),
-        )
+        return _members_and_tokens(obj, Relay, "Relays", "relay_group")
 
 
 @admin.register(Relay)
