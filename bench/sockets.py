@@ -56,7 +56,6 @@ import os
 import platform
 import random
 import resource
-import secrets
 import shlex
 import socket
 import statistics
@@ -74,6 +73,7 @@ from urllib.parse import urlencode
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
+from bench._env import configure_environment as bench_environment  # noqa: E402
 from firezone.devservices import DAPHNE_SOCKET_OPTIONS  # noqa: E402
 
 CLIENT_UA = "Mac OS/14.5 (arm64) connlib/1.4.0"
@@ -95,21 +95,12 @@ now = time.monotonic  # CLOCK_MONOTONIC: comparable between this process and the
 
 def configure_environment() -> dict[str, str]:
     """The settings shared by this process (seeding), the service worker and every daphne."""
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        if not os.environ.get(name):
-            raise SystemExit(
-                f"{name} is not set: run through `make bench` or "
-                "`python -m firezone.devservices exec -- python bench/sockets.py`"
-            )
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.update(
-        DEBUG="false",  # DEBUG keeps every SQL query in memory: not what production runs
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SETTINGS_MODULE="firezone.settings",
+    return bench_environment(
+        make_target="bench",
+        script="sockets.py",
+        allowed_hosts="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
-        FIREZONE_TESTING="false",
     )
-    return dict(os.environ)
 
 
 def setup_django() -> None:
