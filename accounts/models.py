@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.fields.json import KeyTextTransform
 
+from accounts.features import ACCOUNT_FEATURES
 from firezone.fields import CITextField
 from firezone.models import LastSeenLocation
 
@@ -44,15 +45,7 @@ class Account(models.Model):
 
     # Keys of the `features` (booleans, missing = off) and `limits` (int >= 0, null = unlimited)
     # objects; the billing sync keeps only these.
-    FEATURES = (
-        "policy_conditions",
-        "multi_site_resources",
-        "traffic_filters",
-        "self_hosted_relays",
-        "idp_sync",
-        "rest_api",
-        "internet_resource",
-    )
+    FEATURES = ACCOUNT_FEATURES
     LIMITS = (
         "users_count",
         "monthly_active_users_count",
