@@ -74,7 +74,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from bench._env import configure_environment as bench_environment  # noqa: E402
-from firezone.devservices import DAPHNE_SOCKET_OPTIONS  # noqa: E402
+from firezone.devservices import DAPHNE_SOCKET_OPTIONS, free_port, stop_process  # noqa: E402
 
 CLIENT_UA = "Mac OS/14.5 (arm64) connlib/1.4.0"
 GATEWAY_UA = "Linux/24.04 gateway/1.4.17"
@@ -390,12 +390,6 @@ class ServiceWorker:
 # ------------------------------------------------------------------ the servers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -443,7 +437,7 @@ def daphne(env: dict[str, str], workdir: Path, name: str, app: str = REAL_APP) -
     """One daphne process with the production socket options (the bare consumer gets exactly
     the same command line); a deep listen backlog so a burst of connects is not throttled by
     SYN retries."""
-    port = _free_port()
+    port = free_port()
     log_path = workdir / f"daphne-{name}.log"
     command = [
         sys.executable, "-m", "daphne",
@@ -472,12 +466,7 @@ def daphne(env: dict[str, str], workdir: Path, name: str, app: str = REAL_APP) -
     finally:
         # Stopped before the bench closes its sockets: thousands of disconnect handlers would
         # only load the machine for the next phase.
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
         log_summary(log_path, name)
 
 

@@ -32,10 +32,21 @@ DATA_DIR = BASE_DIR / ".data"
 DAPHNE_SOCKET_OPTIONS = "--websocket_timeout -1 --ping-interval 25 --ping-timeout 30"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on (the benchmark's servers use it too)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; reaped either way."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextlib.contextmanager
@@ -74,7 +85,7 @@ def _redis_binary() -> str:
 @contextlib.contextmanager
 def redis_server(workdir: Path) -> Iterator[str]:
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(  # noqa: S603
         [
             _redis_binary(),
@@ -98,11 +109,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
                 time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 5)
 
 
 @contextlib.contextmanager
