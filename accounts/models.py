@@ -19,7 +19,7 @@ from django.db.models.fields.json import KeyTextTransform
 
 from accounts.features import ACCOUNT_FEATURES
 from firezone.fields import CITextField
-from firezone.models import LastSeenLocation
+from firezone.models import Disableable, LastSeenLocation
 
 
 class CreatedBy(models.TextChoices):
@@ -40,7 +40,7 @@ def created_by_subject_field() -> models.JSONField:
     return models.JSONField(null=True, blank=True)
 
 
-class Account(models.Model):
+class Account(Disableable, models.Model):
     """A tenant (domain.md §1.1). `features`/`limits` are replaced wholesale, config merged."""
 
     # Keys of the `features` (booleans, missing = off) and `limits` (int >= 0, null = unlimited)
@@ -82,14 +82,6 @@ class Account(models.Model):
         return f"{self.name} ({self.slug})"
 
     @property
-    def is_active(self) -> bool:
-        return self.disabled_at is None
-
-    @property
-    def is_disabled(self) -> bool:
-        return self.disabled_at is not None
-
-    @property
     def stripe(self) -> dict:
         return (self.metadata or {}).get("stripe") or {}
 
@@ -99,7 +91,7 @@ class Account(models.Model):
         return self.stripe.get("product_name") or "Starter"
 
 
-class Actor(models.Model):
+class Actor(Disableable, models.Model):
     """A principal of an account: user, admin, service account or API client (domain.md §1.2)."""
 
     class Type(models.TextChoices):
@@ -150,20 +142,12 @@ class Actor(models.Model):
         return self.type == self.Type.API_CLIENT
 
     @property
-    def is_active(self) -> bool:
-        return self.disabled_at is None
-
-    @property
-    def is_disabled(self) -> bool:
-        return self.disabled_at is not None
-
-    @property
     def is_synced(self) -> bool:
         """Managed by IdP directory sync (its name comes from the IdP)."""
         return self.last_synced_at is not None
 
 
-class AuthProvider(models.Model):
+class AuthProvider(Disableable, models.Model):
     """An identity provider configured for an account (domain.md §1.5)."""
 
     class Adapter(models.TextChoices):
@@ -255,10 +239,6 @@ class AuthProvider(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.adapter})"
-
-    @property
-    def is_disabled(self) -> bool:
-        return self.disabled_at is not None
 
     @property
     def is_sync_adapter(self) -> bool:

@@ -3,6 +3,8 @@ abstract columns more than one app's tables share."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import Q
 
@@ -51,6 +53,20 @@ class ChangeLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lsn} {self.op} {self.table}"
+
+
+class Disableable:
+    """`is_active` / `is_disabled` of a row with a `disabled_at` column (NULL = enabled)."""
+
+    disabled_at: datetime | None
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
 
 
 # The columns of `LastSeenLocation`, for the lists of columns that include them.
