@@ -49,10 +49,7 @@ def last_seen_values(context: Context, errors: dict[str, list[str]]) -> dict[str
     return {
         "last_seen_user_agent": user_agent,
         "last_seen_remote_ip": context.remote_ip,
-        "last_seen_remote_ip_location_region": context.remote_ip_location_region,
-        "last_seen_remote_ip_location_city": context.remote_ip_location_city,
-        "last_seen_remote_ip_location_lat": context.remote_ip_location_lat,
-        "last_seen_remote_ip_location_lon": context.remote_ip_location_lon,
+        **context.last_seen_location(),
         "last_seen_version": version,
     }
 
