@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from accounts.features import ACCOUNT_FEATURES
+from accounts.tokens import TokenType
 from firezone.fields import CITextField
 from firezone.models import Disableable, LastSeenLocation
 
@@ -402,13 +403,8 @@ class AuthIdentity(LastSeen):
 class Token(LastSeen):
     """An authentication secret of any principal kind (domain.md §1.7, format in §2.7)."""
 
-    class Type(models.TextChoices):
-        BROWSER = "browser"
-        CLIENT = "client"
-        API_CLIENT = "api_client"
-        RELAY_GROUP = "relay_group"
-        GATEWAY_GROUP = "gateway_group"
-        EMAIL = "email"
+    # The members of `accounts.tokens.TokenType` (the secrets' module needs no models).
+    Type = models.TextChoices("Type", [(t.name, t.value) for t in TokenType])
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     type = models.CharField(max_length=255, choices=Type.choices)
