@@ -22,33 +22,22 @@ from django.utils import timezone
 
 from accounts.features import feature_enabled, globally_enabled
 from accounts.forms.api_clients import NAME_HELP, ApiClientForm, ApiTokenForm
-from accounts.models import Account, Actor, Token
+from accounts.models import Account, Actor
 from accounts.selectors.actors import actor_get, actor_list
-from accounts.selectors.tokens import token_get, tokens_list_for_actor
-from accounts.services.actors import (
-    actor_create,
-    actor_delete,
-    actor_disable,
-    actor_enable,
-    actor_update,
-)
+from accounts.selectors.tokens import tokens_list_for_actor
+from accounts.services.actors import actor_create, actor_update
 from accounts.services.support_emails import rest_api_beta_request_send
-from accounts.services.tokens_admin import (
-    api_client_token_create,
-    token_delete,
-    tokens_delete_for_actor,
-)
-from firezone.errors import NotFound, Refused, Unauthorized
-from firezone.web.edit import MSG_FORBIDDEN, edit_page, refusal_message
-from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
+from accounts.services.tokens_admin import api_client_token_create
+from accounts.views.actors.common import actor_events
+from firezone.errors import NotFound, Unauthorized
+from firezone.web.edit import MSG_FORBIDDEN, edit_page
+from firezone.web.events import page_events
+from firezone.web.pages import account_url, action_of, redirect_error
 from firezone.web.session import admin_required, not_found
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 
 logger = logging.getLogger(__name__)
 
-MSG_DISABLED = "API Client was disabled."
-MSG_ENABLED = "API Client was enabled."
-MSG_TOKEN_REVOKED = "Token was revoked."
 MSG_BETA_FAILED = "The request could not be sent. Please try again later."
 BETA_REQUESTED_KEY = "fz_rest_api_beta_requested"
 
@@ -240,36 +229,10 @@ TOKENS_TABLE = LiveTable(
 )
 
 
-def _event_token(request: HttpRequest, actor: Actor) -> Token:
-    token = token_get(request.subject, token_id=request.POST.get("token_id"))
-    if token.actor_id != actor.pk:
-        raise NotFound()
-    return token
-
-
 def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpResponse:
-    subject = request.subject
     here = _client_url(account, actor)
-    action = action_of(request)
-    try:
-        if action == "disable":
-            actor_disable(subject=subject, actor=actor)
-            return redirect_info(request, here, MSG_DISABLED)
-        if action == "enable":
-            actor_enable(subject=subject, actor=actor)
-            return redirect_info(request, here, MSG_ENABLED)
-        if action == "delete":
-            actor_delete(subject=subject, actor=actor)
-            return HttpResponseRedirect(_list_url(account))
-        if action == "revoke_token":
-            token_delete(subject=subject, token=_event_token(request, actor))
-            return redirect_info(request, here, MSG_TOKEN_REVOKED)
-        if action == "revoke_all":
-            count = tokens_delete_for_actor(subject=subject, actor=actor)
-            return redirect_info(request, here, f"{count} token(s) were revoked.")
-    except (Refused, Unauthorized) as exc:
-        return redirect_error(request, here, refusal_message(exc))
-    return HttpResponseRedirect(here)
+    handlers = actor_events(request, actor, here=here, gone=_list_url(account), noun="API Client")
+    return page_events(request, here=here, handlers=handlers)
 
 
 @admin_required

@@ -38,8 +38,9 @@ from accounts.services.groups import (
     group_members_change,
     group_update,
 )
-from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
-from firezone.web.edit import edit_page, refusal_message
+from firezone.errors import NotFound, Refused, ValidationFailed
+from firezone.web.edit import edit_page
+from firezone.web.events import page_events
 from firezone.web.pages import account_url, action_of, redirect_error, uuids_in
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
@@ -221,14 +222,11 @@ POLICIES_TABLE = LiveTable(
 
 
 def _detail_event(request: HttpRequest, account: Account, group: ActorGroup) -> HttpResponse:
-    here = _group_url(account, group)
-    if action_of(request) == "delete":
-        try:
-            group_delete(subject=request.subject, group=group)
-        except (Refused, Unauthorized) as exc:
-            return redirect_error(request, here, refusal_message(exc))
+    def delete() -> HttpResponse:
+        group_delete(subject=request.subject, group=group)
         return HttpResponseRedirect(account_url(account, "groups"))
-    return HttpResponseRedirect(here)
+
+    return page_events(request, here=_group_url(account, group), handlers={"delete": delete})
 
 
 @admin_required

@@ -17,13 +17,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
-from firezone.errors import Refused
 from firezone.web.edit import edit_page
+from firezone.web.events import Handler, page_events
 from firezone.web.pages import (
     account_url,
-    action_of,
     is_live_refresh,
-    redirect_error,
     redirect_info,
     render_secret,
 )
@@ -236,28 +234,30 @@ def site_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
 # --- site detail ------------------------------------------------------------------------------
 
 
-def _site_event(request: HttpRequest, account: Account, site: Site, action: str) -> HttpResponse:
+def _site_event(request: HttpRequest, account: Account, site: Site) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
-    if action == "revoke_all":
+    here = _site_url(account, site)
+
+    def revoke_all() -> HttpResponse:
         count = site_tokens_delete_all(subject=subject, site=site)
-        return redirect_info(request, _site_url(account, site), f"{count} token(s) were revoked.")
-    if action == "delete" and not site.is_internet_site:
-        try:
-            site_delete(subject=subject, site=site)
-        except Refused as exc:
-            return redirect_error(request, _site_url(account, site), exc.message)
+        return redirect_info(request, here, f"{count} token(s) were revoked.")
+
+    def delete() -> HttpResponse:
+        site_delete(subject=subject, site=site)
         return HttpResponseRedirect(account_url(account, "sites"))
-    return not_found(request)
+
+    handlers: dict[str, Handler] = {"revoke_all": revoke_all}
+    if not site.is_internet_site:
+        handlers["delete"] = delete
+    return page_events(request, here=here, handlers=handlers, strict=True)
 
 
 @admin_required
 def site_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
     site = site_get(subject, site_id=id)
-    if action := action_of(request):
-        return _site_event(request, account, site, action)
     if request.method == "POST":
-        return not_found(request)
+        return _site_event(request, account, site)
 
     online = gateways_online(subject, sites=[site]).of_site(site)
     gateways_table = ONLINE_GATEWAYS_TABLE
@@ -451,18 +451,22 @@ def _location(gateway: Gateway) -> dict[str, Any]:
     }
 
 
+def _gateway_event(request: HttpRequest, account: Account, gateway: Gateway) -> HttpResponse:
+    def delete() -> HttpResponse:
+        gateway_delete(subject=request.subject, gateway=gateway)  # type: ignore[attr-defined]
+        return redirect_info(request, _site_url(account, gateway.group), MSG_GATEWAY_DELETED)
+
+    here = account_url(account, "gateway", id=gateway.pk)
+    return page_events(request, here=here, handlers={"delete": delete}, strict=True)
+
+
 @admin_required
 def gateway_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
     gateway = gateway_get(subject, gateway_id=id)
     site = gateway.group
-    if action := action_of(request):
-        if action != "delete":
-            return not_found(request)
-        gateway_delete(subject=subject, gateway=gateway)
-        return redirect_info(request, _site_url(account, site), MSG_GATEWAY_DELETED)
     if request.method == "POST":
-        return not_found(request)
+        return _gateway_event(request, account, gateway)
     online = str(gateway.pk) in gateways_online(subject, sites=[site]).of_site(site)
     return render(
         request,

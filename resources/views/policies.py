@@ -14,7 +14,8 @@ from accounts.features import feature_enabled
 from accounts.models import Account, ActorGroup, AuthProvider
 from accounts.selectors.providers import provider_list
 from firezone.web.edit import edit_page
-from firezone.web.pages import account_url, action_of
+from firezone.web.events import page_events
+from firezone.web.pages import account_url
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from resources import policy_forms
@@ -341,21 +342,32 @@ def _sentence(request: HttpRequest, account: Account, policy: Policy) -> Any:
     )
 
 
+def _detail_event(request: HttpRequest, account: Account, policy: Policy) -> HttpResponse:
+    subject = request.subject
+
+    def disable() -> None:
+        policy_disable(subject=subject, policy=policy)
+
+    def enable() -> None:
+        policy_enable(subject=subject, policy=policy)
+
+    def delete() -> HttpResponse:
+        policy_delete(subject=subject, policy=policy)
+        return HttpResponseRedirect(account_url(account, "policies"))
+
+    return page_events(
+        request,
+        here=account_url(account, "policy", id=policy.pk),
+        handlers={"disable": disable, "enable": enable, "delete": delete},
+    )
+
+
 @admin_required
 def policy_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     policy = policy_get_by_id_or_persistent_id(subject, id)
-    here = account_url(account, "policy", id=policy.pk)
-    action = action_of(request)
     if request.method == "POST":
-        if action == "disable":
-            policy_disable(subject=subject, policy=policy)
-        elif action == "enable":
-            policy_enable(subject=subject, policy=policy)
-        elif action == "delete":
-            policy_delete(subject=subject, policy=policy)
-            return HttpResponseRedirect(account_url(account, "policies"))
-        return HttpResponseRedirect(here)
+        return _detail_event(request, account, policy)
 
     flows = FLOWS_TABLE.page(request, policy_flows(subject, policy))
     name = _policy_name(policy)

@@ -16,10 +16,11 @@ from django.shortcuts import render
 
 from accounts.features import feature_enabled
 from accounts.models import Account
-from firezone.errors import NotFound, Refused, ValidationFailed
+from firezone.errors import NotFound, ValidationFailed
 from firezone.web.edit import edit_page
-from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
-from firezone.web.session import admin_required, not_found
+from firezone.web.events import page_events
+from firezone.web.pages import account_url, redirect_info
+from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable
 from gateways.models import Site
 from gateways.selectors.sites import site_get, site_list
@@ -242,19 +243,25 @@ def resource_new(request: HttpRequest, account: Account) -> HttpResponse:
     )
 
 
+def _resource_event(
+    request: HttpRequest, account: Account, resource: Resource, site: Site | None
+) -> HttpResponse:
+    def delete() -> HttpResponse:
+        resource_delete(subject=request.subject, resource=resource)  # type: ignore[attr-defined]
+        return redirect_info(request, _site_or_resources(account, site), DELETED)
+
+    # A refused deletion goes back to the page as it was opened (with its `?site_id=`).
+    here = request.get_full_path()
+    return page_events(request, here=here, handlers={"delete": delete}, strict=True)
+
+
 @admin_required
 def resource_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
     resource = _get_resource(request, id)
     site = _bound_site(request)
-    if action_of(request) == "delete":
-        try:
-            resource_delete(subject=subject, resource=resource)
-        except Refused as exc:
-            return redirect_error(request, request.get_full_path(), exc.message)
-        return redirect_info(request, _site_or_resources(account, site), DELETED)
     if request.method == "POST":
-        return not_found(request)
+        return _resource_event(request, account, resource, site)
 
     add_policy_url = _with_site("policy_new", account, site, resource_id=str(resource.pk))
     policies_table = dataclasses.replace(POLICIES_TABLE, context={"add_policy_url": add_policy_url})

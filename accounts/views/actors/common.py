@@ -1,5 +1,6 @@
 """Shared by the actor pages (portal.md §4.5): labels, URLs and breadcrumbs, the actor lookups
-of the pages and the client decorations (OS icon, presence)."""
+of the pages, the client decorations (OS icon, presence) and the lifecycle and token events of an
+actor's page (also the API client page's, §4.12)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from accounts.auth import can_grant_role
-from accounts.models import Account, Actor, ActorGroup
+from accounts.models import Account, Actor, ActorGroup, Token
 from accounts.selectors.actors import actor_get
+from accounts.selectors.identities import identity_list_for_actor
+from accounts.selectors.tokens import token_get
+from accounts.services.actors import actor_delete, actor_disable, actor_enable
+from accounts.services.tokens_admin import token_delete, tokens_delete_for_actor
 from firezone.errors import NotFound
 from firezone.templatetags.portal import relative_text
 from firezone.web.client_os import os_of
-from firezone.web.pages import account_url
+from firezone.web.events import Handler
+from firezone.web.pages import account_url, redirect_error, redirect_info
 from gateways.presence import list_presences_sync
 
 logger = logging.getLogger(__name__)
@@ -27,6 +33,9 @@ TYPE_LABELS = {
     Actor.Type.SERVICE_ACCOUNT: "Service Account",
     Actor.Type.API_CLIENT: "API Client",
 }
+
+MSG_TOKEN_REVOKED = "Token was revoked."
+MSG_SYNCED_DELETE = "Synced actors can only be deleted once they have no identities left."
 
 
 # --- shared helpers ------------------------------------------------------------------------------
@@ -78,3 +87,53 @@ def managed_actor(request: HttpRequest, id: str) -> Actor:
 
 def group_name_filter(queryset: QuerySet[ActorGroup], value: str) -> QuerySet[ActorGroup]:
     return queryset.filter(name__icontains=value)
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+def event_token(request: HttpRequest, actor: Actor) -> Token:
+    """The token an event names (`token_id`): one of the page's actor, else the standard 404."""
+    token = token_get(request.subject, token_id=request.POST.get("token_id"))
+    if token.actor_id != actor.pk:
+        raise NotFound()
+    return token
+
+
+def actor_events(
+    request: HttpRequest, actor: Actor, *, here: str, gone: str, noun: str
+) -> dict[str, Handler]:
+    """The events of an actor's page (firezone.web.events): disable, enable, delete (then to
+    `gone`), revoke_token and revoke_all; the flashes name the actor `noun` ("Actor")."""
+    subject = request.subject
+
+    def disable() -> HttpResponse:
+        actor_disable(subject=subject, actor=actor)
+        return redirect_info(request, here, f"{noun} was disabled.")
+
+    def enable() -> HttpResponse:
+        actor_enable(subject=subject, actor=actor)
+        return redirect_info(request, here, f"{noun} was enabled.")
+
+    def delete() -> HttpResponse:
+        # Synced actors come back with the next sync while they still have identities.
+        if actor.is_synced and identity_list_for_actor(subject, actor=actor).exists():
+            return redirect_error(request, here, MSG_SYNCED_DELETE)
+        actor_delete(subject=subject, actor=actor)
+        return HttpResponseRedirect(gone)
+
+    def revoke_token() -> HttpResponse:
+        token_delete(subject=subject, token=event_token(request, actor))
+        return redirect_info(request, here, MSG_TOKEN_REVOKED)
+
+    def revoke_all() -> HttpResponse:
+        count = tokens_delete_for_actor(subject=subject, actor=actor)
+        return redirect_info(request, here, f"{count} token(s) were revoked.")
+
+    return {
+        "disable": disable,
+        "enable": enable,
+        "delete": delete,
+        "revoke_token": revoke_token,
+        "revoke_all": revoke_all,
+    }
