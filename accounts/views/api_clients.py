@@ -28,7 +28,7 @@ from accounts.selectors.tokens import tokens_list_for_actor
 from accounts.services.actors import actor_create, actor_update
 from accounts.services.support_emails import rest_api_beta_request_send
 from accounts.services.tokens_admin import api_client_token_create
-from accounts.views.actors.common import actor_events
+from accounts.views.actors.common import actor_events, new_token_page
 from firezone.errors import NotFound, Unauthorized
 from firezone.web.edit import MSG_FORBIDDEN, edit_page
 from firezone.web.events import page_events
@@ -181,32 +181,18 @@ def api_client_new_token(request: HttpRequest, account: Account, id: str) -> Htt
     if not globally_enabled("rest_api"):
         return not_found(request)
     actor = _api_client(request, id)
-    context: dict[str, Any] = {
-        "page_title": "New API Token",
-        "breadcrumbs": _crumbs(
-            account, (actor.name, _client_url(account, actor)), ("New Token", None)
-        ),
-        "actor": actor,
-        "token": None,
-    }
-
-    def save(form: ApiTokenForm) -> None:
-        issued = api_client_token_create(
-            subject=request.subject,
-            actor=actor,
-            name=form.cleaned_data["name"],
-            expires_at=form.cleaned_data["expires_at"],
-        )
-        # Shown once, in this response; never stored anywhere readable.
-        context["token"] = issued.encoded
-
-    return edit_page(
+    return new_token_page(
         request,
+        actor,
         ApiTokenForm(request.POST or None),
+        create=api_client_token_create,
         template="accounts/api_clients/new_token.html",
-        context=context,
-        save=save,
-        secret=True,
+        context={
+            "page_title": "New API Token",
+            "breadcrumbs": _crumbs(
+                account, (actor.name, _client_url(account, actor)), ("New Token", None)
+            ),
+        },
     )
 
 

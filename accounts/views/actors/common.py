@@ -5,22 +5,25 @@ actor's page (also the API client page's, §4.12)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from accounts.auth import can_grant_role
+from accounts.forms.actors import ServiceAccountTokenForm
 from accounts.models import Account, Actor, ActorGroup, Token
 from accounts.selectors.actors import actor_get
 from accounts.selectors.identities import identity_list_for_actor
 from accounts.selectors.tokens import token_get
 from accounts.services.actors import actor_delete, actor_disable, actor_enable
+from accounts.services.tokens import IssuedToken
 from accounts.services.tokens_admin import token_delete, tokens_delete_for_actor
 from firezone.errors import NotFound
 from firezone.templatetags.portal import relative_text
 from firezone.web.client_os import os_of
+from firezone.web.edit import edit_page
 from firezone.web.events import Handler
 from firezone.web.pages import account_url, redirect_error, redirect_info
 from gateways.presence import list_presences_sync
@@ -87,6 +90,35 @@ def managed_actor(request: HttpRequest, id: str) -> Actor:
 
 def group_name_filter(queryset: QuerySet[ActorGroup], value: str) -> QuerySet[ActorGroup]:
     return queryset.filter(name__icontains=value)
+
+
+# --- new token page ------------------------------------------------------------------------------
+
+
+def new_token_page(
+    request: HttpRequest,
+    actor: Actor,
+    form: ServiceAccountTokenForm,
+    *,
+    create: Callable[..., IssuedToken],
+    template: str,
+    context: dict[str, Any],
+) -> HttpResponse:
+    """The new token page of a service account or an API client: `create` issues the token
+    named and dated on the form; it is shown once, in this response, never stored anywhere
+    readable and never cached."""
+    page = {**context, "actor": actor, "token": None}
+
+    def save(form: ServiceAccountTokenForm) -> None:
+        issued = create(
+            subject=request.subject,
+            actor=actor,
+            name=form.cleaned_data["name"],
+            expires_at=form.cleaned_data["expires_at"],
+        )
+        page["token"] = issued.encoded
+
+    return edit_page(request, form, template=template, context=page, save=save, secret=True)
 
 
 # --- events --------------------------------------------------------------------------------------
