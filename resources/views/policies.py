@@ -3,6 +3,7 @@ editor, and the policy page with its events (disable, enable, delete)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -152,6 +153,49 @@ def _chosen_resource(request: HttpRequest, resource_id: str) -> Resource | None:
     return policy_resource_option(request.subject, resource_id) if resource_id else None
 
 
+def _form_page(
+    request: HttpRequest,
+    account: Account,
+    form: PolicyForm,
+    save: Callable[[PolicyForm], str],
+    *,
+    policy: Policy | None,
+    locked_group: bool = False,
+    locked_resource: bool = False,
+) -> HttpResponse:
+    """The new policy page, or the edit page of `policy`."""
+    crumbs = (
+        [(_policy_name(policy), account_url(account, "policy", id=policy.pk))] if policy else []
+    )
+    labels: dict[str, Any] = {
+        "page_title": f"Edit Policy {policy.pk}" if policy else "New Policy",
+        "breadcrumbs": [
+            ("Policies", account_url(account, "policies")),
+            *crumbs,
+            ("Edit" if policy else "Add Policy", None),
+        ],
+        "heading": "Edit Policy" if policy else "Add Policy",
+        "submit": "Save" if policy else "Create Policy",
+        "busy": "Updating Policy..." if policy else "Creating Policy...",
+        "is_new": policy is None,
+        **({"policy": policy} if policy else {}),
+    }
+    return edit_page(
+        request,
+        form,
+        template=FORM_TEMPLATE,
+        context=lambda form: _form_context(
+            request,
+            account,
+            form,
+            template_context=labels,
+            locked_group=locked_group,
+            locked_resource=locked_resource,
+        ),
+        save=save,
+    )
+
+
 def _form_context(
     request: HttpRequest,
     account: Account,
@@ -237,29 +281,14 @@ def policy_new(request: HttpRequest, account: Account) -> HttpResponse:
         messages.info(request, MSG_CREATED)
         return account_url(account, "policies")
 
-    return edit_page(
+    return _form_page(
         request,
+        account,
         form,
-        template=FORM_TEMPLATE,
-        context=lambda form: _form_context(
-            request,
-            account,
-            form,
-            template_context={
-                "page_title": "New Policy",
-                "breadcrumbs": [
-                    ("Policies", account_url(account, "policies")),
-                    ("Add Policy", None),
-                ],
-                "heading": "Add Policy",
-                "submit": "Create Policy",
-                "busy": "Creating Policy...",
-                "is_new": True,
-            },
-            locked_group=locked_group is not None,
-            locked_resource=locked_resource is not None,
-        ),
-        save=save,
+        save,
+        policy=None,
+        locked_group=locked_group is not None,
+        locked_resource=locked_resource is not None,
     )
 
 
@@ -292,30 +321,7 @@ def policy_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse
         if request.method == "POST"
         else PolicyForm.from_policy(policy)
     )
-    return edit_page(
-        request,
-        form,
-        template=FORM_TEMPLATE,
-        context=lambda form: _form_context(
-            request,
-            account,
-            form,
-            template_context={
-                "page_title": f"Edit Policy {policy.pk}",
-                "breadcrumbs": [
-                    ("Policies", account_url(account, "policies")),
-                    (_policy_name(policy), here),
-                    ("Edit", None),
-                ],
-                "heading": "Edit Policy",
-                "submit": "Save",
-                "busy": "Updating Policy...",
-                "is_new": False,
-                "policy": policy,
-            },
-        ),
-        save=save,
-    )
+    return _form_page(request, account, form, save, policy=policy)
 
 
 # --- detail --------------------------------------------------------------------------------------
