@@ -38,16 +38,16 @@ from firezone.web.session import account_from_path
 
 logger = logging.getLogger(__name__)
 
+MSG_METHOD = "You may not use this method to sign in."
+MSG_SESSION_EXPIRED = "Your session has expired, please try again."
+MSG_INVALID_REQUEST = "Invalid request."
+
 STATE_COOKIE = FlowCookie(
     "fz_auth_state_", "fz_auth_state.oidc.", keys=("state", "code_verifier", "nonce")
 )
 STATE_COOKIE_MAX_AGE = STATE_COOKIE.max_age
 state_cookie_name = STATE_COOKIE.name
 _state_salt = STATE_COOKIE.salt
-
-MSG_METHOD = "You may not use this method to sign in."
-MSG_SESSION_EXPIRED = "Your session has expired, please try again."
-MSG_INVALID_REQUEST = "Invalid request."
 
 
 def callback_url(account: Account, provider: AuthProvider) -> str:
