@@ -26,7 +26,7 @@ from firezone.web.pages import (
     render_secret,
 )
 from firezone.web.session import admin_required, not_found
-from firezone.web.tables import Column, Filter, LiveTable
+from firezone.web.tables import Column, LiveTable
 from gateways import presence
 from gateways.forms import SiteForm
 from gateways.models import Gateway, Site
@@ -51,10 +51,8 @@ from resources.selectors.policies import policy_list
 from resources.selectors.resources import (
     internet_resource_get,
     resource_list,
-    resource_peek_actor_groups,
-    resource_search,
 )
-from resources.tables import resource_policies_table
+from resources.tables import peek_groups, resource_policies_table, resources_table
 
 HELP_GATEWAYS = (
     "Deploy gateways to terminate connections to your site's resources. All gateways deployed "
@@ -106,17 +104,9 @@ ALL_GATEWAYS_TABLE = LiveTable(
     empty_message="No gateways to display. Deploy a Gateway to connect Resources.",
 )
 
-SITE_RESOURCES_TABLE = LiveTable(
-    id="resources",
-    columns=[
-        Column("name", order="name"),
-        Column("address", order="address"),
-        Column("Authorized groups"),
-    ],
+SITE_RESOURCES_TABLE = resources_table(
     row_template="gateways/sites/_resource_row.html",
-    orders={"name": "name", "address": "address"},
-    default_order=("name", "asc"),
-    filters=[Filter("name", resource_search, title="Name or Address")],
+    sites=False,
     empty_message="No resources to display.",
 )
 
@@ -287,10 +277,7 @@ def site_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse
         resources_page = dataclasses.replace(SITE_RESOURCES_TABLE, context={"site": site}).page(
             request, resource_list(subject, site_id=site.pk, exclude_internet=True)
         )
-        peeks = resource_peek_actor_groups(subject, resources_page.rows)
-        for row in resources_page.rows:
-            row.groups_peek = peeks.get(row.pk)
-            row.groups_more = row.groups_peek.count - len(row.groups_peek.items)
+        peek_groups(subject, resources_page.rows)
         context["resources_page"] = resources_page
     return render(request, "gateways/sites/show.html", context)
 

@@ -21,7 +21,7 @@ from firezone.web.edit import edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, redirect_info
 from firezone.web.session import admin_required
-from firezone.web.tables import Column, Filter, LiveTable
+from firezone.web.tables import Column, LiveTable
 from gateways.models import Site
 from gateways.selectors.sites import site_get, site_list
 from resources.forms import (
@@ -38,8 +38,6 @@ from resources.selectors.resources import (
     internet_resource_get,
     resource_get_by_id_or_persistent_id,
     resource_list,
-    resource_peek_actor_groups,
-    resource_search,
     resource_sites,
     with_sites,
 )
@@ -50,22 +48,13 @@ from resources.services.resources import (
     resource_field_errors,
     resource_update,
 )
-from resources.tables import resource_policies_table
+from resources.tables import peek_groups, resource_policies_table, resources_table
 
 DELETED = "Resource was deleted."
 
-RESOURCES_TABLE = LiveTable(
-    id="resources",
-    columns=[
-        Column("Name", order="name"),
-        Column("Address", order="address"),
-        Column("sites"),
-        Column("Authorized groups"),
-    ],
+RESOURCES_TABLE = resources_table(
     row_template="resources/resources/_row.html",
-    orders={"name": "name", "address": "address"},
-    default_order=("name", "asc"),
-    filters=[Filter("name", resource_search, title="Name or Address")],
+    sites=True,
     empty_template="resources/resources/_empty.html",
     live_topics=["changes:resources"],
     live_mode="stale",
@@ -187,12 +176,7 @@ def resources_list(request: HttpRequest, account: Account) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
     resources = with_sites(resource_list(subject, exclude_internet=True))
     page = RESOURCES_TABLE.page(request, resources)
-    # One query for the "Authorized groups" peeks of the whole page.
-    peeks = resource_peek_actor_groups(subject, page.rows)
-    for row in page.rows:
-        peek = peeks.get(row.pk)
-        row.groups_peek = peek
-        row.groups_more = peek.count - len(peek.items) if peek else 0
+    peek_groups(subject, page.rows)
     return render(
         request,
         "resources/resources/index.html",
