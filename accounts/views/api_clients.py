@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
@@ -34,7 +33,7 @@ from firezone.web.edit import MSG_FORBIDDEN, edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, action_of, redirect_error
 from firezone.web.session import admin_required, not_found
-from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
+from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable, name_contains
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +113,6 @@ def api_clients_beta(request: HttpRequest, account: Account) -> HttpResponse:
 # --- list ----------------------------------------------------------------------------------------
 
 
-def _name_or_email(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
-    # API clients have no identities: their name is all there is to search.
-    return queryset.filter(name__icontains=value)
-
-
 CLIENTS_TABLE = LiveTable(
     id="actors",
     columns=[
@@ -130,7 +124,8 @@ CLIENTS_TABLE = LiveTable(
     orders={"name": "name", "inserted_at": "inserted_at"},
     default_order=("inserted_at", "asc"),
     filters=[
-        Filter("name_or_email", _name_or_email, title="Name or Email"),
+        # API clients have no identities: their name is all there is to search.
+        Filter("name_or_email", name_contains, title="Name or Email"),
         STATUS_FILTER,
     ],
     empty_message="No API Clients to display.",

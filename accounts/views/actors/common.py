@@ -8,12 +8,12 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from accounts.auth import can_grant_role
 from accounts.forms.actors import ServiceAccountTokenForm
-from accounts.models import Account, Actor, ActorGroup, Token
+from accounts.models import Account, Actor, AuthIdentity, Token
 from accounts.selectors.actors import actor_get
 from accounts.selectors.identities import identity_list_for_actor
 from accounts.selectors.tokens import token_get
@@ -88,8 +88,12 @@ def managed_actor(request: HttpRequest, id: str) -> Actor:
     return actor
 
 
-def group_name_filter(queryset: QuerySet[ActorGroup], value: str) -> QuerySet[ActorGroup]:
-    return queryset.filter(name__icontains=value)
+def name_or_email(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
+    """The "Name or Email" search of actor tables: the name or an identity's email/identifier."""
+    identities = AuthIdentity.objects.filter(actor_id=OuterRef("pk")).filter(
+        Q(email__icontains=value) | Q(provider_identifier__icontains=value)
+    )
+    return queryset.filter(Q(name__icontains=value) | Q(Exists(identities)))
 
 
 # --- new token page ------------------------------------------------------------------------------

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
 
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
@@ -31,7 +29,6 @@ from accounts.views.actors.common import (
     actor_url,
     crumbs,
     decorate_clients,
-    group_name_filter,
     online_ids,
 )
 from firezone.errors import NotFound
@@ -39,7 +36,7 @@ from firezone.web.events import page_events
 from firezone.web.pages import account_url, redirect_error, redirect_info
 from firezone.web.ratelimit import Limit
 from firezone.web.session import admin_required
-from firezone.web.tables import Column, Filter, LiveTable
+from firezone.web.tables import Column, Filter, LiveTable, name_contains
 from gateways.presence import actor_clients_topic
 from gateways.selectors.clients import client_list_for_actor
 from resources.selectors.flows import flow_list_for
@@ -93,10 +90,6 @@ def _tokens_table(service_account: bool) -> LiveTable:
     )
 
 
-def _client_name(queryset: QuerySet[Any], value: str) -> QuerySet[Any]:
-    return queryset.filter(name__icontains=value)
-
-
 CLIENTS_TABLE = LiveTable(
     id="clients",
     columns=[
@@ -109,7 +102,7 @@ CLIENTS_TABLE = LiveTable(
     row_template="accounts/actors/_client_row.html",
     orders={"name": "name", "last_seen_at": "last_seen_at", "inserted_at": "inserted_at"},
     default_order=("last_seen_at", "desc"),
-    filters=[Filter("name", _client_name, title="Name")],
+    filters=[Filter("name", name_contains, title="Name")],
     empty_message="Actor has not signed in from any Client.",
     live_mode="reload",
 )
@@ -130,7 +123,7 @@ GROUPS_TABLE = LiveTable(
     row_template="accounts/actors/_group_row.html",
     orders={"name": "name"},
     default_order=("name", "asc"),
-    filters=[Filter("name", group_name_filter, title="Name")],
+    filters=[Filter("name", name_contains, title="Name")],
     empty_message="No Groups to display.",
 )
 
