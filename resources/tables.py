@@ -30,6 +30,20 @@ def resources_table(*, row_template: str, sites: bool, **options: Any) -> LiveTa
     )
 
 
+def flows_table(*, columns: Sequence[str], row_template: str, **options: Any) -> LiveTable:
+    """The recent activity (authorized flows) of an actor, a client, a policy or a resource:
+    newest first. `options`: its live updates."""
+    return LiveTable(
+        id="flows",
+        columns=[Column(label) for label in columns],
+        row_template=row_template,
+        orders={"inserted_at": "inserted_at"},
+        default_order=("inserted_at", "desc"),
+        empty_message="No activity to display.",
+        **options,
+    )
+
+
 def peek_groups(subject: Subject, rows: list[Any]) -> None:
     """The "Authorized groups" of each resource row: the first few and how many more (one query
     for the whole page)."""

@@ -39,6 +39,7 @@ from gateways.services.clients import (
     client_verify,
 )
 from resources.selectors.flows import flow_list_for
+from resources.tables import flows_table
 
 logger = logging.getLogger(__name__)
 
@@ -148,13 +149,9 @@ def clients_list(request: HttpRequest, account: Account) -> HttpResponse:
 # --- detail --------------------------------------------------------------------------------------
 
 
-FLOWS_TABLE = LiveTable(
-    id="flows",
-    columns=[Column("authorized"), Column("remote ip"), Column("policy"), Column("gateway")],
+FLOWS_TABLE = flows_table(
+    columns=["authorized", "remote ip", "policy", "gateway"],
     row_template="gateways/clients/_flow_row.html",
-    orders={"inserted_at": "inserted_at"},
-    default_order=("inserted_at", "desc"),
-    empty_message="No activity to display.",
 )
 
 

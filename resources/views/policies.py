@@ -41,6 +41,7 @@ from resources.services.policies import (
     policy_update,
 )
 from resources.services.resources import UNSET
+from resources.tables import flows_table
 
 MSG_CREATED = "Policy created successfully."
 FORM_TEMPLATE = "resources/policies/form.html"
@@ -73,13 +74,9 @@ POLICIES_TABLE = LiveTable(
     live_mode="stale",
 )
 
-FLOWS_TABLE = LiveTable(
-    id="flows",
-    columns=[Column("authorized"), Column("client, actor"), Column("gateway")],
+FLOWS_TABLE = flows_table(
+    columns=["authorized", "client, actor", "gateway"],
     row_template="resources/policies/_flow_row.html",
-    orders={"inserted_at": "inserted_at"},
-    default_order=("inserted_at", "desc"),
-    empty_message="No activity to display.",
 )
 
 

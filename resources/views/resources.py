@@ -21,7 +21,6 @@ from firezone.web.edit import edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, redirect_info
 from firezone.web.session import admin_required
-from firezone.web.tables import Column, LiveTable
 from gateways.models import Site
 from gateways.selectors.sites import site_get, site_list
 from resources.forms import (
@@ -48,7 +47,12 @@ from resources.services.resources import (
     resource_field_errors,
     resource_update,
 )
-from resources.tables import peek_groups, resource_policies_table, resources_table
+from resources.tables import (
+    flows_table,
+    peek_groups,
+    resource_policies_table,
+    resources_table,
+)
 
 DELETED = "Resource was deleted."
 
@@ -68,13 +72,9 @@ POLICIES_TABLE = resource_policies_table(
     live_topics=["changes:policies"],
 )
 
-FLOWS_TABLE = LiveTable(
-    id="flows",
-    columns=[Column("authorized"), Column("policy"), Column("client, actor"), Column("gateway")],
+FLOWS_TABLE = flows_table(
+    columns=["authorized", "policy", "client, actor", "gateway"],
     row_template="resources/resources/_flow_row.html",
-    orders={"inserted_at": "inserted_at"},
-    default_order=("inserted_at", "desc"),
-    empty_message="No activity to display.",
     live_topics=["changes:flows"],
 )
 

@@ -40,6 +40,7 @@ from firezone.web.tables import Column, Filter, LiveTable, name_contains
 from gateways.presence import actor_clients_topic
 from gateways.selectors.clients import client_list_for_actor
 from resources.selectors.flows import flow_list_for
+from resources.tables import flows_table
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +108,9 @@ CLIENTS_TABLE = LiveTable(
     live_mode="reload",
 )
 
-FLOWS_TABLE = LiveTable(
-    id="flows",
-    columns=[Column("authorized"), Column("policy"), Column("client"), Column("gateway")],
+FLOWS_TABLE = flows_table(
+    columns=["authorized", "policy", "client", "gateway"],
     row_template="accounts/actors/_flow_row.html",
-    orders={"inserted_at": "inserted_at"},
-    default_order=("inserted_at", "desc"),
-    empty_message="No activity to display.",
 )
 
 
