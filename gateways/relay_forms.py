@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from django import forms
 
-from firezone.web.forms import REQUIRED, ServiceErrorsMixin
+from firezone.web.forms import ServiceErrorsMixin, name_field
 from gateways.services.relays import RELAY_GROUP_NAME_MAX_LENGTH
 
 
 class RelayGroupForm(ServiceErrorsMixin, forms.Form):
     """The "Name Prefix": 1-64 characters, unique in the account (the service checks that)."""
 
-    name = forms.CharField(
+    name = name_field(
         label="Name Prefix",
         max_length=RELAY_GROUP_NAME_MAX_LENGTH,
-        error_messages={
-            **REQUIRED,
-            "max_length": f"should be at most {RELAY_GROUP_NAME_MAX_LENGTH} character(s)",
-        },
-        widget=forms.TextInput(
-            attrs={"placeholder": "Name of this Relay Instance Group", "autocomplete": "off"}
-        ),
+        placeholder="Name of this Relay Instance Group",
     )

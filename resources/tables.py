@@ -3,8 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from accounts.auth import Subject
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
+from resources.selectors.resources import resource_peek_actor_groups, resource_search
+
+
+def resources_table(*, row_template: str, sites: bool, **options: Any) -> LiveTable:
+    """Resources by name (resources list, site page): name, address, the sites (when `sites`)
+    and the authorized groups (`peek_groups`); "Name or Address" search. `options`: the
+    table's empty state and live updates."""
+    return LiveTable(
+        id="resources",
+        columns=[
+            Column("name", order="name"),
+            Column("address", order="address"),
+            *([Column("sites")] if sites else []),
+            Column("Authorized groups"),
+        ],
+        row_template=row_template,
+        orders={"name": "name", "address": "address"},
+        default_order=("name", "asc"),
+        filters=[Filter("name", resource_search, title="Name or Address")],
+        **options,
+    )
+
+
+def flows_table(*, columns: Sequence[str], row_template: str, **options: Any) -> LiveTable:
+    """The recent activity (authorized flows) of an actor, a client, a policy or a resource:
+    newest first. `options`: its live updates."""
+    return LiveTable(
+        id="flows",
+        columns=[Column(label) for label in columns],
+        row_template=row_template,
+        orders={"inserted_at": "inserted_at"},
+        default_order=("inserted_at", "desc"),
+        empty_message="No activity to display.",
+        **options,
+    )
+
+
+def peek_groups(subject: Subject, rows: list[Any]) -> None:
+    """The "Authorized groups" of each resource row: the first few and how many more (one query
+    for the whole page)."""
+    peeks = resource_peek_actor_groups(subject, rows)
+    for row in rows:
+        peek = peeks.get(row.pk)
+        row.groups_peek = peek
+        row.groups_more = peek.count - len(peek.items) if peek else 0
 
 
 def resource_policies_table(

@@ -16,7 +16,7 @@ from django import forms
 from django.utils import timezone
 
 from accounts.models import Actor, AuthProvider
-from firezone.web.forms import REQUIRED, ServiceErrorsMixin
+from firezone.web.forms import REQUIRED, ServiceErrorsMixin, name_field
 
 MSG_EMAIL_MISMATCH = "email does not match"
 A = AuthProvider.Adapter
@@ -190,12 +190,7 @@ class ServiceAccountTokenForm(ServiceErrorsMixin, forms.Form):
     """Name and expiry date of a service account token; the date means 00:00:00 UTC of that
     day, which must be in the future."""
 
-    name = forms.CharField(
-        label="Name",
-        max_length=255,
-        error_messages={**REQUIRED, "max_length": "should be at most 255 character(s)"},
-        widget=forms.TextInput(attrs={"placeholder": "Name for this token", "autocomplete": "off"}),
-    )
+    name = name_field(max_length=255, placeholder="Name for this token")
     expires_at = forms.DateField(
         label="Expires At",
         error_messages={**REQUIRED, "invalid": "is invalid"},

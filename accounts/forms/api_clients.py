@@ -6,22 +6,14 @@ from django import forms
 
 from accounts.forms.actors import ServiceAccountTokenForm
 from accounts.services._names import NAME_MAX_LENGTH
-from firezone.web.forms import REQUIRED, ServiceErrorsMixin
+from firezone.web.forms import ServiceErrorsMixin, name_field
 
 NAME_HELP = "Describe what this API client will be used for. This can be changed later if needed."
 
 
 class ApiClientForm(ServiceErrorsMixin, forms.Form):
-    name = forms.CharField(
-        label="Name",
-        max_length=NAME_MAX_LENGTH,
-        error_messages={
-            **REQUIRED,
-            "max_length": f"should be at most {NAME_MAX_LENGTH} character(s)",
-        },
-        widget=forms.TextInput(
-            attrs={"placeholder": "E.g. 'GitHub Actions' or 'Terraform'", "autocomplete": "off"}
-        ),
+    name = name_field(
+        max_length=NAME_MAX_LENGTH, placeholder="E.g. 'GitHub Actions' or 'Terraform'"
     )
 
 

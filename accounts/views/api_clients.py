@@ -15,40 +15,28 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.features import feature_enabled, globally_enabled
 from accounts.forms.api_clients import NAME_HELP, ApiClientForm, ApiTokenForm
-from accounts.models import Account, Actor, Token
+from accounts.models import Account, Actor
 from accounts.selectors.actors import actor_get, actor_list
-from accounts.selectors.tokens import token_get, tokens_list_for_actor
-from accounts.services.actors import (
-    actor_create,
-    actor_delete,
-    actor_disable,
-    actor_enable,
-    actor_update,
-)
+from accounts.selectors.tokens import tokens_list_for_actor
+from accounts.services.actors import actor_create, actor_update
 from accounts.services.support_emails import rest_api_beta_request_send
-from accounts.services.tokens_admin import (
-    api_client_token_create,
-    token_delete,
-    tokens_delete_for_actor,
-)
-from firezone.errors import NotFound, Refused, Unauthorized
-from firezone.web.edit import MSG_FORBIDDEN, edit_page, refusal_message
-from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
+from accounts.services.tokens_admin import api_client_token_create
+from accounts.views.actors.common import actor_events, new_token_page
+from firezone.errors import NotFound, Unauthorized
+from firezone.web.edit import MSG_FORBIDDEN, edit_page
+from firezone.web.events import page_events
+from firezone.web.pages import account_url, action_of, redirect_error
 from firezone.web.session import admin_required, not_found
-from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
+from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable, name_contains
 
 logger = logging.getLogger(__name__)
 
-MSG_DISABLED = "API Client was disabled."
-MSG_ENABLED = "API Client was enabled."
-MSG_TOKEN_REVOKED = "Token was revoked."
 MSG_BETA_FAILED = "The request could not be sent. Please try again later."
 BETA_REQUESTED_KEY = "fz_rest_api_beta_requested"
 
@@ -125,11 +113,6 @@ def api_clients_beta(request: HttpRequest, account: Account) -> HttpResponse:
 # --- list ----------------------------------------------------------------------------------------
 
 
-def _name_or_email(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
-    # API clients have no identities: their name is all there is to search.
-    return queryset.filter(name__icontains=value)
-
-
 CLIENTS_TABLE = LiveTable(
     id="actors",
     columns=[
@@ -141,7 +124,8 @@ CLIENTS_TABLE = LiveTable(
     orders={"name": "name", "inserted_at": "inserted_at"},
     default_order=("inserted_at", "asc"),
     filters=[
-        Filter("name_or_email", _name_or_email, title="Name or Email"),
+        # API clients have no identities: their name is all there is to search.
+        Filter("name_or_email", name_contains, title="Name or Email"),
         STATUS_FILTER,
     ],
     empty_message="No API Clients to display.",
@@ -192,32 +176,18 @@ def api_client_new_token(request: HttpRequest, account: Account, id: str) -> Htt
     if not globally_enabled("rest_api"):
         return not_found(request)
     actor = _api_client(request, id)
-    context: dict[str, Any] = {
-        "page_title": "New API Token",
-        "breadcrumbs": _crumbs(
-            account, (actor.name, _client_url(account, actor)), ("New Token", None)
-        ),
-        "actor": actor,
-        "token": None,
-    }
-
-    def save(form: ApiTokenForm) -> None:
-        issued = api_client_token_create(
-            subject=request.subject,
-            actor=actor,
-            name=form.cleaned_data["name"],
-            expires_at=form.cleaned_data["expires_at"],
-        )
-        # Shown once, in this response; never stored anywhere readable.
-        context["token"] = issued.encoded
-
-    return edit_page(
+    return new_token_page(
         request,
+        actor,
         ApiTokenForm(request.POST or None),
+        create=api_client_token_create,
         template="accounts/api_clients/new_token.html",
-        context=context,
-        save=save,
-        secret=True,
+        context={
+            "page_title": "New API Token",
+            "breadcrumbs": _crumbs(
+                account, (actor.name, _client_url(account, actor)), ("New Token", None)
+            ),
+        },
     )
 
 
@@ -240,36 +210,10 @@ TOKENS_TABLE = LiveTable(
 )
 
 
-def _event_token(request: HttpRequest, actor: Actor) -> Token:
-    token = token_get(request.subject, token_id=request.POST.get("token_id"))
-    if token.actor_id != actor.pk:
-        raise NotFound()
-    return token
-
-
 def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpResponse:
-    subject = request.subject
     here = _client_url(account, actor)
-    action = action_of(request)
-    try:
-        if action == "disable":
-            actor_disable(subject=subject, actor=actor)
-            return redirect_info(request, here, MSG_DISABLED)
-        if action == "enable":
-            actor_enable(subject=subject, actor=actor)
-            return redirect_info(request, here, MSG_ENABLED)
-        if action == "delete":
-            actor_delete(subject=subject, actor=actor)
-            return HttpResponseRedirect(_list_url(account))
-        if action == "revoke_token":
-            token_delete(subject=subject, token=_event_token(request, actor))
-            return redirect_info(request, here, MSG_TOKEN_REVOKED)
-        if action == "revoke_all":
-            count = tokens_delete_for_actor(subject=subject, actor=actor)
-            return redirect_info(request, here, f"{count} token(s) were revoked.")
-    except (Refused, Unauthorized) as exc:
-        return redirect_error(request, here, refusal_message(exc))
-    return HttpResponseRedirect(here)
+    handlers = actor_events(request, actor, here=here, gone=_list_url(account), noun="API Client")
+    return page_events(request, here=here, handlers=handlers)
 
 
 @admin_required

@@ -41,6 +41,7 @@ from accounts.sign_in.params import SignInParams
 from accounts.validation import is_uuid
 from firezone.errors import DomainError, Unauthorized
 from firezone.web import ratelimit
+from firezone.web.cookies import FlowCookie
 from firezone.web.pages import account_url
 from firezone.web.session import (
     not_found,
@@ -61,17 +62,10 @@ MSG_INVALID = "The sign in token is invalid or expired."
 MSG_TOO_MANY_REQUESTS = "Too many sign in requests. Please try again in a few minutes."
 MSG_TOO_MANY_ATTEMPTS = "Too many sign in attempts. Please try again in a few minutes."
 
-STATE_COOKIE_MAX_AGE = 30 * 60
+STATE_COOKIE = FlowCookie("fz_auth_state_", "fz_auth_state_email:", keys=("fragment", "email"))
+state_cookie_name = STATE_COOKIE.name
 SIGNED_EMAIL_MAX_AGE = 3600
 SIGNED_EMAIL_SALT = "fz_signed_provider_identifier"
-
-
-def state_cookie_name(provider_id: Any) -> str:
-    return f"fz_auth_state_{provider_id}"
-
-
-def _state_salt(provider_id: Any) -> str:
-    return f"fz_auth_state_email:{provider_id}"
 
 
 def _email_provider(account: Account, provider_id: str) -> AuthProvider | None:
@@ -161,17 +155,8 @@ def request_email_otp(request: HttpRequest, account: Account, provider_id: str) 
     response = HttpResponseRedirect(code_page_url(account, provider.pk, email, params))
     if fragment is None:
         return response
-    response.set_cookie(
-        state_cookie_name(provider.pk),
-        signing.dumps(
-            {"fragment": fragment, "email": email, "params": params.as_dict()},
-            salt=_state_salt(provider.pk),
-        ),
-        max_age=STATE_COOKIE_MAX_AGE,
-        secure=bool(settings.SESSION_COOKIE_SECURE),
-        httponly=True,
-        samesite="Lax",
-    )
+    state = {"fragment": fragment, "email": email, "params": params.as_dict()}
+    STATE_COOKIE.set(response, provider.pk, state)
     return response
 
 
@@ -210,21 +195,6 @@ def code_page(request: HttpRequest, account: Account, provider_id: str) -> HttpR
     )
 
 
-def _read_state(request: HttpRequest, provider_id: str) -> dict[str, Any] | None:
-    raw = request.COOKIES.get(state_cookie_name(provider_id))
-    if not raw:
-        return None
-    try:
-        state = signing.loads(raw, salt=_state_salt(provider_id), max_age=STATE_COOKIE_MAX_AGE)
-    except signing.BadSignature:
-        return None
-    if not isinstance(state, dict) or not isinstance(state.get("fragment"), str):
-        return None
-    if not isinstance(state.get("email"), str):
-        return None
-    return state
-
-
 def _identity_for(provider: AuthProvider, identity_id: str) -> AuthIdentity | None:
     if is_uuid(identity_id):
         identity = (
@@ -241,7 +211,7 @@ def _identity_for(provider: AuthProvider, identity_id: str) -> AuthIdentity | No
 def verify_sign_in_token(request: HttpRequest, account: Account, provider_id: str) -> HttpResponse:
     response = _verify(request, account, provider_id)
     # The state cookie is consumed by every attempt, right or wrong (§3.6).
-    response.delete_cookie(state_cookie_name(provider_id), samesite="Lax")
+    STATE_COOKIE.delete(response, provider_id)
     return response
 
 
@@ -252,7 +222,7 @@ def _verify(request: HttpRequest, account: Account, provider_id: str) -> HttpRes
     if not identity_id or secret is None:
         messages.error(request, MSG_INVALID_REQUEST)
         return HttpResponseRedirect(params.url(account_url(account, "sign_in")))
-    state = _read_state(request, provider_id)
+    state = STATE_COOKIE.read(request, provider_id)
     if state is None:
         return sign_in_failed(request, account, MSG_MISSING, params)
     provider = _email_provider(account, provider_id)

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
@@ -38,11 +38,13 @@ from accounts.services.groups import (
     group_members_change,
     group_update,
 )
-from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
-from firezone.web.edit import edit_page, refusal_message
+from accounts.views.actors.common import name_or_email
+from firezone.errors import NotFound, Refused, ValidationFailed
+from firezone.web.edit import edit_page
+from firezone.web.events import page_events
 from firezone.web.pages import account_url, action_of, redirect_error, uuids_in
 from firezone.web.session import admin_required
-from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
+from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable, name_contains
 from resources.models import Policy
 from resources.selectors.policies import policy_list
 
@@ -80,23 +82,12 @@ def _with_identities(actors: QuerySet[Actor]) -> QuerySet[Actor]:
     return actors.prefetch_related(Prefetch("identities", queryset=identities))
 
 
-def _name_or_email(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
-    identities = AuthIdentity.objects.filter(actor_id=OuterRef("pk")).filter(
-        Q(email__icontains=value) | Q(provider_identifier__icontains=value)
-    )
-    return queryset.filter(Q(name__icontains=value) | Q(Exists(identities)))
-
-
 def _decorate_actors(actors: Iterable[Actor]) -> None:
     for actor in actors:
         actor.role_suffix = ROLE_SUFFIXES.get(actor.type, "")
 
 
 # --- list ----------------------------------------------------------------------------------------
-
-
-def _group_name(queryset: QuerySet[ActorGroup], value: str) -> QuerySet[ActorGroup]:
-    return queryset.filter(name__icontains=value)
 
 
 def _group_provider(queryset: QuerySet[ActorGroup], value: str) -> QuerySet[ActorGroup]:
@@ -115,7 +106,7 @@ def _groups_table(providers: list[tuple[str, str]]) -> LiveTable:
         orders={"name": "name", "created": "inserted_at"},
         default_order=("name", "asc"),
         filters=[
-            Filter("name", _group_name, title="Name"),
+            Filter("name", name_contains, title="Name"),
             Filter(
                 "provider_id", _group_provider, title="Provider", kind="uuid", choices=providers
             ),
@@ -195,7 +186,7 @@ ACTORS_TABLE = LiveTable(
     row_template="accounts/groups/_actor_row.html",
     orders={"name": "name"},
     default_order=("name", "asc"),
-    filters=[Filter("name_or_email", _name_or_email, title="Name or Email")],
+    filters=[Filter("name_or_email", name_or_email, title="Name or Email")],
     empty_template="accounts/groups/_actors_empty.html",
     live_topics=["changes:actor_group_memberships"],
 )
@@ -221,14 +212,11 @@ POLICIES_TABLE = LiveTable(
 
 
 def _detail_event(request: HttpRequest, account: Account, group: ActorGroup) -> HttpResponse:
-    here = _group_url(account, group)
-    if action_of(request) == "delete":
-        try:
-            group_delete(subject=request.subject, group=group)
-        except (Refused, Unauthorized) as exc:
-            return redirect_error(request, here, refusal_message(exc))
+    def delete() -> HttpResponse:
+        group_delete(subject=request.subject, group=group)
         return HttpResponseRedirect(account_url(account, "groups"))
-    return HttpResponseRedirect(here)
+
+    return page_events(request, here=_group_url(account, group), handlers={"delete": delete})
 
 
 @admin_required
@@ -301,7 +289,7 @@ EDIT_ACTORS_TABLE = LiveTable(
     row_template="accounts/groups/_edit_actor_row.html",
     orders={"name": "name"},
     default_order=("name", "asc"),
-    filters=[Filter("name_or_email", _name_or_email, title="Name or Email")],
+    filters=[Filter("name_or_email", name_or_email, title="Name or Email")],
     empty_message="No actors to display.",
 )
 

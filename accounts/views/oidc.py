@@ -21,7 +21,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -34,25 +33,21 @@ from accounts.sign_in import flow
 from accounts.sign_in.params import SignInParams
 from accounts.validation import is_uuid
 from firezone.errors import Unauthorized
+from firezone.web.cookies import FlowCookie
 from firezone.web.session import account_from_path
 
 logger = logging.getLogger(__name__)
-
-STATE_COOKIE_PREFIX = "fz_auth_state_"
-STATE_COOKIE_MAX_AGE = 30 * 60
 
 MSG_METHOD = "You may not use this method to sign in."
 MSG_SESSION_EXPIRED = "Your session has expired, please try again."
 MSG_INVALID_REQUEST = "Invalid request."
 
-
-def state_cookie_name(provider_id: Any) -> str:
-    return f"{STATE_COOKIE_PREFIX}{provider_id}"
-
-
-def _state_salt(provider_id: Any) -> str:
-    # Bound to the provider: one provider's cookie is worthless under another's name.
-    return f"fz_auth_state.oidc.{provider_id}"
+STATE_COOKIE = FlowCookie(
+    "fz_auth_state_", "fz_auth_state.oidc.", keys=("state", "code_verifier", "nonce")
+)
+STATE_COOKIE_MAX_AGE = STATE_COOKIE.max_age
+state_cookie_name = STATE_COOKIE.name
+_state_salt = STATE_COOKIE.salt
 
 
 def callback_url(account: Account, provider: AuthProvider) -> str:
@@ -62,44 +57,9 @@ def callback_url(account: Account, provider: AuthProvider) -> str:
     return f"{base}{path}"
 
 
-def _set_state(
-    response: HttpResponse,
-    provider: AuthProvider,
-    request_: oidc.AuthorizationRequest,
-    params: SignInParams,
-) -> None:
-    payload = {
-        "state": request_.state,
-        "code_verifier": request_.code_verifier,
-        "nonce": request_.nonce,
-        "params": params.as_dict(),
-    }
-    response.set_cookie(
-        state_cookie_name(provider.pk),
-        signing.dumps(payload, salt=_state_salt(provider.pk), compress=True),
-        max_age=STATE_COOKIE_MAX_AGE,
-        secure=bool(settings.SESSION_COOKIE_SECURE),
-        httponly=True,
-        samesite="Lax",
-    )
-
-
-def _read_state(request: HttpRequest, provider_id: str) -> dict[str, Any] | None:
-    raw = request.COOKIES.get(state_cookie_name(provider_id))
-    if not raw:
-        return None
-    try:
-        data = signing.loads(raw, salt=_state_salt(provider_id), max_age=STATE_COOKIE_MAX_AGE)
-    except signing.BadSignature:  # also SignatureExpired
-        return None
-    keys = ("state", "code_verifier", "nonce")
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
-        return None
-    return data
-
-
-def _delete_state(response: HttpResponse, provider_id: str) -> None:
-    response.delete_cookie(state_cookie_name(provider_id), samesite="Lax")
+def secrets(auth: oidc.AuthorizationRequest) -> dict[str, str]:
+    """What the flow cookie keeps until the callback (the connect flow's too, §4.13.7)."""
+    return {"state": auth.state, "code_verifier": auth.code_verifier, "nonce": auth.nonce}
 
 
 def _back(request: HttpRequest, segment: str, message: str, params: SignInParams) -> HttpResponse:
@@ -126,12 +86,13 @@ def redirect_to_idp(request: HttpRequest, account: str, provider_id: str) -> Htt
         logger.warning("OIDC redirect failed for provider %s: %s", provider.pk, exc.reason)
         return _back(request, account, exc.message, params)
     response = HttpResponseRedirect(auth.url)
-    _set_state(response, provider, auth, params)
+    STATE_COOKIE.set(response, provider.pk, {**secrets(auth), "params": params.as_dict()})
     return response
 
 
-def _invalid_request_message(request: HttpRequest) -> str:
-    """ "Invalid request. error: {e}. error_description: {d}" with only the parts present."""
+def invalid_request_message(request: HttpRequest) -> str:
+    """ "Invalid request. error: {e}. error_description: {d}" with only the parts present
+    (a callback without `state` or `code`; also the connect flow's, §4.13.7)."""
     parts = [MSG_INVALID_REQUEST]
     error = request.GET.get("error")
     description = request.GET.get("error_description")
@@ -145,13 +106,28 @@ def _invalid_request_message(request: HttpRequest) -> str:
 @require_GET
 def handle_callback(request: HttpRequest, account: str, provider_id: str) -> HttpResponse:
     found = account_from_path(account)
-    stored = _read_state(request, provider_id) if is_uuid(provider_id) else None
+    stored = STATE_COOKIE.read(request, provider_id) if is_uuid(provider_id) else None
     # The sign-in params travelled in our own signed cookie, not through the IdP.
     params = SignInParams.from_mapping(stored.get("params")) if stored else SignInParams()
     response = _callback(request, found, account, provider_id, stored, params)
     if is_uuid(provider_id):
-        _delete_state(response, provider_id)
+        STATE_COOKIE.delete(response, provider_id)
     return response
+
+
+def finish_callback(
+    request: HttpRequest, provider: AuthProvider, stored: dict[str, Any], *, redirect_uri: str
+) -> oidc.SignInResult:
+    """Exchange the callback's `code` and verify the ID token with the secrets the flow cookie
+    kept (the connect flow's too, §4.13.7); raises `oidc.OIDCError`."""
+    return oidc.finish_sign_in(
+        provider,
+        code=request.GET["code"],
+        redirect_uri=redirect_uri,
+        code_verifier=stored["code_verifier"],
+        nonce=stored["nonce"],
+        response_issuer=request.GET.get("iss"),
+    )
 
 
 def _callback(
@@ -164,20 +140,15 @@ def _callback(
 ) -> HttpResponse:
     state, code = request.GET.get("state"), request.GET.get("code")
     if not state or not code:
-        return _back(request, segment, _invalid_request_message(request), params)
+        return _back(request, segment, invalid_request_message(request), params)
     if stored is None or not oidc.states_equal(stored["state"], state):
         return _back(request, segment, MSG_SESSION_EXPIRED, params)
     provider = _oidc_provider(account, provider_id)
     if provider is None:
         return _back(request, segment, MSG_METHOD, params)
     try:
-        result = oidc.finish_sign_in(
-            provider,
-            code=code,
-            redirect_uri=callback_url(account, provider),
-            code_verifier=stored["code_verifier"],
-            nonce=stored["nonce"],
-            response_issuer=request.GET.get("iss"),
+        result = finish_callback(
+            request, provider, stored, redirect_uri=callback_url(account, provider)
         )
         identity = identity_oidc_signed_in(
             provider=provider,

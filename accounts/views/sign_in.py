@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -15,6 +13,7 @@ from accounts.models import Account, AuthProvider
 from accounts.oidc import OIDC_ADAPTERS
 from accounts.selectors.providers import default_provider, providers_active
 from accounts.sign_in.params import SignInParams
+from firezone.web.context import trial_ends_at
 from firezone.web.pages import account_url
 from firezone.web.session import (
     fetch_subject,
@@ -56,16 +55,8 @@ def _remembered_username(request: HttpRequest) -> str:
 
 
 def _trial_ended(account: Account) -> bool:
-    raw = account.stripe.get("trial_ends_at")
-    if not raw:
-        return False
-    try:
-        ends = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    if timezone.is_naive(ends):
-        ends = ends.replace(tzinfo=UTC)
-    return ends < timezone.now()
+    ends = trial_ends_at(account)
+    return ends is not None and ends < timezone.now()
 
 
 @require_GET

@@ -4,6 +4,7 @@
   and the `admin_required` / `signed_out_only` decorators (§1.1, §3.2).
 * `context`   — the `portal` template context (sidebar, banners, the signed-in subject).
 * `pages`     — small helpers every admin view uses (feature gates, flash-and-redirect).
+* `events`    — the one dispatch of an interactive page's events (POST `action`).
 * `tables`    — live tables: filters, ordering and cursor pagination.
 * `ratelimit` — small fixed-window counters in the shared cache (Redis).
 * `live`      — the `/live` page socket: open pages learn about changes and session revocation.

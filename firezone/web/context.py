@@ -38,7 +38,8 @@ class Banner:
     html: SafeString
 
 
-def _trial_days(account: Account, now: datetime) -> int | None:
+def trial_ends_at(account: Account) -> datetime | None:
+    """When the account's trial ends (Stripe's `trial_ends_at`), None without a readable one."""
     raw = account.stripe.get("trial_ends_at")
     if not raw:
         return None
@@ -46,9 +47,12 @@ def _trial_days(account: Account, now: datetime) -> int | None:
         ends = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
     except ValueError:
         return None
-    if timezone.is_naive(ends):
-        ends = ends.replace(tzinfo=UTC)
-    return math.floor((ends - now).total_seconds() / 86400)
+    return ends.replace(tzinfo=UTC) if timezone.is_naive(ends) else ends
+
+
+def _trial_days(account: Account, now: datetime) -> int | None:
+    ends = trial_ends_at(account)
+    return None if ends is None else math.floor((ends - now).total_seconds() / 86400)
 
 
 def account_banners(account: Account, subject: Subject | None) -> list[Banner]:

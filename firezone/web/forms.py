@@ -11,10 +11,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from django import forms
+
 from accounts.validation import MSG_BLANK
 from firezone.errors import ValidationFailed
 
 REQUIRED = {"required": MSG_BLANK}
+
+
+def name_field(*, max_length: int, placeholder: str, label: str = "Name") -> forms.CharField:
+    """A required name of at most `max_length` characters, with the services' wording."""
+    return forms.CharField(
+        label=label,
+        max_length=max_length,
+        error_messages={
+            **REQUIRED,
+            "max_length": f"should be at most {max_length} character(s)",
+        },
+        widget=forms.TextInput(attrs={"placeholder": placeholder, "autocomplete": "off"}),
+    )
+
 
 # Keys that already mean "the whole form": their messages are shown without a label.
 FORM_KEYS = frozenset({"__all__", "base"})

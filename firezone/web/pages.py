@@ -3,8 +3,9 @@
 
 Interactive pages (LIVE routes in the spec) are one view per route: GET renders, POST carries an
 `action` field naming the event ("delete", "revoke_all", "disable"...) and answers with a
-redirect (post/redirect/get) and a flash. Forms post to their own page and re-render with errors.
-Tables and live regions are re-fetched with GET (see portal.js).
+redirect (post/redirect/get) and a flash (`firezone.web.events.page_events`). Forms post to
+their own page and re-render with errors. Tables and live regions are re-fetched with GET (see
+portal.js).
 """
 
 from __future__ import annotations

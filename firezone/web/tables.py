@@ -81,6 +81,11 @@ def _active_or_disabled(queryset: QuerySet, value: str) -> QuerySet:
     return queryset.filter(disabled_at__isnull=value == "active")
 
 
+def name_contains(queryset: QuerySet, value: str) -> QuerySet:
+    """The "Name" search of tables of named rows."""
+    return queryset.filter(name__icontains=value)
+
+
 # The "Status" radios (All / Active / Disabled) of every table of rows with `disabled_at`.
 STATUS_FILTER = Filter(
     "status",

@@ -18,14 +18,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.models import Account, Actor
-from firezone.errors import Refused, Unauthorized
 from firezone.web.client_os import os_of
-from firezone.web.edit import edit_page, refusal_message
-from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
+from firezone.web.edit import edit_page
+from firezone.web.events import page_events
+from firezone.web.pages import account_url, redirect_info
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable
 from gateways.client_forms import ClientForm
@@ -39,6 +39,7 @@ from gateways.services.clients import (
     client_verify,
 )
 from resources.selectors.flows import flow_list_for
+from resources.tables import flows_table
 
 logger = logging.getLogger(__name__)
 
@@ -148,13 +149,9 @@ def clients_list(request: HttpRequest, account: Account) -> HttpResponse:
 # --- detail --------------------------------------------------------------------------------------
 
 
-FLOWS_TABLE = LiveTable(
-    id="flows",
-    columns=[Column("authorized"), Column("remote ip"), Column("policy"), Column("gateway")],
+FLOWS_TABLE = flows_table(
+    columns=["authorized", "remote ip", "policy", "gateway"],
     row_template="gateways/clients/_flow_row.html",
-    orders={"inserted_at": "inserted_at"},
-    default_order=("inserted_at", "desc"),
-    empty_message="No activity to display.",
 )
 
 
@@ -168,19 +165,19 @@ def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, 
 
 def _detail_event(request: HttpRequest, account: Account, client: Client) -> HttpResponse:
     subject = request.subject
-    here = _client_url(account, client)
-    action = action_of(request)
-    try:
-        if action == "verify":
-            client_verify(subject=subject, client=client)
-        elif action == "remove_verification":
-            client_remove_verification(subject=subject, client=client)
-        elif action == "delete":
-            client_delete(subject=subject, client=client)
-            return redirect_info(request, account_url(account, "clients"), MSG_DELETED)
-    except (Refused, Unauthorized) as exc:
-        return redirect_error(request, here, refusal_message(exc))
-    return HttpResponseRedirect(here)
+
+    def verify() -> None:
+        client_verify(subject=subject, client=client)
+
+    def remove_verification() -> None:
+        client_remove_verification(subject=subject, client=client)
+
+    def delete() -> HttpResponse:
+        client_delete(subject=subject, client=client)
+        return redirect_info(request, account_url(account, "clients"), MSG_DELETED)
+
+    handlers = {"verify": verify, "remove_verification": remove_verification, "delete": delete}
+    return page_events(request, here=_client_url(account, client), handlers=handlers)
 
 
 def _location(client: Client) -> str:

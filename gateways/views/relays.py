@@ -25,10 +25,10 @@ from django.shortcuts import render
 
 from accounts.models import Account
 from firezone.errors import NotFound, Refused, Unauthorized
-from firezone.web.edit import MSG_FORBIDDEN, edit_page, refusal_message
+from firezone.web.edit import edit_page, refusal_message
+from firezone.web.events import page_events
 from firezone.web.pages import (
     account_url,
-    action_of,
     feature_required,
     is_live_refresh,
     redirect_error,
@@ -217,17 +217,16 @@ def _relays_table(group: RelayGroup) -> LiveTable:
 
 def _group_event(request: HttpRequest, account: Account, group: RelayGroup) -> HttpResponse:
     here = _group_url(account, group)
-    action = action_of(request)
-    try:
-        if action == "revoke_all":
-            count = relay_group_tokens_delete(subject=request.subject, group=group)
-            return redirect_info(request, here, f"{count} token(s) were revoked.")
-        if action == "delete":
-            relay_group_delete(subject=request.subject, group=group)
-            return HttpResponseRedirect(_list_url(account))
-    except (Refused, Unauthorized) as exc:
-        return redirect_error(request, here, refusal_message(exc))
-    return HttpResponseRedirect(here)
+
+    def revoke_all() -> HttpResponse:
+        count = relay_group_tokens_delete(subject=request.subject, group=group)
+        return redirect_info(request, here, f"{count} token(s) were revoked.")
+
+    def delete() -> HttpResponse:
+        relay_group_delete(subject=request.subject, group=group)
+        return HttpResponseRedirect(_list_url(account))
+
+    return page_events(request, here=here, handlers={"revoke_all": revoke_all, "delete": delete})
 
 
 @admin_required
@@ -360,20 +359,22 @@ def relay_group_new_token(request: HttpRequest, account: Account, id: str) -> Ht
 # --- relay page ----------------------------------------------------------------------------------
 
 
+def _relay_event(request: HttpRequest, account: Account, relay: Relay) -> HttpResponse:
+    def delete() -> HttpResponse:
+        relay_delete(subject=request.subject, relay=relay)
+        return HttpResponseRedirect(_group_url(account, relay.group))
+
+    here = account_url(account, "relay", id=relay.pk)
+    return page_events(request, here=here, handlers={"delete": delete})
+
+
 @admin_required
 @feature_required(FEATURE)
 def relay_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     relay = relay_get(request.subject, relay_id=id)
     group = relay.group
-    here = account_url(account, "relay", id=relay.pk)
     if request.method == "POST":
-        if action_of(request) == "delete":
-            try:
-                relay_delete(subject=request.subject, relay=relay)
-            except Unauthorized:
-                return redirect_error(request, here, MSG_FORBIDDEN)
-            return HttpResponseRedirect(_group_url(account, group))
-        return HttpResponseRedirect(here)
+        return _relay_event(request, account, relay)
     topic = relay_topic(relay.pk)
     _decorate([relay], _presences([topic]).get(topic, set()))
     label = relay_label(relay)

@@ -17,18 +17,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
-from firezone.errors import Refused
 from firezone.web.edit import edit_page
+from firezone.web.events import Handler, page_events
 from firezone.web.pages import (
     account_url,
-    action_of,
     is_live_refresh,
-    redirect_error,
     redirect_info,
     render_secret,
 )
 from firezone.web.session import admin_required, not_found
-from firezone.web.tables import Column, Filter, LiveTable
+from firezone.web.tables import Column, LiveTable
 from gateways import presence
 from gateways.forms import SiteForm
 from gateways.models import Gateway, Site
@@ -53,10 +51,8 @@ from resources.selectors.policies import policy_list
 from resources.selectors.resources import (
     internet_resource_get,
     resource_list,
-    resource_peek_actor_groups,
-    resource_search,
 )
-from resources.tables import resource_policies_table
+from resources.tables import peek_groups, resource_policies_table, resources_table
 
 HELP_GATEWAYS = (
     "Deploy gateways to terminate connections to your site's resources. All gateways deployed "
@@ -108,17 +104,9 @@ ALL_GATEWAYS_TABLE = LiveTable(
     empty_message="No gateways to display. Deploy a Gateway to connect Resources.",
 )
 
-SITE_RESOURCES_TABLE = LiveTable(
-    id="resources",
-    columns=[
-        Column("name", order="name"),
-        Column("address", order="address"),
-        Column("Authorized groups"),
-    ],
+SITE_RESOURCES_TABLE = resources_table(
     row_template="gateways/sites/_resource_row.html",
-    orders={"name": "name", "address": "address"},
-    default_order=("name", "asc"),
-    filters=[Filter("name", resource_search, title="Name or Address")],
+    sites=False,
     empty_message="No resources to display.",
 )
 
@@ -236,28 +224,30 @@ def site_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
 # --- site detail ------------------------------------------------------------------------------
 
 
-def _site_event(request: HttpRequest, account: Account, site: Site, action: str) -> HttpResponse:
+def _site_event(request: HttpRequest, account: Account, site: Site) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
-    if action == "revoke_all":
+    here = _site_url(account, site)
+
+    def revoke_all() -> HttpResponse:
         count = site_tokens_delete_all(subject=subject, site=site)
-        return redirect_info(request, _site_url(account, site), f"{count} token(s) were revoked.")
-    if action == "delete" and not site.is_internet_site:
-        try:
-            site_delete(subject=subject, site=site)
-        except Refused as exc:
-            return redirect_error(request, _site_url(account, site), exc.message)
+        return redirect_info(request, here, f"{count} token(s) were revoked.")
+
+    def delete() -> HttpResponse:
+        site_delete(subject=subject, site=site)
         return HttpResponseRedirect(account_url(account, "sites"))
-    return not_found(request)
+
+    handlers: dict[str, Handler] = {"revoke_all": revoke_all}
+    if not site.is_internet_site:
+        handlers["delete"] = delete
+    return page_events(request, here=here, handlers=handlers, strict=True)
 
 
 @admin_required
 def site_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
     site = site_get(subject, site_id=id)
-    if action := action_of(request):
-        return _site_event(request, account, site, action)
     if request.method == "POST":
-        return not_found(request)
+        return _site_event(request, account, site)
 
     online = gateways_online(subject, sites=[site]).of_site(site)
     gateways_table = ONLINE_GATEWAYS_TABLE
@@ -287,10 +277,7 @@ def site_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse
         resources_page = dataclasses.replace(SITE_RESOURCES_TABLE, context={"site": site}).page(
             request, resource_list(subject, site_id=site.pk, exclude_internet=True)
         )
-        peeks = resource_peek_actor_groups(subject, resources_page.rows)
-        for row in resources_page.rows:
-            row.groups_peek = peeks.get(row.pk)
-            row.groups_more = row.groups_peek.count - len(row.groups_peek.items)
+        peek_groups(subject, resources_page.rows)
         context["resources_page"] = resources_page
     return render(request, "gateways/sites/show.html", context)
 
@@ -451,18 +438,22 @@ def _location(gateway: Gateway) -> dict[str, Any]:
     }
 
 
+def _gateway_event(request: HttpRequest, account: Account, gateway: Gateway) -> HttpResponse:
+    def delete() -> HttpResponse:
+        gateway_delete(subject=request.subject, gateway=gateway)  # type: ignore[attr-defined]
+        return redirect_info(request, _site_url(account, gateway.group), MSG_GATEWAY_DELETED)
+
+    here = account_url(account, "gateway", id=gateway.pk)
+    return page_events(request, here=here, handlers={"delete": delete}, strict=True)
+
+
 @admin_required
 def gateway_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
     gateway = gateway_get(subject, gateway_id=id)
     site = gateway.group
-    if action := action_of(request):
-        if action != "delete":
-            return not_found(request)
-        gateway_delete(subject=subject, gateway=gateway)
-        return redirect_info(request, _site_url(account, site), MSG_GATEWAY_DELETED)
     if request.method == "POST":
-        return not_found(request)
+        return _gateway_event(request, account, gateway)
     online = str(gateway.pk) in gateways_online(subject, sites=[site]).of_site(site)
     return render(
         request,

@@ -3,6 +3,7 @@ editor, and the policy page with its events (disable, enable, delete)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -14,7 +15,8 @@ from accounts.features import feature_enabled
 from accounts.models import Account, ActorGroup, AuthProvider
 from accounts.selectors.providers import provider_list
 from firezone.web.edit import edit_page
-from firezone.web.pages import account_url, action_of
+from firezone.web.events import page_events
+from firezone.web.pages import account_url
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from resources import policy_forms
@@ -39,6 +41,7 @@ from resources.services.policies import (
     policy_update,
 )
 from resources.services.resources import UNSET
+from resources.tables import flows_table
 
 MSG_CREATED = "Policy created successfully."
 FORM_TEMPLATE = "resources/policies/form.html"
@@ -71,13 +74,9 @@ POLICIES_TABLE = LiveTable(
     live_mode="stale",
 )
 
-FLOWS_TABLE = LiveTable(
-    id="flows",
-    columns=[Column("authorized"), Column("client, actor"), Column("gateway")],
+FLOWS_TABLE = flows_table(
+    columns=["authorized", "client, actor", "gateway"],
     row_template="resources/policies/_flow_row.html",
-    orders={"inserted_at": "inserted_at"},
-    default_order=("inserted_at", "desc"),
-    empty_message="No activity to display.",
 )
 
 
@@ -149,6 +148,49 @@ def _chosen_group(request: HttpRequest, group_id: str) -> ActorGroup | None:
 
 def _chosen_resource(request: HttpRequest, resource_id: str) -> Resource | None:
     return policy_resource_option(request.subject, resource_id) if resource_id else None
+
+
+def _form_page(
+    request: HttpRequest,
+    account: Account,
+    form: PolicyForm,
+    save: Callable[[PolicyForm], str],
+    *,
+    policy: Policy | None,
+    locked_group: bool = False,
+    locked_resource: bool = False,
+) -> HttpResponse:
+    """The new policy page, or the edit page of `policy`."""
+    crumbs = (
+        [(_policy_name(policy), account_url(account, "policy", id=policy.pk))] if policy else []
+    )
+    labels: dict[str, Any] = {
+        "page_title": f"Edit Policy {policy.pk}" if policy else "New Policy",
+        "breadcrumbs": [
+            ("Policies", account_url(account, "policies")),
+            *crumbs,
+            ("Edit" if policy else "Add Policy", None),
+        ],
+        "heading": "Edit Policy" if policy else "Add Policy",
+        "submit": "Save" if policy else "Create Policy",
+        "busy": "Updating Policy..." if policy else "Creating Policy...",
+        "is_new": policy is None,
+        **({"policy": policy} if policy else {}),
+    }
+    return edit_page(
+        request,
+        form,
+        template=FORM_TEMPLATE,
+        context=lambda form: _form_context(
+            request,
+            account,
+            form,
+            template_context=labels,
+            locked_group=locked_group,
+            locked_resource=locked_resource,
+        ),
+        save=save,
+    )
 
 
 def _form_context(
@@ -236,29 +278,14 @@ def policy_new(request: HttpRequest, account: Account) -> HttpResponse:
         messages.info(request, MSG_CREATED)
         return account_url(account, "policies")
 
-    return edit_page(
+    return _form_page(
         request,
+        account,
         form,
-        template=FORM_TEMPLATE,
-        context=lambda form: _form_context(
-            request,
-            account,
-            form,
-            template_context={
-                "page_title": "New Policy",
-                "breadcrumbs": [
-                    ("Policies", account_url(account, "policies")),
-                    ("Add Policy", None),
-                ],
-                "heading": "Add Policy",
-                "submit": "Create Policy",
-                "busy": "Creating Policy...",
-                "is_new": True,
-            },
-            locked_group=locked_group is not None,
-            locked_resource=locked_resource is not None,
-        ),
-        save=save,
+        save,
+        policy=None,
+        locked_group=locked_group is not None,
+        locked_resource=locked_resource is not None,
     )
 
 
@@ -291,30 +318,7 @@ def policy_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse
         if request.method == "POST"
         else PolicyForm.from_policy(policy)
     )
-    return edit_page(
-        request,
-        form,
-        template=FORM_TEMPLATE,
-        context=lambda form: _form_context(
-            request,
-            account,
-            form,
-            template_context={
-                "page_title": f"Edit Policy {policy.pk}",
-                "breadcrumbs": [
-                    ("Policies", account_url(account, "policies")),
-                    (_policy_name(policy), here),
-                    ("Edit", None),
-                ],
-                "heading": "Edit Policy",
-                "submit": "Save",
-                "busy": "Updating Policy...",
-                "is_new": False,
-                "policy": policy,
-            },
-        ),
-        save=save,
-    )
+    return _form_page(request, account, form, save, policy=policy)
 
 
 # --- detail --------------------------------------------------------------------------------------
@@ -341,21 +345,32 @@ def _sentence(request: HttpRequest, account: Account, policy: Policy) -> Any:
     )
 
 
+def _detail_event(request: HttpRequest, account: Account, policy: Policy) -> HttpResponse:
+    subject = request.subject
+
+    def disable() -> None:
+        policy_disable(subject=subject, policy=policy)
+
+    def enable() -> None:
+        policy_enable(subject=subject, policy=policy)
+
+    def delete() -> HttpResponse:
+        policy_delete(subject=subject, policy=policy)
+        return HttpResponseRedirect(account_url(account, "policies"))
+
+    return page_events(
+        request,
+        here=account_url(account, "policy", id=policy.pk),
+        handlers={"disable": disable, "enable": enable, "delete": delete},
+    )
+
+
 @admin_required
 def policy_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     policy = policy_get_by_id_or_persistent_id(subject, id)
-    here = account_url(account, "policy", id=policy.pk)
-    action = action_of(request)
     if request.method == "POST":
-        if action == "disable":
-            policy_disable(subject=subject, policy=policy)
-        elif action == "enable":
-            policy_enable(subject=subject, policy=policy)
-        elif action == "delete":
-            policy_delete(subject=subject, policy=policy)
-            return HttpResponseRedirect(account_url(account, "policies"))
-        return HttpResponseRedirect(here)
+        return _detail_event(request, account, policy)
 
     flows = FLOWS_TABLE.page(request, policy_flows(subject, policy))
     name = _policy_name(policy)

@@ -16,11 +16,11 @@ from django.shortcuts import render
 
 from accounts.features import feature_enabled
 from accounts.models import Account
-from firezone.errors import NotFound, Refused, ValidationFailed
+from firezone.errors import NotFound, ValidationFailed
 from firezone.web.edit import edit_page
-from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
-from firezone.web.session import admin_required, not_found
-from firezone.web.tables import Column, Filter, LiveTable
+from firezone.web.events import page_events
+from firezone.web.pages import account_url, redirect_info
+from firezone.web.session import admin_required
 from gateways.models import Site
 from gateways.selectors.sites import site_get, site_list
 from resources.forms import (
@@ -37,8 +37,6 @@ from resources.selectors.resources import (
     internet_resource_get,
     resource_get_by_id_or_persistent_id,
     resource_list,
-    resource_peek_actor_groups,
-    resource_search,
     resource_sites,
     with_sites,
 )
@@ -49,22 +47,18 @@ from resources.services.resources import (
     resource_field_errors,
     resource_update,
 )
-from resources.tables import resource_policies_table
+from resources.tables import (
+    flows_table,
+    peek_groups,
+    resource_policies_table,
+    resources_table,
+)
 
 DELETED = "Resource was deleted."
 
-RESOURCES_TABLE = LiveTable(
-    id="resources",
-    columns=[
-        Column("Name", order="name"),
-        Column("Address", order="address"),
-        Column("sites"),
-        Column("Authorized groups"),
-    ],
+RESOURCES_TABLE = resources_table(
     row_template="resources/resources/_row.html",
-    orders={"name": "name", "address": "address"},
-    default_order=("name", "asc"),
-    filters=[Filter("name", resource_search, title="Name or Address")],
+    sites=True,
     empty_template="resources/resources/_empty.html",
     live_topics=["changes:resources"],
     live_mode="stale",
@@ -78,13 +72,9 @@ POLICIES_TABLE = resource_policies_table(
     live_topics=["changes:policies"],
 )
 
-FLOWS_TABLE = LiveTable(
-    id="flows",
-    columns=[Column("authorized"), Column("policy"), Column("client, actor"), Column("gateway")],
+FLOWS_TABLE = flows_table(
+    columns=["authorized", "policy", "client, actor", "gateway"],
     row_template="resources/resources/_flow_row.html",
-    orders={"inserted_at": "inserted_at"},
-    default_order=("inserted_at", "desc"),
-    empty_message="No activity to display.",
     live_topics=["changes:flows"],
 )
 
@@ -186,12 +176,7 @@ def resources_list(request: HttpRequest, account: Account) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
     resources = with_sites(resource_list(subject, exclude_internet=True))
     page = RESOURCES_TABLE.page(request, resources)
-    # One query for the "Authorized groups" peeks of the whole page.
-    peeks = resource_peek_actor_groups(subject, page.rows)
-    for row in page.rows:
-        peek = peeks.get(row.pk)
-        row.groups_peek = peek
-        row.groups_more = peek.count - len(peek.items) if peek else 0
+    peek_groups(subject, page.rows)
     return render(
         request,
         "resources/resources/index.html",
@@ -242,19 +227,25 @@ def resource_new(request: HttpRequest, account: Account) -> HttpResponse:
     )
 
 
+def _resource_event(
+    request: HttpRequest, account: Account, resource: Resource, site: Site | None
+) -> HttpResponse:
+    def delete() -> HttpResponse:
+        resource_delete(subject=request.subject, resource=resource)  # type: ignore[attr-defined]
+        return redirect_info(request, _site_or_resources(account, site), DELETED)
+
+    # A refused deletion goes back to the page as it was opened (with its `?site_id=`).
+    here = request.get_full_path()
+    return page_events(request, here=here, handlers={"delete": delete}, strict=True)
+
+
 @admin_required
 def resource_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
     resource = _get_resource(request, id)
     site = _bound_site(request)
-    if action_of(request) == "delete":
-        try:
-            resource_delete(subject=subject, resource=resource)
-        except Refused as exc:
-            return redirect_error(request, request.get_full_path(), exc.message)
-        return redirect_info(request, _site_or_resources(account, site), DELETED)
     if request.method == "POST":
-        return not_found(request)
+        return _resource_event(request, account, resource, site)
 
     add_policy_url = _with_site("policy_new", account, site, resource_id=str(resource.pk))
     policies_table = dataclasses.replace(POLICIES_TABLE, context={"add_policy_url": add_policy_url})

@@ -1,22 +1,31 @@
 """Shared by the actor pages (portal.md §4.5): labels, URLs and breadcrumbs, the actor lookups
-of the pages and the client decorations (OS icon, presence)."""
+of the pages, the client decorations (OS icon, presence) and the lifecycle and token events of an
+actor's page (also the API client page's, §4.12)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from accounts.auth import can_grant_role
-from accounts.models import Account, Actor, ActorGroup
+from accounts.forms.actors import ServiceAccountTokenForm
+from accounts.models import Account, Actor, AuthIdentity, Token
 from accounts.selectors.actors import actor_get
+from accounts.selectors.identities import identity_list_for_actor
+from accounts.selectors.tokens import token_get
+from accounts.services.actors import actor_delete, actor_disable, actor_enable
+from accounts.services.tokens import IssuedToken
+from accounts.services.tokens_admin import token_delete, tokens_delete_for_actor
 from firezone.errors import NotFound
 from firezone.templatetags.portal import relative_text
 from firezone.web.client_os import os_of
-from firezone.web.pages import account_url
+from firezone.web.edit import edit_page
+from firezone.web.events import Handler
+from firezone.web.pages import account_url, redirect_error, redirect_info
 from gateways.presence import list_presences_sync
 
 logger = logging.getLogger(__name__)
@@ -27,6 +36,9 @@ TYPE_LABELS = {
     Actor.Type.SERVICE_ACCOUNT: "Service Account",
     Actor.Type.API_CLIENT: "API Client",
 }
+
+MSG_TOKEN_REVOKED = "Token was revoked."
+MSG_SYNCED_DELETE = "Synced actors can only be deleted once they have no identities left."
 
 
 # --- shared helpers ------------------------------------------------------------------------------
@@ -76,5 +88,88 @@ def managed_actor(request: HttpRequest, id: str) -> Actor:
     return actor
 
 
-def group_name_filter(queryset: QuerySet[ActorGroup], value: str) -> QuerySet[ActorGroup]:
-    return queryset.filter(name__icontains=value)
+def name_or_email(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
+    """The "Name or Email" search of actor tables: the name or an identity's email/identifier."""
+    identities = AuthIdentity.objects.filter(actor_id=OuterRef("pk")).filter(
+        Q(email__icontains=value) | Q(provider_identifier__icontains=value)
+    )
+    return queryset.filter(Q(name__icontains=value) | Q(Exists(identities)))
+
+
+# --- new token page ------------------------------------------------------------------------------
+
+
+def new_token_page(
+    request: HttpRequest,
+    actor: Actor,
+    form: ServiceAccountTokenForm,
+    *,
+    create: Callable[..., IssuedToken],
+    template: str,
+    context: dict[str, Any],
+) -> HttpResponse:
+    """The new token page of a service account or an API client: `create` issues the token
+    named and dated on the form; it is shown once, in this response, never stored anywhere
+    readable and never cached."""
+    page = {**context, "actor": actor, "token": None}
+
+    def save(form: ServiceAccountTokenForm) -> None:
+        issued = create(
+            subject=request.subject,
+            actor=actor,
+            name=form.cleaned_data["name"],
+            expires_at=form.cleaned_data["expires_at"],
+        )
+        page["token"] = issued.encoded
+
+    return edit_page(request, form, template=template, context=page, save=save, secret=True)
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+def event_token(request: HttpRequest, actor: Actor) -> Token:
+    """The token an event names (`token_id`): one of the page's actor, else the standard 404."""
+    token = token_get(request.subject, token_id=request.POST.get("token_id"))
+    if token.actor_id != actor.pk:
+        raise NotFound()
+    return token
+
+
+def actor_events(
+    request: HttpRequest, actor: Actor, *, here: str, gone: str, noun: str
+) -> dict[str, Handler]:
+    """The events of an actor's page (firezone.web.events): disable, enable, delete (then to
+    `gone`), revoke_token and revoke_all; the flashes name the actor `noun` ("Actor")."""
+    subject = request.subject
+
+    def disable() -> HttpResponse:
+        actor_disable(subject=subject, actor=actor)
+        return redirect_info(request, here, f"{noun} was disabled.")
+
+    def enable() -> HttpResponse:
+        actor_enable(subject=subject, actor=actor)
+        return redirect_info(request, here, f"{noun} was enabled.")
+
+    def delete() -> HttpResponse:
+        # Synced actors come back with the next sync while they still have identities.
+        if actor.is_synced and identity_list_for_actor(subject, actor=actor).exists():
+            return redirect_error(request, here, MSG_SYNCED_DELETE)
+        actor_delete(subject=subject, actor=actor)
+        return HttpResponseRedirect(gone)
+
+    def revoke_token() -> HttpResponse:
+        token_delete(subject=subject, token=event_token(request, actor))
+        return redirect_info(request, here, MSG_TOKEN_REVOKED)
+
+    def revoke_all() -> HttpResponse:
+        count = tokens_delete_for_actor(subject=subject, actor=actor)
+        return redirect_info(request, here, f"{count} token(s) were revoked.")
+
+    return {
+        "disable": disable,
+        "enable": enable,
+        "delete": delete,
+        "revoke_token": revoke_token,
+        "revoke_all": revoke_all,
+    }

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
 
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 
-from accounts.models import Account, Actor, AuthIdentity, Token
+from accounts.models import Account, Actor, AuthIdentity
 from accounts.selectors.actors import actor_get
 from accounts.selectors.groups import group_list_for_actor
 from accounts.selectors.identities import (
@@ -22,41 +20,36 @@ from accounts.selectors.identities import (
     identity_list_for_actor,
     identity_provider_options,
 )
-from accounts.selectors.tokens import token_get, tokens_list_for_actor
-from accounts.services.actors import actor_delete, actor_disable, actor_enable
+from accounts.selectors.tokens import tokens_list_for_actor
 from accounts.services.identities import identity_delete
-from accounts.services.tokens_admin import token_delete, tokens_delete_for_actor
 from accounts.services.welcome_emails import identity_welcome_address, identity_welcome_email_send
 from accounts.views.actors.common import (
     TYPE_LABELS,
+    actor_events,
     actor_url,
     crumbs,
     decorate_clients,
-    group_name_filter,
     online_ids,
 )
-from firezone.errors import NotFound, Refused, Unauthorized
-from firezone.web.edit import refusal_message
-from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
+from firezone.errors import NotFound
+from firezone.web.events import page_events
+from firezone.web.pages import account_url, redirect_error, redirect_info
 from firezone.web.ratelimit import Limit
 from firezone.web.session import admin_required
-from firezone.web.tables import Column, Filter, LiveTable
+from firezone.web.tables import Column, Filter, LiveTable, name_contains
 from gateways.presence import actor_clients_topic
 from gateways.selectors.clients import client_list_for_actor
 from resources.selectors.flows import flow_list_for
+from resources.tables import flows_table
 
 logger = logging.getLogger(__name__)
 
 # "Send Welcome Email": 3 per identity per 3 minutes, window extended on each hit (§3.15).
 WELCOME_EMAILS_PER_IDENTITY = Limit("welcome_email", 3, 3 * 60, sliding=True)
 
-MSG_DISABLED = "Actor was disabled."
-MSG_ENABLED = "Actor was enabled."
 MSG_IDENTITY_DELETED = "Identity was deleted."
-MSG_TOKEN_REVOKED = "Token was revoked."
 MSG_WELCOME_LIMITED = "You sent too many welcome emails to this address. Please try again later."
 MSG_WELCOME_FAILED = "Unknown error while sending welcome email. We're looking into it."
-MSG_SYNCED_DELETE = "Synced actors can only be deleted once they have no identities left."
 
 ROLE_NAMES = {
     Actor.Type.ACCOUNT_USER: "user",
@@ -98,10 +91,6 @@ def _tokens_table(service_account: bool) -> LiveTable:
     )
 
 
-def _client_name(queryset: QuerySet[Any], value: str) -> QuerySet[Any]:
-    return queryset.filter(name__icontains=value)
-
-
 CLIENTS_TABLE = LiveTable(
     id="clients",
     columns=[
@@ -114,18 +103,14 @@ CLIENTS_TABLE = LiveTable(
     row_template="accounts/actors/_client_row.html",
     orders={"name": "name", "last_seen_at": "last_seen_at", "inserted_at": "inserted_at"},
     default_order=("last_seen_at", "desc"),
-    filters=[Filter("name", _client_name, title="Name")],
+    filters=[Filter("name", name_contains, title="Name")],
     empty_message="Actor has not signed in from any Client.",
     live_mode="reload",
 )
 
-FLOWS_TABLE = LiveTable(
-    id="flows",
-    columns=[Column("authorized"), Column("policy"), Column("client"), Column("gateway")],
+FLOWS_TABLE = flows_table(
+    columns=["authorized", "policy", "client", "gateway"],
     row_template="accounts/actors/_flow_row.html",
-    orders={"inserted_at": "inserted_at"},
-    default_order=("inserted_at", "desc"),
-    empty_message="No activity to display.",
 )
 
 
@@ -135,7 +120,7 @@ GROUPS_TABLE = LiveTable(
     row_template="accounts/actors/_group_row.html",
     orders={"name": "name"},
     default_order=("name", "asc"),
-    filters=[Filter("name", group_name_filter, title="Name")],
+    filters=[Filter("name", name_contains, title="Name")],
     empty_message="No Groups to display.",
 )
 
@@ -147,43 +132,21 @@ def _event_identity(request: HttpRequest, actor: Actor) -> AuthIdentity:
     return identity
 
 
-def _event_token(request: HttpRequest, actor: Actor) -> Token:
-    token = token_get(request.subject, token_id=request.POST.get("token_id"))
-    if token.actor_id != actor.pk:
-        raise NotFound()
-    return token
-
-
 def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpResponse:
     subject = request.subject
     here = actor_url(account, actor)
-    action = action_of(request)
-    try:
-        if action == "disable":
-            actor_disable(subject=subject, actor=actor)
-            return redirect_info(request, here, MSG_DISABLED)
-        if action == "enable":
-            actor_enable(subject=subject, actor=actor)
-            return redirect_info(request, here, MSG_ENABLED)
-        if action == "delete":
-            if actor.is_synced and identity_list_for_actor(subject, actor=actor).exists():
-                return redirect_error(request, here, MSG_SYNCED_DELETE)
-            actor_delete(subject=subject, actor=actor)
-            return HttpResponseRedirect(account_url(account, "actors"))
-        if action == "send_welcome_email":
-            return _send_welcome(request, here, _event_identity(request, actor))
-        if action == "delete_identity":
-            identity_delete(subject=subject, identity=_event_identity(request, actor))
-            return redirect_info(request, here, MSG_IDENTITY_DELETED)
-        if action == "revoke_token":
-            token_delete(subject=subject, token=_event_token(request, actor))
-            return redirect_info(request, here, MSG_TOKEN_REVOKED)
-        if action == "revoke_all":
-            count = tokens_delete_for_actor(subject=subject, actor=actor)
-            return redirect_info(request, here, f"{count} token(s) were revoked.")
-    except (Refused, Unauthorized) as exc:
-        return redirect_error(request, here, refusal_message(exc))
-    return HttpResponseRedirect(here)
+
+    def delete_identity() -> HttpResponse:
+        identity_delete(subject=subject, identity=_event_identity(request, actor))
+        return redirect_info(request, here, MSG_IDENTITY_DELETED)
+
+    gone = account_url(account, "actors")
+    handlers = {
+        **actor_events(request, actor, here=here, gone=gone, noun="Actor"),
+        "send_welcome_email": lambda: _send_welcome(request, here, _event_identity(request, actor)),
+        "delete_identity": delete_identity,
+    }
+    return page_events(request, here=here, handlers=handlers)
 
 
 def _send_welcome(request: HttpRequest, here: str, identity: AuthIdentity) -> HttpResponse:

@@ -22,14 +22,13 @@ from accounts.views.actors.common import (
     actor_url,
     crumbs,
     grantable,
-    group_name_filter,
     managed_actor,
 )
 from firezone.errors import Refused, ValidationFailed
 from firezone.web.edit import edit_page
 from firezone.web.pages import action_of, redirect_error, uuids_in
 from firezone.web.session import admin_required
-from firezone.web.tables import Column, Filter, LiveTable
+from firezone.web.tables import Column, Filter, LiveTable, name_contains
 
 # --- edit ----------------------------------------------------------------------------------------
 
@@ -106,7 +105,7 @@ EDIT_GROUPS_TABLE = LiveTable(
     row_template="accounts/actors/_edit_group_row.html",
     orders={"name": "name"},
     default_order=("name", "asc"),
-    filters=[Filter("name", group_name_filter, title="Name")],
+    filters=[Filter("name", name_contains, title="Name")],
     empty_message="No Groups to display.",
 )
 

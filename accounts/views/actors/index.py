@@ -5,27 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.models import Account, Actor, AuthIdentity
 from accounts.selectors.actors import actor_groups_peek, actor_list
 from accounts.selectors.providers import provider_list
-from accounts.views.actors.common import decorate_clients, online_ids
+from accounts.views.actors.common import decorate_clients, name_or_email, online_ids
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from gateways.presence import account_clients_topic
 from gateways.selectors.clients import client_peek_by_actor
 
 # --- list ----------------------------------------------------------------------------------------
-
-
-def _name_or_email(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
-    identities = AuthIdentity.objects.filter(actor_id=OuterRef("pk")).filter(
-        Q(email__icontains=value) | Q(provider_identifier__icontains=value)
-    )
-    return queryset.filter(Q(name__icontains=value) | Q(Exists(identities)))
 
 
 def _provider(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
@@ -48,7 +41,7 @@ def _actors_table(providers: list[tuple[str, str]]) -> LiveTable:
         orders={"name": "name", "inserted_at": "inserted_at"},
         default_order=("inserted_at", "asc"),
         filters=[
-            Filter("name_or_email", _name_or_email, title="Name or Email"),
+            Filter("name_or_email", name_or_email, title="Name or Email"),
             Filter("provider_id", _provider, title="Provider", kind="uuid", choices=providers),
             STATUS_FILTER,
         ],

@@ -4,7 +4,6 @@ identity → group memberships; service account → token (shown once)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
@@ -22,7 +21,13 @@ from accounts.services.actors import actor_create
 from accounts.services.identities import identity_create
 from accounts.services.tokens_admin import service_account_token_create
 from accounts.services.welcome_emails import identity_welcome_email_send
-from accounts.views.actors.common import actor_url, crumbs, grantable, user_actor
+from accounts.views.actors.common import (
+    actor_url,
+    crumbs,
+    grantable,
+    new_token_page,
+    user_actor,
+)
 from firezone.errors import NotFound
 from firezone.web.edit import edit_page
 from firezone.web.pages import account_url, action_of
@@ -162,30 +167,16 @@ def service_account_new_identity(request: HttpRequest, account: Account, id: str
     actor = actor_get(request.subject, actor_id=id)
     if not actor.is_service_account:
         raise NotFound()
-    context: dict[str, Any] = {
-        "page_title": "New Service Account Token",
-        "breadcrumbs": crumbs(
-            account, (actor.name, actor_url(account, actor)), ("Create Token", None)
-        ),
-        "actor": actor,
-        "token": None,
-    }
-
-    def save(form: ServiceAccountTokenForm) -> None:
-        issued = service_account_token_create(
-            subject=request.subject,
-            actor=actor,
-            name=form.cleaned_data["name"],
-            expires_at=form.cleaned_data["expires_at"],
-        )
-        # Shown once, in this response; never stored anywhere readable.
-        context["token"] = issued.encoded
-
-    return edit_page(
+    return new_token_page(
         request,
+        actor,
         ServiceAccountTokenForm(request.POST or None),
+        create=service_account_token_create,
         template="accounts/actors/service_account_token.html",
-        context=context,
-        save=save,
-        secret=True,
+        context={
+            "page_title": "New Service Account Token",
+            "breadcrumbs": crumbs(
+                account, (actor.name, actor_url(account, actor)), ("Create Token", None)
+            ),
+        },
     )

@@ -9,8 +9,6 @@ import logging
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
-from django.conf import settings
-from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_GET
 
@@ -20,15 +18,19 @@ from accounts.providers import CONSENT_ADAPTERS
 from accounts.selectors.providers import provider_get_for_adapter
 from accounts.services.providers import provider_connect_admin
 from accounts.views.identity_providers.common import A, list_url, provider_url, redirect_uris
+from accounts.views.oidc import finish_callback, invalid_request_message, secrets
 from firezone.errors import NotFound, Refused, ValidationFailed
+from firezone.web.cookies import FlowCookie
 from firezone.web.pages import redirect_error
 from firezone.web.session import admin_required
 
 logger = logging.getLogger(__name__)
 
-# Connect flow (§4.13.7).
-CONNECT_COOKIE_PREFIX = "fz_idp_connect_"
-CONNECT_COOKIE_MAX_AGE = 30 * 60
+# Connect flow (§4.13.7): the OIDC secrets and the admin who asked wait in this cookie.
+CONNECT_COOKIE = FlowCookie(
+    "fz_idp_connect_", "fz_idp_connect.", keys=("state", "code_verifier", "nonce", "actor_id")
+)
+connect_cookie_name = CONNECT_COOKIE.name
 MSG_NO_PROVIDER = "Provider does not exist."
 MSG_NO_OIDC_PROVIDER = "Provider is disabled or does not exist."
 MSG_SESSION_EXPIRED = "Your session has expired, please try again."
@@ -43,15 +45,6 @@ MSG_BEHAVIOUR = "There is an error with provider behaviour:"
 
 def connect_callback_url(account: Account, provider: AuthProvider) -> str:
     return redirect_uris(account, provider.adapter, provider.pk)[1]
-
-
-def connect_cookie_name(provider_id: Any) -> str:
-    return f"{CONNECT_COOKIE_PREFIX}{provider_id}"
-
-
-def _connect_salt(provider_id: Any) -> str:
-    # Bound to the provider: a sign-in cookie or another provider's cookie is worthless here.
-    return f"fz_idp_connect.{provider_id}"
 
 
 def _connectable(request: HttpRequest, adapter: str, id: str) -> AuthProvider | None:
@@ -86,35 +79,9 @@ def provider_connect_redirect(
         # Google hands out a refresh token only on an explicit consent.
         target = add_params_to_uri(target, [("prompt", "consent")])
     response = HttpResponseRedirect(target)
-    payload = {
-        "state": auth.state,
-        "code_verifier": auth.code_verifier,
-        "nonce": auth.nonce,
-        "actor_id": str(request.subject.actor_id),  # type: ignore[attr-defined]
-    }
-    response.set_cookie(
-        connect_cookie_name(provider.pk),
-        signing.dumps(payload, salt=_connect_salt(provider.pk), compress=True),
-        max_age=CONNECT_COOKIE_MAX_AGE,
-        secure=bool(settings.SESSION_COOKIE_SECURE),
-        httponly=True,
-        samesite="Lax",  # sent on the IdP's top-level redirect back
-    )
+    actor_id = str(request.subject.actor_id)  # type: ignore[attr-defined]
+    CONNECT_COOKIE.set(response, provider.pk, {**secrets(auth), "actor_id": actor_id})
     return response
-
-
-def _read_connect_state(request: HttpRequest, provider_id: str) -> dict[str, Any] | None:
-    raw = request.COOKIES.get(connect_cookie_name(provider_id))
-    if not raw:
-        return None
-    try:
-        data = signing.loads(raw, salt=_connect_salt(provider_id), max_age=CONNECT_COOKIE_MAX_AGE)
-    except signing.BadSignature:
-        return None
-    keys = ("state", "code_verifier", "nonce", "actor_id")
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
-        return None
-    return data
 
 
 @admin_required
@@ -122,21 +89,10 @@ def _read_connect_state(request: HttpRequest, provider_id: str) -> dict[str, Any
 def provider_connect_callback(
     request: HttpRequest, account: Account, adapter: str, id: str
 ) -> HttpResponse:
-    stored = _read_connect_state(request, id)
+    stored = CONNECT_COOKIE.read(request, id)
     response = _connect_callback(request, account, adapter, id, stored)
-    response.delete_cookie(connect_cookie_name(id), samesite="Lax")
+    CONNECT_COOKIE.delete(response, id)
     return response
-
-
-def _invalid_request_message(request: HttpRequest) -> str:
-    parts = ["Invalid request."]
-    error = request.GET.get("error")
-    description = request.GET.get("error_description")
-    if error:
-        parts.append(f"error: {error[:200]}.")
-    if description:
-        parts.append(f"error_description: {description[:500]}")
-    return " ".join(parts)
 
 
 def _connect_callback(
@@ -161,7 +117,7 @@ def _connect_callback(
             request, back, f"Your IdP returned an error ({error[:200]}): {description[:500]}"
         )
     if not state or not code:
-        return redirect_error(request, back, _invalid_request_message(request))
+        return redirect_error(request, back, invalid_request_message(request))
     if (
         stored is None
         or not oidc.states_equal(stored["state"], state)
@@ -170,13 +126,8 @@ def _connect_callback(
         return redirect_error(request, back, MSG_SESSION_EXPIRED)
     refused = MSG_CONNECT_FAILED if plain else MSG_NOT_ALLOWED
     try:
-        result = oidc.finish_sign_in(
-            provider,
-            code=code,
-            redirect_uri=connect_callback_url(account, provider),
-            code_verifier=stored["code_verifier"],
-            nonce=stored["nonce"],
-            response_issuer=request.GET.get("iss"),
+        result = finish_callback(
+            request, provider, stored, redirect_uri=connect_callback_url(account, provider)
         )
         provider_connect_admin(
             subject=subject,

@@ -42,9 +42,9 @@ from accounts.views.identity_providers.common import (
     provider_url,
     sync_status,
 )
-from firezone.errors import Refused
-from firezone.web.pages import action_of, redirect_error, redirect_info
-from firezone.web.session import admin_required, not_found
+from firezone.web.events import Handler, page_events
+from firezone.web.pages import redirect_error, redirect_info
+from firezone.web.session import admin_required
 
 MSG_DISABLED = "Identity provider was disabled."
 MSG_ENABLED = "Identity provider was enabled."
@@ -58,27 +58,32 @@ MSG_WORKOS_OFF = "Directory sync through WorkOS is not configured for this Firez
 def _event(request: HttpRequest, account: Account, provider: AuthProvider) -> HttpResponse:
     subject = request.subject  # type: ignore[attr-defined]
     here = provider_url(account, provider)
-    action = action_of(request)
-    system = provider.adapter in SYSTEM_ADAPTERS
-    try:
-        if action == "disable":
-            provider_disable(subject=subject, provider=provider)
-            return redirect_info(request, here, MSG_DISABLED)
-        if action == "enable":
-            provider_enable(subject=subject, provider=provider)
-            return redirect_info(request, here, MSG_ENABLED)
-        if action == "delete" and not system:
-            provider_delete(subject=subject, provider=provider)
-            return redirect_info(request, list_url(account), MSG_DELETED)
-        if action == "delete_stale_actors" and provider.is_sync_adapter:
-            count = provider_delete_stale_actors(subject=subject, provider=provider)
-            return redirect_info(request, here, MSG_STALE_DELETED.format(n=count))
-        if action == "setup_sync" and provider.adapter == A.JUMPCLOUD:
-            # WorkOS directory sync is not wired in this deployment (no WorkOS client).
-            return redirect_error(request, here, MSG_WORKOS_OFF)
-    except Refused as exc:
-        return redirect_error(request, here, exc.message)
-    return not_found(request)
+
+    def disable() -> HttpResponse:
+        provider_disable(subject=subject, provider=provider)
+        return redirect_info(request, here, MSG_DISABLED)
+
+    def enable() -> HttpResponse:
+        provider_enable(subject=subject, provider=provider)
+        return redirect_info(request, here, MSG_ENABLED)
+
+    def delete() -> HttpResponse:
+        provider_delete(subject=subject, provider=provider)
+        return redirect_info(request, list_url(account), MSG_DELETED)
+
+    def delete_stale_actors() -> HttpResponse:
+        count = provider_delete_stale_actors(subject=subject, provider=provider)
+        return redirect_info(request, here, MSG_STALE_DELETED.format(n=count))
+
+    handlers: dict[str, Handler] = {"disable": disable, "enable": enable}
+    if provider.adapter not in SYSTEM_ADAPTERS:
+        handlers["delete"] = delete
+    if provider.is_sync_adapter:
+        handlers["delete_stale_actors"] = delete_stale_actors
+    if provider.adapter == A.JUMPCLOUD:
+        # WorkOS directory sync is not wired in this deployment (no WorkOS client).
+        handlers["setup_sync"] = lambda: redirect_error(request, here, MSG_WORKOS_OFF)
+    return page_events(request, here=here, handlers=handlers, strict=True)
 
 
 def _detail_context(
