@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from firezone.errors import NotFound, Unauthorized
+from firezone.errors import Unauthorized
 
 if TYPE_CHECKING:
     from accounts.models import Account, Actor, AuthIdentity
@@ -180,12 +180,6 @@ def ensure_permissions(subject: Subject, *required: P, one_of: Iterable[P] = ())
         missing.extend(alternatives)
     if missing:
         raise Unauthorized(reason="missing_permissions", missing=[str(p) for p in missing])
-
-
-def ensure_same_account(subject: Subject, obj: Any) -> None:
-    """Another account's object is reported exactly like a missing one."""
-    if obj is None or getattr(obj, "account_id", None) != subject.account_id:
-        raise NotFound()
 
 
 def can_grant_role(subject: Subject, actor_type: str) -> bool:

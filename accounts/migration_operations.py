@@ -21,7 +21,7 @@ class DbOnDelete(Operation):
     The statements are queued on the schema editor's deferred SQL, so this works in the same
     migration as the CreateModel whose FK constraints are themselves deferred to the end.
     Note: a later AlterField on the FK recreates it as NO ACTION; repeat this operation then
-    (tests/test_schema.py checks every delete rule).
+    (tests/test_schema_structure.py checks every delete rule).
     """
 
     reversible = True

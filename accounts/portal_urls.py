@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from accounts.views import account_settings, actors, api_clients, groups, identity_providers
+from accounts.views import account_settings, api_clients, groups
+from accounts.views.actors import detail as actors_detail
+from accounts.views.actors import edit as actors_edit
+from accounts.views.actors import index as actors_index
+from accounts.views.actors import new as actors_new
+from accounts.views.identity_providers import connect as idp_connect
+from accounts.views.identity_providers import detail as idp_detail
+from accounts.views.identity_providers import form as idp_form
+from accounts.views.identity_providers import index as idp_index
 
 A = "<str:account>"
 
@@ -25,25 +33,29 @@ class AdapterConverter:
 register_converter(AdapterConverter, "adapter")
 
 urlpatterns = [
-    path(f"{A}/actors", actors.actors_list, name="actors"),
-    path(f"{A}/actors/new", actors.actor_new, name="actor_new"),
-    path(f"{A}/actors/users/new", actors.user_new, name="user_new"),
+    path(f"{A}/actors", actors_index.actors_list, name="actors"),
+    path(f"{A}/actors/new", actors_new.actor_new, name="actor_new"),
+    path(f"{A}/actors/users/new", actors_new.user_new, name="user_new"),
     path(
         f"{A}/actors/users/<str:id>/new_identity",
-        actors.user_new_identity,
+        actors_new.user_new_identity,
         name="user_new_identity",
     ),
     path(
-        f"{A}/actors/service_accounts/new", actors.service_account_new, name="service_account_new"
+        f"{A}/actors/service_accounts/new",
+        actors_new.service_account_new,
+        name="service_account_new",
     ),
     path(
         f"{A}/actors/service_accounts/<str:id>/new_identity",
-        actors.service_account_new_identity,
+        actors_new.service_account_new_identity,
         name="service_account_new_identity",
     ),
-    path(f"{A}/actors/<str:id>", actors.actor_detail, name="actor"),
-    path(f"{A}/actors/<str:id>/edit", actors.actor_edit, name="actor_edit"),
-    path(f"{A}/actors/<str:id>/edit_groups", actors.actor_edit_groups, name="actor_edit_groups"),
+    path(f"{A}/actors/<str:id>", actors_detail.actor_detail, name="actor"),
+    path(f"{A}/actors/<str:id>/edit", actors_edit.actor_edit, name="actor_edit"),
+    path(
+        f"{A}/actors/<str:id>/edit_groups", actors_edit.actor_edit_groups, name="actor_edit_groups"
+    ),
     path(f"{A}/groups", groups.groups_list, name="groups"),
     path(f"{A}/groups/new", groups.group_new, name="group_new"),
     path(f"{A}/groups/<str:id>", groups.group_detail, name="group"),
@@ -73,42 +85,42 @@ urlpatterns = [
     ),
     path(
         f"{A}/settings/identity_providers",
-        identity_providers.providers_list,
+        idp_index.providers_list,
         name="identity_providers",
     ),
     path(
         f"{A}/settings/identity_providers/new",
-        identity_providers.provider_new,
+        idp_form.provider_new,
         name="identity_provider_new",
     ),
     path(
         f"{A}/settings/identity_providers/system/<str:id>",
-        identity_providers.system_provider_detail,
+        idp_detail.system_provider_detail,
         name="system_provider",
     ),
     path(
         f"{A}/settings/identity_providers/<adapter:adapter>/new",
-        identity_providers.provider_adapter_new,
+        idp_form.provider_adapter_new,
         name="identity_provider_adapter_new",
     ),
     path(
         f"{A}/settings/identity_providers/<adapter:adapter>/<str:id>",
-        identity_providers.provider_detail,
+        idp_detail.provider_detail,
         name="identity_provider",
     ),
     path(
         f"{A}/settings/identity_providers/<adapter:adapter>/<str:id>/edit",
-        identity_providers.provider_edit,
+        idp_form.provider_edit,
         name="identity_provider_edit",
     ),
     path(
         f"{A}/settings/identity_providers/<adapter:adapter>/<str:id>/redirect",
-        identity_providers.provider_connect_redirect,
+        idp_connect.provider_connect_redirect,
         name="identity_provider_connect",
     ),
     path(
         f"{A}/settings/identity_providers/<adapter:adapter>/<str:id>/handle_callback",
-        identity_providers.provider_connect_callback,
+        idp_connect.provider_connect_callback,
         name="identity_provider_connect_callback",
     ),
 ]

@@ -2,16 +2,17 @@
 
 Nothing here touches the database (slug uniqueness is the `accounts_slug_index` constraint's job).
 Every `*_errors` function returns a list of messages (empty = valid); `clean_*` functions return the
-normalised value or raise `AccountValidationError`, whose `errors` maps field paths to messages:
-`"search_domain"`, `"clients_upstream_dns"` (list-level errors such as duplicates) and
-`"clients_upstream_dns.<index>.protocol"` / `"clients_upstream_dns.<index>.address"`.
+normalised value or raise `firezone.errors.ValidationFailed` (the one bad-input error), whose
+`errors` maps field paths to messages: `"search_domain"`, `"clients_upstream_dns"` (list-level
+errors such as duplicates) and `"clients_upstream_dns.<index>.protocol"` /
+`"clients_upstream_dns.<index>.address"`.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Final
 
 from firezone.addresses import (
@@ -21,6 +22,7 @@ from firezone.addresses import (
     reserved_cidr_message,
     reserved_network_containing,
 )
+from firezone.errors import ValidationFailed
 
 MSG_BLANK: Final = "can't be blank"
 MSG_INVALID: Final = "is invalid"
@@ -43,20 +45,6 @@ MSG_SLUG_CHARS: Final = "can only contain letters, numbers, and underscores"
 MSG_SLUG_RESERVED: Final = "is reserved"
 MSG_SLUG_UUID: Final = "cannot be a valid UUID"
 MSG_ID_OR_SLUG: Final = "Account ID or Slug contains invalid characters"
-
-
-class AccountValidationError(ValueError):
-    """Invalid account input; `errors` maps a field path to its messages."""
-
-    def __init__(self, errors: Mapping[str, Sequence[str]]) -> None:
-        self.errors: dict[str, list[str]] = {
-            key: list(msgs) for key, msgs in errors.items() if msgs
-        }
-        if not self.errors:
-            raise ValueError("AccountValidationError needs at least one error")
-        first_key = next(iter(self.errors))
-        self.message: str = self.errors[first_key][0]
-        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in self.errors.items()))
 
 
 def _length_errors(value: str, minimum: int, maximum: int) -> list[str]:
@@ -92,7 +80,7 @@ def clean_slug(slug: str) -> str:
     """Lower-case and validate a slug (uniqueness is checked by the database)."""
     slug = slug.lower()
     if errors := slug_errors(slug):
-        raise AccountValidationError({"slug": errors})
+        raise ValidationFailed({"slug": errors})
     return slug
 
 
@@ -100,9 +88,9 @@ def clean_name(name: str) -> str:
     """Account `name`: trimmed, 3-64 characters."""
     name = name.strip()
     if not name:
-        raise AccountValidationError({"name": [MSG_BLANK]})
+        raise ValidationFailed({"name": [MSG_BLANK]})
     if errors := _length_errors(name, 3, 64):
-        raise AccountValidationError({"name": errors})
+        raise ValidationFailed({"name": errors})
     return name
 
 
@@ -110,9 +98,9 @@ def clean_legal_name(legal_name: str) -> str:
     """Account `legal_name`: trimmed, 1-255 characters."""
     legal_name = legal_name.strip()
     if not legal_name:
-        raise AccountValidationError({"legal_name": [MSG_BLANK]})
+        raise ValidationFailed({"legal_name": [MSG_BLANK]})
     if errors := _length_errors(legal_name, 1, 255):
-        raise AccountValidationError({"legal_name": errors})
+        raise ValidationFailed({"legal_name": errors})
     return legal_name
 
 
@@ -155,13 +143,13 @@ def clean_search_domain(domain: object) -> str | None:
     if domain is None:
         return None
     if not isinstance(domain, str):
-        raise AccountValidationError({"search_domain": [MSG_INVALID]})
+        raise ValidationFailed({"search_domain": [MSG_INVALID]})
     domain = domain.strip()
     if not domain:
         # Like the original's form casting: an empty input clears the setting.
         return None
     if errors := search_domain_errors(domain):
-        raise AccountValidationError({"search_domain": errors})
+        raise ValidationFailed({"search_domain": errors})
     return domain
 
 
@@ -225,7 +213,7 @@ def clean_clients_upstream_dns(entries: object) -> list[dict[str, str]]:
     if entries is None:
         return []
     if not isinstance(entries, list | tuple):
-        raise AccountValidationError({"clients_upstream_dns": [MSG_INVALID]})
+        raise ValidationFailed({"clients_upstream_dns": [MSG_INVALID]})
     errors: dict[str, list[str]] = {}
     cleaned: list[dict[str, str]] = []
     for index, entry in enumerate(entries):
@@ -256,7 +244,7 @@ def clean_clients_upstream_dns(entries: object) -> list[dict[str, str]]:
         if len(set(normalised)) != len(normalised):
             errors["clients_upstream_dns"] = [MSG_DNS_NOT_UNIQUE]
     if errors:
-        raise AccountValidationError(errors)
+        raise ValidationFailed(errors)
     return cleaned
 
 
@@ -274,14 +262,14 @@ def clean_config_update(attrs: Mapping[str, object]) -> dict[str, object]:
     if "search_domain" in attrs:
         try:
             cleaned["search_domain"] = clean_search_domain(attrs["search_domain"])
-        except AccountValidationError as exc:
+        except ValidationFailed as exc:
             errors.update(exc.errors)
     if "clients_upstream_dns" in attrs:
         try:
             cleaned["clients_upstream_dns"] = clean_clients_upstream_dns(
                 attrs["clients_upstream_dns"]
             )
-        except AccountValidationError as exc:
+        except ValidationFailed as exc:
             errors.update(exc.errors)
     if "notifications" in attrs:
         notifications = attrs["notifications"]
@@ -292,5 +280,5 @@ def clean_config_update(attrs: Mapping[str, object]) -> dict[str, object]:
         else:
             cleaned["notifications"] = {key: dict(value) for key, value in notifications.items()}
     if errors:
-        raise AccountValidationError(errors)
+        raise ValidationFailed(errors)
     return cleaned

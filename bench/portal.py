@@ -11,7 +11,11 @@ admin's browser session, `--runs` times, and prints p50/p95/max wall time (reque
 template rendering, no network) and the number of SQL queries of one render. The pages run with
 DEBUG off, like production; query counting forces a debug cursor for one extra render only.
 
-Target (issue 6): ≤ 200 ms per page on a 10,000-row account.
+A second account, "many groups", has 20 users (and its admin) each in `--groups` groups (5,000
+by default; 0 skips it) and times its actors and groups lists: the membership peeks.
+
+Target (issue 6): ≤ 200 ms per page on a 10,000-row account, and for the actors list of users
+in 5,000 groups each.
 """
 
 from __future__ import annotations
@@ -158,10 +162,100 @@ def load(rows: int) -> tuple[object, object]:
     return account, identity
 
 
-def measure(rows: int, runs: int) -> None:
+def load_many_groups(groups: int, users: int = 20) -> tuple[object, object]:
+    """An account whose admin and `users` users are each in all of its `groups` groups."""
+    from django.db import connection, transaction
+
+    from accounts.models import (
+        Account,
+        Actor,
+        ActorGroup,
+        ActorGroupMembership,
+        AuthIdentity,
+        AuthProvider,
+    )
+
+    slug = f"benchgroups{secrets.token_hex(3)}"
+    t0 = time.monotonic()
+    with transaction.atomic():
+        account = Account.objects.create(
+            name="Bench groups", slug=slug, features={f: True for f in Account.FEATURES}
+        )
+        provider = AuthProvider.objects.create(
+            account=account, name="Email", adapter="email", provisioner="manual",
+            created_by="system",
+        )  # fmt: skip
+        admin = Actor.objects.create(account=account, type="account_admin_user", name="Admin")
+        identity = AuthIdentity.objects.create(
+            account=account, actor=admin, provider=provider,
+            provider_identifier="admin@bench.test", email="admin@bench.test", created_by="system",
+        )  # fmt: skip
+        actors = [
+            admin,
+            *Actor.objects.bulk_create(
+                [
+                    Actor(account=account, type="account_user", name=f"User {i}")
+                    for i in range(users)
+                ]
+            ),
+        ]
+        all_groups = ActorGroup.objects.bulk_create(
+            [
+                ActorGroup(account=account, name=f"Group {i:05d}", type="static",
+                           created_by="system")
+                for i in range(groups)
+            ],
+            batch_size=2000,
+        )  # fmt: skip
+        ActorGroupMembership.objects.bulk_create(
+            [
+                ActorGroupMembership(account=account, actor=actor, group=group)
+                for actor in actors
+                for group in all_groups
+            ],
+            batch_size=5000,
+        )
+    tables = [ActorGroupMembership._meta.db_table, ActorGroup._meta.db_table]
+    with connection.cursor() as cursor:  # fresh statistics, as autovacuum would give
+        cursor.execute(f"ANALYZE {', '.join(tables)}")
+    print(f"loaded {len(actors)} actors in {groups} groups each in {time.monotonic() - t0:.1f} s")
+    return account, identity
+
+
+def time_pages(identity: object, pages: list[tuple[str, str | None]], runs: int) -> None:
+    """Print status, query count and p50/p95/max ms of each page, as `identity`'s admin."""
     from django.db import connection
     from django.test import Client as HttpClient
     from django.test.utils import CaptureQueriesContext
+
+    from accounts.tests.portal import UA, inject_session
+
+    http = HttpClient(HTTP_USER_AGENT=UA)
+    inject_session(http, identity)
+    print(f"\n{'page':32} {'status':>6} {'queries':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    for label, url in pages:
+        if url is None:
+            print(f"{label:32} (no next cursor found)")
+            continue
+        response = http.get(url)  # warm-up (templates, connections)
+        with CaptureQueriesContext(connection) as captured:
+            http.get(url)
+        queries = len(captured)  # now: the next request clears the connection's query log
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            http.get(url)
+            times.append((time.perf_counter() - start) * 1000)
+        times.sort()
+        p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+        print(
+            f"{label:32} {response.status_code:>6} {queries:>8} "
+            f"{statistics.median(times):>8.1f} {p95:>8.1f} {times[-1]:>8.1f}"
+        )
+
+
+def measure(rows: int, runs: int, groups: int) -> None:
+    from django.test import Client as HttpClient
 
     from accounts.tests.portal import UA, inject_session
 
@@ -185,35 +279,25 @@ def measure(rows: int, runs: int) -> None:
         ("actors", f"{base}/actors"),
         ("groups", f"{base}/groups"),
     ]  # fmt: skip
-    print(f"\n{'page':32} {'status':>6} {'queries':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-    for label, url in pages:
-        if url is None:
-            print(f"{label:32} (no next cursor found)")
-            continue
-        response = http.get(url)  # warm-up (templates, connections)
-        with CaptureQueriesContext(connection) as captured:
-            http.get(url)
-        queries = len(captured)  # now: the next request clears the connection's query log
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            http.get(url)
-            times.append((time.perf_counter() - start) * 1000)
-        times.sort()
-        p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
-        print(
-            f"{label:32} {response.status_code:>6} {queries:>8} "
-            f"{statistics.median(times):>8.1f} {p95:>8.1f} {times[-1]:>8.1f}"
-        )
+    time_pages(identity, pages, runs)
+    if groups:
+        account, identity = load_many_groups(groups)
+        base = f"/{account.slug}"
+        pages = [
+            (f"actors, {groups} groups each", f"{base}/actors"),
+            (f"groups ({groups})", f"{base}/groups"),
+        ]
+        time_pages(identity, pages, runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--groups", type=int, default=5_000, help="0 skips the many-groups case")
     args = parser.parse_args()
     setup_django()
-    measure(args.rows, args.runs)
+    measure(args.rows, args.runs, args.groups)
 
 
 if __name__ == "__main__":

@@ -43,10 +43,6 @@ def mailbox() -> list[dict[str, Any]]:
     return list(stored) if isinstance(stored, list) else []
 
 
-def mailbox_clear() -> None:
-    cache.delete(MAILBOX_KEY)
-
-
 class DevMailboxBackend(ConsoleBackend):
     """Prints a readable summary (headers and the plain-text part) instead of the raw MIME
     message, so sign-in codes are easy to spot in `make run`'s output."""

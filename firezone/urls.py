@@ -14,9 +14,9 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # Device socket paths without a WebSocket upgrade (any method): 400, empty body (§1.1).
-    path("client/websocket", csrf_exempt(websocket_only)),
-    path("gateway/websocket", csrf_exempt(websocket_only)),
-    path("relay/websocket", csrf_exempt(websocket_only)),
+    path("client/websocket", csrf_exempt(websocket_only), name="client_websocket"),
+    path("gateway/websocket", csrf_exempt(websocket_only), name="gateway_websocket"),
+    path("relay/websocket", csrf_exempt(websocket_only), name="relay_websocket"),
     path("", include("accounts.urls")),
     # Admin pages (portal.md §2.2), each app's own routes.
     path("", include("gateways.urls")),

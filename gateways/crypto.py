@@ -1,7 +1,7 @@
 """Deterministic crypto of the device protocol (protocol.md §2.3, §4.3, §5.4). Pure functions.
 
-Every function here must match connlib/the relays byte for byte: see
-tests/fixtures/portal_crypto_test_vectors.json and relay_credentials_test_vectors.json.
+Every function here must match connlib byte for byte: see
+tests/fixtures/portal_crypto_test_vectors.json (TURN credentials live in `gateways.turn`).
 """
 
 from __future__ import annotations
@@ -9,19 +9,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import secrets
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final, Protocol
 
 from django.core import signing
 from django.core.serializers.json import DjangoJSONEncoder
 
-# Gateways get relay credentials valid this long from each push (clients: their token expiry).
-GATEWAY_RELAY_CREDENTIALS_LIFETIME = timedelta(days=90)
-PSK_BASE_LENGTH = 32
 # Signed correlation refs handed to gateways (authorize_flow / request_connection / allow_access)
 # and echoed back in flow_authorized / connection_ready (protocol.md §3.2.4).
 REF_SALT: Final = "gateway_reply_ref"
@@ -42,23 +38,6 @@ class IceCredentials:
 class IceCredentialsPair:
     client: IceCredentials
     gateway: IceCredentials
-
-
-@dataclass(frozen=True, slots=True)
-class RelayCredentials:
-    username: str  # "<expires_at>:<salt>"
-    password: str
-    expires_at: int  # unix seconds, as sent in JSON
-
-
-def _b64_nopad(data: bytes) -> str:
-    # Standard alphabet (not URL-safe), '=' stripped: what the relays compute.
-    return base64.b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def generate_psk_base() -> bytes:
-    """The 32 random bytes stored once per client/gateway row and fed to `preshared_key`."""
-    return secrets.token_bytes(PSK_BASE_LENGTH)
 
 
 def preshared_key(
@@ -164,35 +143,6 @@ def verify_ref(ref: Any, *, max_age: timedelta = REF_MAX_AGE) -> dict[str, Any] 
         # SignatureExpired is a BadSignature; JSON/unicode errors are ValueErrors.
         return None
     return data if isinstance(data, dict) else None
-
-
-def relay_username_salt(device_public_key: str) -> str:
-    """The per-device part of a TURN username: unpadded base64 of sha256(the key as sent)."""
-    return _b64_nopad(hashlib.sha256(device_public_key.encode("utf-8")).digest())
-
-
-def relay_password(expires_at: int, stamp_secret: str, username_salt: str) -> str:
-    """TURN password the relay recomputes with its in-memory stamp secret."""
-    material = f"{expires_at}:{stamp_secret}:{username_salt}"
-    return _b64_nopad(hashlib.sha256(material.encode("utf-8")).digest())
-
-
-def relay_credentials(
-    *, device_public_key: str, stamp_secret: str, expires_at: int | datetime
-) -> RelayCredentials:
-    """TURN credentials for a device on one relay instance (valid until `expires_at`)."""
-    expires = int(expires_at.timestamp()) if isinstance(expires_at, datetime) else int(expires_at)
-    salt = relay_username_salt(device_public_key)
-    return RelayCredentials(
-        username=f"{expires}:{salt}",
-        password=relay_password(expires, stamp_secret, salt),
-        expires_at=expires,
-    )
-
-
-def gateway_relay_credentials_expiry(now: datetime) -> datetime:
-    """Gateways' relay credentials expire 90 days after each push."""
-    return now + GATEWAY_RELAY_CREDENTIALS_LIFETIME
 
 
 def external_id(device_id: str) -> str:

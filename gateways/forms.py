@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django import forms
 
-from firezone.web.forms import DomainErrorsMixin
+from firezone.web.forms import ServiceErrorsMixin
 
 
-class SiteForm(DomainErrorsMixin, forms.Form):
+class SiteForm(ServiceErrorsMixin, forms.Form):
     """New / Edit Site (portal.md §4.1.2-§4.1.3). A blank name on creation means "generate
     one"; the service checks 1-64 characters and uniqueness."""
 

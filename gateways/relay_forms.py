@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django import forms
 
-from firezone.web.forms import REQUIRED, DomainErrorsMixin
+from firezone.web.forms import REQUIRED, ServiceErrorsMixin
 from gateways.services.relays import RELAY_GROUP_NAME_MAX_LENGTH
 
 
-class RelayGroupForm(DomainErrorsMixin, forms.Form):
+class RelayGroupForm(ServiceErrorsMixin, forms.Form):
     """The "Name Prefix": 1-64 characters, unique in the account (the service checks that)."""
 
     name = forms.CharField(

@@ -156,17 +156,6 @@ async def connected_relays(
     return _candidates(latest, await _rows_for(latest), account_id)
 
 
-def connected_relays_sync(
-    account_id: Any, exclude: Iterable[Any] = frozenset()
-) -> list[RelayCandidate]:
-    """`connected_relays` for sync callers (portal, selectors); no cache."""
-    presences = presence.list_presences_many_sync(_relay_topics(account_id))
-    latest = _latest(presences.values(), exclude)
-    if not latest:
-        return []
-    return _candidates(latest, _fetch_rows(latest), account_id)
-
-
 # --- §4.2 steps 2-4: load balancing ---------------------------------------------------------------
 
 

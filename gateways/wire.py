@@ -194,14 +194,6 @@ def gateway_resource_view(resource: Any) -> dict[str, Any]:
     }
 
 
-def client_resource_view_for(
-    resource: Any, version: str | None, sites: Iterable[Any] | None = None
-) -> dict[str, Any] | None:
-    """Adapt for a client of `version` (§3.4) and render; None = leave the resource out."""
-    adapted = adapt_resource_for_version(resource, version)
-    return None if adapted is None else client_resource_view(adapted, sites)
-
-
 def gateway_resource_view_for(resource: Any, version: str | None) -> dict[str, Any] | None:
     """Adapt for a gateway of `version` (§3.2.3: same rules as clients) and render; None = the
     gateway cannot serve it (do not send)."""

@@ -1,4 +1,5 @@
-"""The policy condition evaluator and validator (domain.md §2.13, protocol.md §5.3).
+"""The policy condition evaluator and validator (domain.md §2.13, protocol.md §5.3); the
+day-of-week time windows are in `resources.time_windows`.
 
 Pure functions: callers pass the request facts in a `RequestContext` (including `now`), so the
 websocket channels, the flow service and the re-authorisation job all share one set of rules.
@@ -19,13 +20,17 @@ import ipaddress
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from enum import StrEnum
-from functools import cache
 from typing import Final, TypeVar
-from zoneinfo import ZoneInfo, available_timezones
 
 from firezone.addresses import IPAddress, IPNetwork, host_network, parse_cidr, parse_ip
+from firezone.errors import ValidationFailed
+from resources.time_windows import (
+    ConditionValueError,
+    parse_day_of_week_time_ranges,
+    time_window_expiry,
+)
 
 T = TypeVar("T")
 
@@ -162,13 +167,6 @@ def min_expiry(*expiries: datetime | None) -> datetime | None:
     return min(present) if present else None
 
 
-def max_expiry(*expiries: datetime | None) -> datetime | None:
-    """Latest expiry, None (+infinity) beating everything; None for no arguments too."""
-    if not expiries or any(e is None for e in expiries):
-        return None
-    return max(e for e in expiries if e is not None)
-
-
 def authorization_expiry(
     condition_expiry: datetime | None, token_expiry: datetime | None
 ) -> datetime | None:
@@ -178,146 +176,6 @@ def authorization_expiry(
     the caller then applies its own cap, if any (domain.md §8 item 6).
     """
     return min_expiry(condition_expiry, token_expiry)
-
-
-# --- day-of-week time ranges --------------------------------------------------------------------
-
-DAYS_OF_WEEK: Final = ("M", "T", "W", "R", "F", "S", "U")  # Monday (weekday() 0) … Sunday
-ALL_DAY: Final = (time(0, 0, 0), time(23, 59, 59))
-
-MSG_INVALID_DAY: Final = "invalid day of the week, must be one of M, T, W, R, F, S, U"
-MSG_TIMEZONE_REQUIRED: Final = "timezone is required"
-MSG_INVALID_TIMEZONE: Final = "invalid timezone"
-MSG_RANGE_ORDER: Final = "start of the time range must be less than or equal to the end of it"
-
-
-class ConditionValueError(ValueError):
-    """A malformed condition value; `message` is the user-facing text."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class DayTimeRanges:
-    """A parsed `"<D>/<ranges>/<timezone>"` value: inclusive local-time ranges on one weekday."""
-
-    day: str
-    ranges: tuple[tuple[time, time], ...]
-    timezone: str
-
-
-@cache
-def _known_timezones() -> frozenset[str]:
-    # "localtime" is the host's zone file, not an IANA name.
-    return frozenset(available_timezones() - {"localtime"})
-
-
-def is_valid_timezone(name: str) -> bool:
-    return name in _known_timezones()
-
-
-def _parse_time(text: str) -> time:
-    text = text.strip().split(".", 1)[0]  # fractions of a second are ignored
-    parts = text.split(":")
-    if not 1 <= len(parts) <= 3:
-        raise ValueError(text)
-    parts += ["0"] * (3 - len(parts))
-    if not all(p.isascii() and p.isdigit() and 1 <= len(p) <= 2 for p in parts):
-        raise ValueError(text)
-    hour, minute, second = (int(p) for p in parts)
-    return time(hour, minute, second)  # raises ValueError when out of range
-
-
-def parse_time_range(text: str) -> tuple[time, time]:
-    """`"true"` (all day) or `"start-end"` with times `H`, `H:M` or `H:M:S`, inclusive."""
-    if text == "true":
-        return ALL_DAY
-    start_text, dash, end_text = text.partition("-")
-    if not dash or not start_text.strip() or not end_text.strip():
-        raise ConditionValueError(f"invalid time range: {text}")
-    try:
-        start, end = _parse_time(start_text), _parse_time(end_text)
-    except ValueError:
-        raise ConditionValueError(f"invalid time range: {text}") from None
-    if start > end:
-        raise ConditionValueError(MSG_RANGE_ORDER)
-    return start, end
-
-
-def parse_day_of_week_time_ranges(value: str) -> DayTimeRanges:
-    """Parse `"<D>/<ranges>/<timezone>"`, splitting on the first two `/` only (so zones such as
-    `US/Pacific` keep theirs). Empty `<ranges>` means no time on that day."""
-    parts = value.split("/", 2)
-    if len(parts) == 2:
-        raise ConditionValueError(MSG_TIMEZONE_REQUIRED)
-    if len(parts) != 3 or parts[0] not in DAYS_OF_WEEK:
-        raise ConditionValueError(MSG_INVALID_DAY)
-    day, ranges_text, timezone = parts
-    if not is_valid_timezone(timezone):
-        raise ConditionValueError(MSG_INVALID_TIMEZONE)
-    ranges = tuple(
-        parse_time_range(item.strip()) for item in ranges_text.split(",") if item.strip()
-    )
-    return DayTimeRanges(day=day, ranges=ranges, timezone=timezone)
-
-
-def merge_time_ranges(ranges: Iterable[tuple[time, time]]) -> list[tuple[time, time]]:
-    """Merge overlapping or touching ranges (4-11 and 11-22 become 4-22), sorted by start."""
-    merged: list[tuple[time, time]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _local_wall(instant: datetime, zone: ZoneInfo) -> datetime:
-    return instant.astimezone(zone).replace(tzinfo=None)
-
-
-def _end_of_window_utc(day: date, end: time, zone: ZoneInfo) -> datetime:
-    """The UTC instant at which the local clock in `zone` on `day` passes `end`."""
-    wall = datetime.combine(day, end)
-    earlier = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    later = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    if _local_wall(earlier, zone) == wall:
-        # Exists (twice when the clock goes back: the first occurrence ends the window).
-        return min(earlier, later)
-    # `end` falls in a gap (clock jumps forward): the window ends at the transition itself.
-    low, high = min(earlier, later), max(earlier, later)
-    while high - low > timedelta(seconds=1):
-        middle = low + timedelta(seconds=(high - low).total_seconds() // 2)
-        if _local_wall(middle, zone) > wall:
-            high = middle
-        else:
-            low = middle
-    return high
-
-
-def time_window_expiry(values: Iterable[str], now: datetime) -> datetime | None:
-    """Evaluate `current_utc_datetime is_in_day_of_week_time_ranges`.
-
-    Returns the UTC end of the matching range (the latest one if several match), or None when
-    `now` is in no range. Raises ConditionValueError if any value is malformed.
-    """
-    grouped: dict[tuple[str, str], list[tuple[time, time]]] = {}
-    for value in values:
-        parsed = parse_day_of_week_time_ranges(value)
-        grouped.setdefault((parsed.day, parsed.timezone), []).extend(parsed.ranges)
-    expiries: list[datetime] = []
-    for (day, timezone), ranges in grouped.items():
-        zone = ZoneInfo(timezone)
-        local = now.astimezone(zone)
-        if DAYS_OF_WEEK[local.weekday()] != day:
-            continue
-        local_time = local.time()
-        for start, end in merge_time_ranges(ranges):
-            if start <= local_time <= end:
-                expiries.append(_end_of_window_utc(local.date(), end, zone))
-    return max(expiries) if expiries else None
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -473,32 +331,6 @@ def _operator_message(prop: str) -> str:
     return "must be one of: " + ", ".join(OPERATORS_BY_PROPERTY[prop])
 
 
-class ConditionError(ValueError):
-    """One invalid condition; `errors` maps `property`/`operator`/`values` to messages."""
-
-    def __init__(self, errors: Mapping[str, list[str]]) -> None:
-        self.errors: dict[str, list[str]] = {key: list(msgs) for key, msgs in errors.items()}
-        first_key = next(iter(self.errors))
-        self.message: str = self.errors[first_key][0]
-        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in self.errors.items()))
-
-
-class ConditionsError(ValueError):
-    """Invalid conditions list; `errors` maps the index of each bad condition to its errors."""
-
-    def __init__(self, errors: Mapping[int, Mapping[str, list[str]]]) -> None:
-        self.errors: dict[int, dict[str, list[str]]] = {i: dict(e) for i, e in errors.items()}
-        first = self.errors[next(iter(self.errors))]
-        self.message: str = first[next(iter(first))][0]
-        super().__init__(
-            "; ".join(
-                f"{index}.{field}: {', '.join(msgs)}"
-                for index, fields in self.errors.items()
-                for field, msgs in fields.items()
-            )
-        )
-
-
 def _clean_values(prop: str, values: list[str]) -> tuple[list[str], list[str]]:
     """Normalised values and error messages for a known property."""
     errors: list[str] = []
@@ -547,7 +379,8 @@ def clean_condition(data: Mapping[str, object], *, resource_type: str | None = N
 
     Defaults: property `remote_ip_location_region`, operator `is_in`; values are trimmed. Country
     codes are upper-cased and provider ids canonicalised. With `resource_type="internet"` the time
-    condition is refused (the UI never offers it there). Raises ConditionError.
+    condition is refused (the UI never offers it there). Raises `ValidationFailed` keyed by
+    `property` / `operator` / `values`.
     """
     prop = data.get("property") or DEFAULT_PROPERTY.value
     operator = data.get("operator") or DEFAULT_OPERATOR.value
@@ -557,7 +390,7 @@ def clean_condition(data: Mapping[str, object], *, resource_type: str | None = N
     errors: dict[str, list[str]] = {}
 
     if not isinstance(prop, str) or prop not in OPERATORS_BY_PROPERTY:
-        raise ConditionError({"property": [MSG_PROPERTY_NOT_SUPPORTED]})
+        raise ValidationFailed({"property": [MSG_PROPERTY_NOT_SUPPORTED]})
     if resource_type == "internet" and prop == Property.CURRENT_UTC_DATETIME:
         errors["property"] = [MSG_PROPERTY_NOT_FOR_INTERNET]
     if not isinstance(operator, str) or operator not in OPERATORS_BY_PROPERTY[prop]:
@@ -574,28 +407,29 @@ def clean_condition(data: Mapping[str, object], *, resource_type: str | None = N
         values = cleaned
 
     if errors:
-        raise ConditionError(errors)
+        raise ValidationFailed(errors)
     return Condition(property=prop, operator=operator, values=tuple(values))
 
 
 def clean_conditions(
     data: Iterable[Mapping[str, object]] | None, *, resource_type: str | None = None
 ) -> list[Condition]:
-    """Validate a conditions list from user input; raises ConditionsError keyed by index."""
+    """Validate a conditions list from user input; raises `ValidationFailed` keyed
+    `conditions.<index>.<field>` (the keys of the policy services' errors)."""
     if data is None:
         return []
     if isinstance(data, str | bytes | Mapping):
-        raise ConditionsError({0: {"conditions": [MSG_VALUES_INVALID]}})
+        raise ValidationFailed({"conditions.0.conditions": [MSG_VALUES_INVALID]})
     cleaned: list[Condition] = []
-    errors: dict[int, dict[str, list[str]]] = {}
+    errors: dict[str, list[str]] = {}
     for index, item in enumerate(data):
         if not isinstance(item, Mapping):
-            errors[index] = {"condition": [MSG_VALUES_INVALID]}
+            errors[f"conditions.{index}.condition"] = [MSG_VALUES_INVALID]
             continue
         try:
             cleaned.append(clean_condition(item, resource_type=resource_type))
-        except ConditionError as exc:
-            errors[index] = exc.errors
+        except ValidationFailed as exc:
+            errors.update({f"conditions.{index}.{key}": msgs for key, msgs in exc.errors.items()})
     if errors:
-        raise ConditionsError(errors)
+        raise ValidationFailed(errors)
     return cleaned

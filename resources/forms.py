@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from django import forms
 
+from firezone.web.forms import ServiceErrorsMixin
 from gateways.models import Site
 from resources.models import Resource
 
@@ -43,7 +44,7 @@ def recommended_ip_stack(address: str | None) -> str | None:
     return None
 
 
-class ResourceForm(forms.Form):
+class ResourceForm(ServiceErrorsMixin, forms.Form):
     type = forms.CharField(required=False)
     address = forms.CharField(required=False)
     address_description = forms.CharField(required=False)
@@ -183,20 +184,20 @@ class ResourceForm(forms.Form):
             kwargs["connections"] = list(connections)
         return kwargs
 
-    def add_service_errors(self, errors: Mapping[str, Sequence[str]]) -> None:
-        """Put the service's `ValidationFailed` errors on the inputs they belong to."""
-        checked = [p for p in PROTOCOLS if self.cleaned_data.get(f"{p}_enabled")]
-        for key, messages in errors.items():
-            field = key
-            if key.startswith("filters."):
-                # "filters.<index>.ports" -> the ports input of the index-th checked protocol.
-                parts = key.split(".")
-                try:
-                    protocol = checked[int(parts[1])]
-                except (ValueError, IndexError):
-                    protocol = ""
-                field = f"{protocol}_ports" if protocol in ("tcp", "udp") else "filters"
-            if field not in self.fields:
-                field = None  # type: ignore[assignment]
-            for message in messages:
-                self.add_error(field, message)
+    # --- service errors (ServiceErrorsMixin hooks) ------------------------------------------
+
+    def service_error_field(self, key: str) -> str | None:
+        field = key
+        if key.startswith("filters."):
+            # "filters.<index>.ports" -> the ports input of the index-th checked protocol.
+            checked = [p for p in PROTOCOLS if self.cleaned_data.get(f"{p}_enabled")]
+            parts = key.split(".")
+            try:
+                protocol = checked[int(parts[1])]
+            except (ValueError, IndexError):
+                protocol = ""
+            field = f"{protocol}_ports" if protocol in ("tcp", "udp") else "filters"
+        return field if field in self.fields else None
+
+    def service_error_text(self, key: str, message: str) -> str:
+        return message  # the resource page's form-level errors read on their own

@@ -2,9 +2,10 @@
 conditions on its page (§4.4.3).
 
 The form only shapes request data: it reads the `policy[...]` fields into what the policy services
-take, and maps their errors back onto the fields. Validation of the conditions themselves is done
-once, by `resources.conditions` through the services; this module only lists what the editor
-offers (operators, countries, time zones) and drops conditions left empty.
+take, and maps their errors back onto the fields (`add_service_errors`, firezone.web.forms).
+Validation of the conditions themselves is done once, by `resources.conditions` through the
+services; this module only lists what the editor offers (operators, countries, time zones) and
+drops conditions left empty.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from django.http import QueryDict
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from firezone.web.forms import ServiceErrorsMixin, extend_unique
 from resources import conditions as conds
+from resources import time_windows
 from resources.conditions import Property
 
 # --- what the editor offers ----------------------------------------------------------------------
@@ -84,7 +87,7 @@ def country_options() -> list[tuple[str, str]]:
 @cache
 def timezone_options() -> list[str]:
     """The IANA zones the time condition accepts, sorted."""
-    return sorted(zone for zone in available_timezones() if conds.is_valid_timezone(zone))
+    return sorted(zone for zone in available_timezones() if time_windows.is_valid_timezone(zone))
 
 
 OPERATOR_LABELS: Final = {
@@ -96,7 +99,7 @@ OPERATOR_LABELS: Final = {
 
 DAYS: Final = tuple(
     zip(
-        conds.DAYS_OF_WEEK,
+        time_windows.DAYS_OF_WEEK,
         ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
         strict=True,
     )
@@ -178,7 +181,7 @@ class TimeCondition:
 
     def as_condition(self) -> dict[str, Any] | None:
         values = []
-        for code in conds.DAYS_OF_WEEK:
+        for code in time_windows.DAYS_OF_WEEK:
             text = self.days.get(code, "").strip()
             if text:
                 # Without a zone the value has no third part: "timezone is required".
@@ -202,7 +205,7 @@ def _blank_lists() -> dict[str, ListCondition]:
 
 
 @dataclass
-class PolicyForm:
+class PolicyForm(ServiceErrorsMixin):
     """What the policy form shows and submits."""
 
     actor_group_id: str = ""
@@ -301,28 +304,29 @@ class PolicyForm:
                 self._submitted.append(condition["property"])
         return found
 
-    def add_errors(self, errors: Mapping[str, Iterable[str]]) -> None:
-        """Place the errors of a `ValidationFailed` from the policy services."""
-        for key, messages in errors.items():
-            messages = list(messages)
-            if key.startswith("conditions."):
-                self._add_condition_errors(key, messages)
-            elif key in ("actor_group_id", "resource_id", "description"):
-                self.errors.setdefault(key, []).extend(messages)
-            else:
-                self.errors.setdefault("base", []).extend(messages)
+    # --- service errors (ServiceErrorsMixin hooks) ------------------------------------------
 
-    def _add_condition_errors(self, key: str, messages: list[str]) -> None:
+    def service_error_field(self, key: str) -> str:
+        """Where an error of the policy services goes: a field, a condition panel
+        ("condition:<property>", placed by the submitted index) or "base"."""
+        if key in ("actor_group_id", "resource_id", "description"):
+            return key
         parts = key.split(".")
-        index = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
-        prop = self._submitted[index] if 0 <= index < len(self._submitted) else None
+        if parts[0] == "conditions" and len(parts) > 1 and parts[1].isdigit():
+            index = int(parts[1])
+            if index < len(self._submitted):
+                return f"condition:{self._submitted[index]}"
+        return "base"
+
+    def put_service_error(self, field: str | None, message: str) -> None:
+        prop = (field or "").removeprefix("condition:")
         if prop in self.lists:
             target = self.lists[prop].errors
         elif prop == Property.CURRENT_UTC_DATETIME:
             target = self.time.errors
         else:
-            target = self.errors.setdefault("base", [])
-        target.extend(m for m in messages if m not in target)
+            target = self.errors.setdefault(field or "base", [])
+        extend_unique(target, message)
 
 
 # --- the sentence on the policy page --------------------------------------------------------------
@@ -336,8 +340,8 @@ def _time_fragment(values: Iterable[str]) -> SafeString | None:
     by_day: dict[str, dict[str, list[tuple[Any, Any]]]] = {}
     for value in values:
         try:
-            parsed = conds.parse_day_of_week_time_ranges(value)
-        except conds.ConditionValueError:
+            parsed = time_windows.parse_day_of_week_time_ranges(value)
+        except time_windows.ConditionValueError:
             continue
         if parsed.ranges:
             by_day.setdefault(parsed.day, {}).setdefault(parsed.timezone, []).extend(parsed.ranges)

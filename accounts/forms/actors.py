@@ -3,7 +3,7 @@ an identity for a user, a service account token, and the edit form.
 
 Forms check what a person can get wrong while typing (blank fields, the confirmation matching);
 the services own the domain rules and their errors come back onto the fields through
-`add_domain_errors`.
+`add_service_errors`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from django import forms
 from django.utils import timezone
 
 from accounts.models import Actor, AuthProvider
-from firezone.web.forms import REQUIRED, DomainErrorsMixin
+from firezone.web.forms import REQUIRED, ServiceErrorsMixin
 
 MSG_EMAIL_MISMATCH = "email does not match"
 A = AuthProvider.Adapter
@@ -50,7 +50,7 @@ def role_choices(grantable: Sequence[str]) -> list[tuple[str, str]]:
     return [(t, label) for t, label in ROLE_LABELS.items() if t in grantable]
 
 
-class ActorTypeForm(forms.Form):
+class ActorTypeForm(ServiceErrorsMixin, forms.Form):
     """Step 1 of "Add Actor": which kind of actor (the radio cards, field `next`)."""
 
     CHOICES: ClassVar[list[tuple[str, str]]] = [
@@ -60,7 +60,7 @@ class ActorTypeForm(forms.Form):
     next = forms.ChoiceField(choices=CHOICES, error_messages=REQUIRED)
 
 
-class UserForm(DomainErrorsMixin, forms.Form):
+class UserForm(ServiceErrorsMixin, forms.Form):
     SERVICE_FIELDS: ClassVar[dict[str, str]] = {"type": "type"}
 
     name = _name_field("E.g. John Smith")
@@ -72,11 +72,11 @@ class UserForm(DomainErrorsMixin, forms.Form):
         self.fields["type"].choices = role_choices(grantable)
 
 
-class ServiceAccountForm(DomainErrorsMixin, forms.Form):
+class ServiceAccountForm(ServiceErrorsMixin, forms.Form):
     name = _name_field("E.g. My Backend Service")
 
 
-class ActorEditForm(DomainErrorsMixin, forms.Form):
+class ActorEditForm(ServiceErrorsMixin, forms.Form):
     """Full Name (not for synced actors: the IdP owns it) and Role (users and admins only)."""
 
     name = _name_field("Full Name")
@@ -100,7 +100,7 @@ def provider_label(provider: AuthProvider) -> str:
     return f"{provider.name} ({ADAPTER_LABELS.get(provider.adapter, provider.adapter)})"
 
 
-class IdentityForm(DomainErrorsMixin, forms.Form):
+class IdentityForm(ServiceErrorsMixin, forms.Form):
     """A new identity of a user at one of `providers`; the fields follow the chosen provider's
     adapter (email: email twice; OIDC: email twice, with help; userpass: username and password
     twice). `provider` is the chosen one (the first when none was chosen)."""
@@ -186,7 +186,7 @@ def token_default_expiry(today: date | None = None) -> date:
     return (today or timezone.now().astimezone(UTC).date()) + timedelta(days=TOKEN_LIFETIME_DAYS)
 
 
-class ServiceAccountTokenForm(DomainErrorsMixin, forms.Form):
+class ServiceAccountTokenForm(ServiceErrorsMixin, forms.Form):
     """Name and expiry date of a service account token; the date means 00:00:00 UTC of that
     day, which must be in the future."""
 

@@ -6,12 +6,12 @@ from django import forms
 
 from accounts.forms.actors import ServiceAccountTokenForm
 from accounts.services._names import NAME_MAX_LENGTH
-from firezone.web.forms import REQUIRED, DomainErrorsMixin
+from firezone.web.forms import REQUIRED, ServiceErrorsMixin
 
 NAME_HELP = "Describe what this API client will be used for. This can be changed later if needed."
 
 
-class ApiClientForm(DomainErrorsMixin, forms.Form):
+class ApiClientForm(ServiceErrorsMixin, forms.Form):
     name = forms.CharField(
         label="Name",
         max_length=NAME_MAX_LENGTH,

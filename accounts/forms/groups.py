@@ -1,7 +1,7 @@
 """Forms of the group pages (portal.md §4.6): the name of a new or renamed static group.
 
 The form only catches a blank name; the group services own the rules (length, uniqueness) and
-their errors come back onto the field through `add_domain_errors`.
+their errors come back onto the field through `add_service_errors`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 from django import forms
 
-from firezone.web.forms import REQUIRED, DomainErrorsMixin
+from firezone.web.forms import REQUIRED, ServiceErrorsMixin
 
 
-class GroupForm(DomainErrorsMixin, forms.Form):
+class GroupForm(ServiceErrorsMixin, forms.Form):
     """ "Group Name" on the new group page, "Name" on the edit page."""
 
     name = forms.CharField(error_messages=REQUIRED)

@@ -2,7 +2,7 @@
 
 A form collects what the admin types and turns it into the adapter configuration the service
 validates (`provider_create` / `provider_update`); the service's errors come back onto the
-fields through `add_domain_errors`. Secrets (client secret, service account key) are never
+fields through `add_service_errors`. Secrets (client secret, service account key) are never
 filled in from the stored provider: on edit a blank secret keeps the stored one, and only what
 the admin typed is shown again after an error.
 
@@ -28,7 +28,7 @@ from accounts.services.providers import (
     REQUIRED_SCOPES,
     url_errors,
 )
-from firezone.errors import ValidationFailed
+from firezone.web.forms import ServiceErrorsMixin
 
 A = AuthProvider.Adapter
 MSG_BLANK = "can't be blank"
@@ -78,7 +78,7 @@ def discovery_errors(uri: str) -> list[str]:
     return []
 
 
-class ProviderForm(forms.Form):
+class ProviderForm(ServiceErrorsMixin, forms.Form):
     """Common part: the provider name (and, on creation, the pre-generated provider id)."""
 
     adapter: ClassVar[str]
@@ -152,19 +152,19 @@ class ProviderForm(forms.Form):
                 values.pop(name, None)
         return {**stored, **values}
 
-    def add_domain_errors(self, exc: ValidationFailed) -> None:
-        for key, messages in exc.errors.items():
-            short = key.removeprefix("adapter_config.")
-            target = self.error_fields.get(short, short)
-            for message in messages:
-                if target in self.fields and not isinstance(
-                    self.fields[target].widget, forms.HiddenInput
-                ):
-                    self.add_error(target, message)
-                elif short in _BASE_LABELS:
-                    self.add_error(None, f"{_BASE_LABELS[short]} {message}")
-                else:
-                    self.add_error(None, message)
+    # --- service errors (ServiceErrorsMixin hooks) ------------------------------------------
+
+    def service_error_field(self, key: str) -> str | None:
+        """`adapter_config.<key>` errors go on the visible input of that key, if any."""
+        short = key.removeprefix("adapter_config.")
+        target = self.error_fields.get(short, short)
+        if target in self.fields and not isinstance(self.fields[target].widget, forms.HiddenInput):
+            return target
+        return None
+
+    def service_error_text(self, key: str, message: str) -> str:
+        label = _BASE_LABELS.get(key.removeprefix("adapter_config."))
+        return f"{label} {message}" if label else message
 
 
 # --- OpenID Connect family ---------------------------------------------------------------------

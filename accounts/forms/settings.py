@@ -3,13 +3,13 @@ notification switches and the DNS settings (search domain and upstream resolvers
 
 The DNS rules are the account config's own (accounts.validation), so the page reports exactly
 what a save would refuse; the save goes through `account_update`, whose errors come back with
-`add_domain_errors`.
+`add_service_errors`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -18,10 +18,11 @@ from django.http import QueryDict
 
 from accounts import validation
 from accounts.models import Account
-from firezone.web.forms import REQUIRED, DomainErrorsMixin
+from firezone.errors import ValidationFailed
+from firezone.web.forms import REQUIRED, ServiceErrorsMixin, extend_unique
 
 
-class AccountForm(DomainErrorsMixin, forms.Form):
+class AccountForm(ServiceErrorsMixin, forms.Form):
     """Edit Account: the name only (the slug is staff business, §4.9.2)."""
 
     name = forms.CharField(
@@ -33,7 +34,7 @@ class AccountForm(DomainErrorsMixin, forms.Form):
     def clean_name(self) -> str:
         try:
             return validation.clean_name(self.cleaned_data["name"])
-        except validation.AccountValidationError as exc:
+        except ValidationFailed as exc:
             raise forms.ValidationError(exc.errors["name"]) from None
 
 
@@ -44,8 +45,12 @@ def outdated_gateway_enabled(account: Account) -> bool:
     return setting.get("enabled", True) is not False
 
 
-class NotificationsForm(forms.Form):
+class NotificationsForm(ServiceErrorsMixin, forms.Form):
     """Enable/Disable radios per notification; only "Outdated Gateways" has a UI (§4.9.3)."""
+
+    # Every `config.notifications...` error concerns the one switch the page has.
+    def service_error_field(self, key: str) -> str:
+        return "outdated_gateway_enabled"
 
     outdated_gateway_enabled = forms.TypedChoiceField(
         choices=[("true", "Enable"), ("false", "Disable")],
@@ -82,7 +87,7 @@ class Resolver:
     errors: dict[str, list[str]] = field(default_factory=dict)
 
 
-class DnsSettingsForm:
+class DnsSettingsForm(ServiceErrorsMixin):
     """The search domain and an ordered list of resolver rows, read from the posted
     `account[config][...]` names (rows in index order). Not a Django form: the rows are a
     variable list that the page adds to and removes from."""
@@ -144,35 +149,37 @@ class DnsSettingsForm:
         """Check with the account config rules (the same the save applies)."""
         try:
             validation.clean_config_update(self.config())
-        except validation.AccountValidationError as exc:
-            self.add_domain_errors({f"config.{k}": v for k, v in exc.errors.items()})
+        except ValidationFailed as exc:
+            self.add_service_errors({f"config.{k}": v for k, v in exc.errors.items()})
         return not self.has_errors
 
-    def add_domain_errors(self, errors: Mapping[str, Sequence[str]]) -> None:
+    # --- service errors (ServiceErrorsMixin hooks) ------------------------------------------
+
+    def service_error_field(self, key: str) -> str:
         """`account_update` errors (`config.search_domain`, `config.clients_upstream_dns`,
-        `config.clients_upstream_dns.<i>.<field>`) onto the inputs they concern."""
-        for key, messages in errors.items():
-            path = key.removeprefix("config.").split(".")
-            if path == ["search_domain"]:
-                _extend(self.search_domain_errors, messages)
-            elif path == ["clients_upstream_dns"]:
-                _extend(self.resolvers_errors, messages)
-            elif path[0] == "clients_upstream_dns" and len(path) == 3 and path[1].isdigit():
-                index = int(path[1])
-                if index < len(self.resolvers):
-                    _extend(self.resolvers[index].errors.setdefault(path[2], []), messages)
-            elif path[0] == "clients_upstream_dns" and len(path) == 2 and path[1].isdigit():
-                index = int(path[1])
-                if index < len(self.resolvers):
-                    _extend(self.resolvers[index].errors.setdefault("address", []), messages)
-            else:
-                _extend(self.other_errors, messages)
+        `config.clients_upstream_dns.<i>[.<field>]`) name the input they concern: "search_domain",
+        "resolvers", "<i>.<field>" or "other"."""
+        path = key.removeprefix("config.").split(".")
+        if path == ["search_domain"]:
+            return "search_domain"
+        if path == ["clients_upstream_dns"]:
+            return "resolvers"
+        row = path[1] if path[0] == "clients_upstream_dns" and len(path) in (2, 3) else ""
+        if row.isdigit() and int(row) < len(self.resolvers):
+            return f"{row}.{path[2] if len(path) == 3 else 'address'}"
+        return "other"
 
-
-def _extend(target: list[str], messages: Sequence[str]) -> None:
-    for message in messages:
-        if message not in target:
-            target.append(message)
+    def put_service_error(self, field: str | None, message: str) -> None:
+        if field == "search_domain":
+            target = self.search_domain_errors
+        elif field == "resolvers":
+            target = self.resolvers_errors
+        elif field and field[0].isdigit():
+            index, _, name = field.partition(".")
+            target = self.resolvers[int(index)].errors.setdefault(name, [])
+        else:
+            target = self.other_errors
+        extend_unique(target, message)
 
 
 def _posted_resolvers(data: QueryDict) -> list[Resolver]:

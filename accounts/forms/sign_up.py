@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from django import forms
 
@@ -11,12 +11,13 @@ from accounts import validation
 from accounts.services.actors import clean_actor_name
 from accounts.services.identities import email_errors
 from firezone.errors import ValidationFailed
+from firezone.web.forms import ServiceErrorsMixin
 from resources.services.sign_up import MSG_DOMAIN_NOT_ALLOWED, email_domain_allowed
 
 MSG_BLANK = validation.MSG_BLANK
 
 
-class SignUpForm(forms.Form):
+class SignUpForm(ServiceErrorsMixin, forms.Form):
     """Work Email, Company Name, Your Name. The original's hidden `account[slug]` and
     `actor[type]` inputs are rendered for parity but never read (§9 item 24)."""
 
@@ -37,7 +38,7 @@ class SignUpForm(forms.Form):
         "actor_name": "registration_actor_name",
     }
     # Field names of the sign-up service's ValidationFailed -> form field.
-    SERVICE_FIELDS: Mapping[str, str] = {
+    SERVICE_FIELDS: ClassVar[Mapping[str, str]] = {
         "admin_email": "email",
         "name": "account_name",
         "legal_name": "account_name",
@@ -65,7 +66,7 @@ class SignUpForm(forms.Form):
             raise forms.ValidationError(MSG_BLANK)
         try:
             return validation.clean_name(name)
-        except validation.AccountValidationError as exc:
+        except ValidationFailed as exc:
             raise forms.ValidationError(exc.errors.get("name", [validation.MSG_INVALID])) from exc
 
     def clean_actor_name(self) -> str:
@@ -74,12 +75,12 @@ class SignUpForm(forms.Form):
         except ValidationFailed as exc:
             raise forms.ValidationError(exc.errors.get("name", [validation.MSG_INVALID])) from exc
 
-    def add_service_errors(self, errors: Mapping[str, Sequence[str]]) -> None:
-        """Show the sign-up service's field errors on the matching inputs."""
-        for key, messages in errors.items():
-            field = self.SERVICE_FIELDS.get(key)
-            for message in messages:
-                self.add_error(field, message)
+    def service_error_field(self, key: str) -> str | None:
+        # Only the renamed keys have an input; anything else is about the sign-up as a whole.
+        return self.SERVICE_FIELDS.get(key)
+
+    def service_error_text(self, key: str, message: str) -> str:
+        return message
 
     def field_errors(self, field: str) -> list[Any]:
         return list(self.errors.get(field, [])) if self.is_bound else []

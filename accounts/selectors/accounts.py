@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models
-
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Account
 from accounts.validation import MSG_ID_OR_SLUG, is_uuid, is_valid_id_or_slug
 from firezone.errors import NotFound, ValidationFailed
-from firezone.lookup import get_or_not_found
 
 
 def account_get(subject: Subject, *, account_id: Any = None) -> Account:
@@ -30,13 +27,3 @@ def account_get_by_id_or_slug(value: str) -> Account:
     if account is None:
         raise NotFound()
     return account
-
-
-def account_get_by_id(account_id: Any) -> Account:
-    """System path: an account by id (NotFound for a missing or malformed id)."""
-    return get_or_not_found(Account, account_id)
-
-
-def accounts_active() -> models.QuerySet[Account]:
-    """System path: accounts that are not disabled, for jobs."""
-    return Account.objects.filter(disabled_at__isnull=True).order_by("inserted_at", "id")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Max, QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Actor, ActorGroup
@@ -40,16 +40,6 @@ def actor_list(
     if search:
         queryset = queryset.filter(name__icontains=search.strip())
     return queryset.order_by("name", "id")
-
-
-def actor_counts(subject: Subject) -> dict[str, int]:
-    """Number of enabled actors per type (plus `disabled`), e.g. for the actors page header."""
-    queryset = _scoped(subject)
-    counts = {t: 0 for t in Actor.Type.values}
-    for row in queryset.filter(disabled_at__isnull=True).values("type").annotate(n=Count("id")):
-        counts[row["type"]] = row["n"]
-    counts["disabled"] = queryset.filter(disabled_at__isnull=False).count()
-    return counts
 
 
 def actor_groups_peek(

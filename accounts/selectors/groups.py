@@ -27,13 +27,15 @@ def group_get(subject: Subject, *, group_id: Any) -> ActorGroup:
 def group_list(
     subject: Subject, *, search: str | None = None, provider_id: Any = None
 ) -> QuerySet[ActorGroup]:
-    """The account's groups by name, with `members_count`; optionally one provider's."""
+    """The account's groups by name; optionally one provider's. (No member count here: it would
+    aggregate every membership of the account before the page is cut; `group_actors_peek`
+    counts the page's groups.)"""
     queryset = _scoped(subject).select_related("provider")
     if search:
         queryset = queryset.filter(name__icontains=search.strip())
     if provider_id is not None:
         queryset = queryset.filter(provider_id=provider_id)
-    return queryset.annotate(members_count=Count("memberships")).order_by("name", "id")
+    return queryset.order_by("name", "id")
 
 
 def group_list_for_actor(subject: Subject, *, actor: Actor | Any) -> QuerySet[ActorGroup]:

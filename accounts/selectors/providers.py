@@ -82,11 +82,6 @@ def active_provider_get(*, account: Account, provider_id: Any) -> AuthProvider |
         return None
 
 
-def active_provider_by_adapter(*, account: Account, adapter: str) -> AuthProvider | None:
-    """System path: the account's enabled provider of a singleton adapter (email, userpass)."""
-    return providers_active(account=account).filter(adapter=adapter).first()
-
-
 def default_provider(*, account: Account) -> AuthProvider | None:
     """System path: the enabled provider assigned default for client sign-in, if any."""
     return providers_active(account=account).filter(assigned_default_at__isnull=False).first()

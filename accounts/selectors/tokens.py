@@ -24,14 +24,6 @@ def token_get(subject: Subject, *, token_id: Any) -> Token:
     return get_or_not_found(_scoped(subject), token_id, account_id=subject.account_id)
 
 
-def tokens_list_for_subject(subject: Subject) -> QuerySet[Token]:
-    """The subject's own tokens (sessions, clients)."""
-    ensure_permissions(subject, P.TOKEN_MANAGE_OWN)
-    return Token.objects.filter(account_id=subject.account_id, actor_id=subject.actor_id).order_by(
-        "-inserted_at", "-id"
-    )
-
-
 def tokens_list_for_actor(subject: Subject, *, actor: Actor | Any) -> QuerySet[Token]:
     """All tokens of one actor of the account."""
     ensure_permissions(subject, P.TOKEN_MANAGE)

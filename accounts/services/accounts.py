@@ -54,7 +54,7 @@ def _clean(errors: dict[str, list[str]], field: str, cleaner: Any, value: Any) -
     """Run one account validation cleaner, collecting its messages into `errors`."""
     try:
         return cleaner(value)
-    except validation.AccountValidationError as exc:
+    except ValidationFailed as exc:
         for key, messages in exc.errors.items():
             errors.setdefault(key, []).extend(messages)
         return None
@@ -95,7 +95,7 @@ def _clean_config(errors: dict[str, list[str]], value: Any) -> dict[str, Any] | 
         return None
     try:
         cleaned = validation.clean_config_update(value)
-    except validation.AccountValidationError as exc:
+    except ValidationFailed as exc:
         for key, messages in exc.errors.items():
             errors.setdefault(f"config.{key}", []).extend(messages)
         return None

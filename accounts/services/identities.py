@@ -227,14 +227,3 @@ def identity_delete(*, subject: Subject, identity: AuthIdentity) -> AuthIdentity
         )
     changes.delete(identity, subject=subject)
     return identity
-
-
-@transaction.atomic
-def identities_delete_for_actor(*, subject: Subject, actor: Actor) -> int:
-    """Delete every identity of an actor (not synced ones); returns how many."""
-    ensure_permissions(subject, P.IDENTITY_MANAGE)
-    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
-    recorded = changes.delete(
-        AuthIdentity.objects.filter(actor=actor).exclude(created_by="provider"), subject=subject
-    )
-    return sum(1 for c in recorded if c.table == "auth_identities")

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core import mail
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts import tokens
@@ -24,8 +25,11 @@ def sign_in_link(
     """The magic link: `{EXTERNAL_URL}/<slug>/sign_in/providers/<id>/verify_sign_in_token?...`."""
     query = urlencode({"identity_id": str(identity.pk), "secret": code, **params})
     base = settings.EXTERNAL_URL.rstrip("/")
-    segment = account.slug or str(account.pk)
-    return f"{base}/{segment}/sign_in/providers/{provider.pk}/verify_sign_in_token?{query}"
+    path = reverse(
+        "verify_sign_in_token",
+        kwargs={"account": account.slug or str(account.pk), "provider_id": str(provider.pk)},
+    )
+    return f"{base}{path}?{query}"
 
 
 def sign_in_token_email_send(

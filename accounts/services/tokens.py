@@ -311,11 +311,6 @@ def _subject(token: Token, context: Context, *, touched: list[Token]) -> Subject
     )
 
 
-def subject_for_token(token: Token, *, context: Context) -> Subject:
-    """The subject a browser, client or api_client token authenticates (§2.7 "Subject building")."""
-    return _subject(token, context, touched=[])
-
-
 def authenticate(encoded: str, *, context: Context) -> Subject:
     """Token string → subject, for browser, client and api_client contexts.
 

@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.auth import P, Subject, ensure_permissions
-from accounts.models import Actor, AuthIdentity, AuthProvider, Token
+from accounts.models import Actor, Token
 from accounts.services.tokens import IssuedToken, token_create
 from firezone import changes
-from firezone.errors import NotFound, ValidationFailed
+from firezone.errors import ValidationFailed
 from firezone.lookup import get_or_not_found
 
 MSG_FUTURE = "must be in the future"
@@ -111,39 +111,6 @@ def _token_for_change(subject: Subject, token: Token | Any) -> Token:
 
 
 @transaction.atomic
-def token_update(
-    *,
-    subject: Subject,
-    token: Token,
-    name: str | None = None,
-    expires_at: datetime | None = None,
-) -> Token:
-    """Rename a token or move its expiry (to a future time); expired tokens are gone (NotFound).
-    None leaves a field unchanged."""
-    token = _token_for_change(subject, token)
-    if token.expires_at is not None and token.expires_at <= timezone.now():
-        raise NotFound()
-    errors: dict[str, list[str]] = {}
-    clean_name = None
-    if name is not None:
-        clean_name = name.strip() or None
-        if clean_name is not None and len(clean_name) > 255:
-            errors["name"] = ["should be at most 255 character(s)"]
-    if expires_at is not None and expires_at <= timezone.now():
-        errors["expires_at"] = [MSG_FUTURE]
-    if errors:
-        raise ValidationFailed(errors)
-    old = changes.row_image(token)
-    if name is not None:
-        token.name = clean_name
-    if expires_at is not None:
-        token.expires_at = expires_at
-    token.save()
-    changes.updated(old, token, subject=subject)
-    return token
-
-
-@transaction.atomic
 def token_delete(*, subject: Subject, token: Token) -> Token:
     """Hard-delete a token: its sessions are disconnected and its flows removed."""
     token = _token_for_change(subject, token)
@@ -174,21 +141,6 @@ def tokens_delete_for_actor(*, subject: Subject, actor: Actor) -> int:
     ensure_permissions(subject, P.TOKEN_MANAGE)
     actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
     return _delete_all(subject, Q(actor=actor))
-
-
-@transaction.atomic
-def tokens_delete_for_identity(*, subject: Subject, identity: AuthIdentity) -> int:
-    ensure_permissions(subject, P.TOKEN_MANAGE)
-    identity = get_or_not_found(AuthIdentity, identity, account_id=subject.account_id)
-    return _delete_all(subject, Q(identity=identity))
-
-
-@transaction.atomic
-def tokens_delete_for_provider(*, subject: Subject, provider: AuthProvider) -> int:
-    """Delete the tokens of every identity of a provider (signs all its users out)."""
-    ensure_permissions(subject, P.TOKEN_MANAGE)
-    provider = get_or_not_found(AuthProvider, provider, account_id=subject.account_id)
-    return _delete_all(subject, Q(identity__provider=provider))
 
 
 @transaction.atomic

@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import mail
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import AuthIdentity
@@ -44,7 +45,7 @@ def welcome_email_build(*, subject: Subject, identity: AuthIdentity, to: str) ->
         "inviter": subject.actor.name,
         "account": account,
         "account_segment": account.slug or str(account.pk),
-        "sign_in_url": f"{base}/{account.slug or account.pk}",
+        "sign_in_url": base + reverse("sign_in", kwargs={"account": account.slug or account.pk}),
         "email": to,
         "downloads": CLIENT_DOWNLOADS,
     }

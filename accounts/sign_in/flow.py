@@ -31,8 +31,8 @@ from accounts.models import Account, AuthIdentity
 from accounts.services.sign_in import session_token_create
 from accounts.sign_in.params import SignInParams
 from firezone.errors import DomainError
+from firezone.web.pages import account_url
 from firezone.web.session import (
-    account_path,
     post_sign_in_url,
     request_context,
     store_session,
@@ -133,7 +133,7 @@ def sign_in_failed(
 ) -> HttpResponse:
     """Error flash and back to the account's sign-in page, keeping the sign-in params."""
     messages.error(request, message)
-    return HttpResponseRedirect(params.url(f"/{account_path(account)}"))
+    return HttpResponseRedirect(params.url(account_url(account, "sign_in")))
 
 
 def signed_in(
@@ -196,7 +196,7 @@ def _client_signed_in(
         "accounts/client_signed_in.html",
         {
             "account": account,
-            "redirect_url": f"/{account_path(account)}/sign_in/client_redirect",
+            "redirect_url": account_url(account, "client_redirect"),
             "page_title": "Sign in successful",
         },
     )

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from accounts import oidc
 from accounts.models import Account, AuthIdentity, AuthProvider
-from firezone.web.session import account_path
+from firezone.web.pages import account_url
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _oidc_logout_url(
     return oidc.end_session_url(
         provider,
         id_token=id_token if isinstance(id_token, str) else None,
-        post_logout_redirect_uri=f"{portal}/{account_path(account)}",
+        post_logout_redirect_uri=portal + account_url(account, "sign_in"),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Actor, ActorGroupMembership, Token
-from accounts.selectors.actors import actor_counts, actor_get, actor_groups_peek, actor_list
+from accounts.selectors.actors import actor_get, actor_groups_peek, actor_list
 from accounts.services.actors import (
     actor_create,
     actor_create_system,
@@ -353,13 +353,30 @@ def test_selectors_scope_and_filters() -> None:
     assert [a.name for a in actor_list(subject, search="ali")] == ["Alice"]
     assert [a.name for a in actor_list(subject, type=SA)] == ["Bob"]
     assert [a.name for a in actor_list(subject, disabled=True)] == ["Carol"]
-    counts = actor_counts(subject)
-    assert counts[USER] == 1 and counts[SA] == 1 and counts[ADMIN] == 1 and counts["disabled"] == 1
     group = GroupFactory(account=account, name="Eng")
     MembershipFactory(account=account, group=group, actor=alice)
     peek = actor_groups_peek(subject, actor_ids=[alice.pk, subject.actor_id])
     assert peek[alice.pk]["count"] == 1 and peek[alice.pk]["items"] == [group]
     assert peek[subject.actor_id]["count"] == 0
+
+
+def test_groups_peek_counts_and_picks_in_the_database(django_assert_num_queries) -> None:
+    account = AccountFactory()
+    subject = admin_subject(account)
+    alice = ActorFactory(account=account, name="Alice")
+    bob = ActorFactory(account=account, name="Bob")
+    names = ["Ops", "Eng", "QA", "Eng", "Ads", "Sales"]  # synced groups may share a name
+    groups = [synced_group(account, name=name) for name in names]
+    for group in groups:
+        MembershipFactory(account=account, group=group, actor=alice)
+    MembershipFactory(account=account, group=groups[0], actor=bob)
+    with django_assert_num_queries(2):  # counts and picks, then the picked groups
+        peek = actor_groups_peek(subject, actor_ids=[alice.pk, bob.pk], limit=3)
+    engs = sorted((groups[1], groups[3]), key=lambda g: g.pk)
+    assert peek[alice.pk] == {"count": 6, "items": [groups[4], *engs]}
+    assert peek[bob.pk] == {"count": 1, "items": [groups[0]]}
+    with django_assert_num_queries(0):
+        assert actor_groups_peek(subject, actor_ids=[]) == {}
 
 
 @pytest.mark.parametrize("actor_type", (USER, SA))

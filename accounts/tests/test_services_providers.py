@@ -7,7 +7,6 @@ from django.test import override_settings
 
 from accounts.models import AuthProvider, Token
 from accounts.selectors.providers import (
-    active_provider_by_adapter,
     active_provider_get,
     default_provider,
     provider_get,
@@ -296,8 +295,6 @@ def test_system_lookups() -> None:
     account = AccountFactory()
     email = ProviderFactory(account=account)
     userpass = ProviderFactory(account=account, userpass=True, disabled_at="2024-01-01T00:00:00Z")
-    assert active_provider_by_adapter(account=account, adapter="email") == email
-    assert active_provider_by_adapter(account=account, adapter="userpass") is None
     assert active_provider_get(account=account, provider_id=email.pk) == email
     assert active_provider_get(account=account, provider_id=userpass.pk) is None
     assert active_provider_get(account=account, provider_id="junk") is None

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accounts import validation as v
-from accounts.validation import AccountValidationError
+from firezone.errors import ValidationFailed
 
 # --- slug and names -----------------------------------------------------------------------------
 
@@ -37,10 +37,9 @@ def test_valid_slugs_are_lower_cased(slug: str) -> None:
     ],
 )
 def test_invalid_slugs(slug: str, errors: list[str]) -> None:
-    with pytest.raises(AccountValidationError) as info:
+    with pytest.raises(ValidationFailed) as info:
         v.clean_slug(slug)
     assert info.value.errors == {"slug": errors}
-    assert info.value.message == errors[0]
 
 
 def test_id_or_slug_lookup_input() -> None:
@@ -54,13 +53,13 @@ def test_names() -> None:
     assert v.clean_name("  Acme Corp ") == "Acme Corp"
     assert v.clean_legal_name(" A ") == "A"
     for bad, message in [("ab", "should be at least 3 character(s)"), ("  ", "can't be blank")]:
-        with pytest.raises(AccountValidationError) as info:
+        with pytest.raises(ValidationFailed) as info:
             v.clean_name(bad)
         assert info.value.errors == {"name": [message]}
-    with pytest.raises(AccountValidationError) as info:
+    with pytest.raises(ValidationFailed) as info:
         v.clean_name("x" * 65)
     assert info.value.errors == {"name": ["should be at most 64 character(s)"]}
-    with pytest.raises(AccountValidationError):
+    with pytest.raises(ValidationFailed):
         v.clean_legal_name("x" * 256)
 
 
@@ -88,7 +87,7 @@ def test_valid_search_domains(domain: str) -> None:
     ],
 )
 def test_invalid_search_domains(domain: str, message: str) -> None:
-    with pytest.raises(AccountValidationError) as info:
+    with pytest.raises(ValidationFailed) as info:
         v.clean_search_domain(domain)
     assert info.value.errors == {"search_domain": [message]}
 
@@ -175,7 +174,7 @@ def test_upstream_dns_entry_errors(entry: dict[str, str], errors: dict[str, list
     if not errors:
         v.clean_clients_upstream_dns([entry])
         return
-    with pytest.raises(AccountValidationError) as info:
+    with pytest.raises(ValidationFailed) as info:
         v.clean_clients_upstream_dns([entry])
     assert info.value.errors == {f"clients_upstream_dns.0.{k}": m for k, m in errors.items()}
 
@@ -188,10 +187,10 @@ def test_ipv6_resolver_near_reserved_range_is_allowed() -> None:
 
 
 def test_duplicate_resolvers_after_default_port() -> None:
-    with pytest.raises(AccountValidationError) as info:
+    with pytest.raises(ValidationFailed) as info:
         v.clean_clients_upstream_dns(resolvers("8.8.8.8", "8.8.8.8:53"))
     assert info.value.errors == {"clients_upstream_dns": [v.MSG_DNS_NOT_UNIQUE]}
-    with pytest.raises(AccountValidationError):
+    with pytest.raises(ValidationFailed):
         v.clean_clients_upstream_dns(resolvers("2001:db8::1", "[2001:DB8:0::1]:53"))
     assert len(v.clean_clients_upstream_dns(resolvers("8.8.8.8", "8.8.8.8:54"))) == 2
 
@@ -204,7 +203,7 @@ def test_clean_config_update_collects_all_errors() -> None:
     assert v.clean_config_update({"notifications": notifications}) == {
         "notifications": notifications
     }
-    with pytest.raises(AccountValidationError) as info:
+    with pytest.raises(ValidationFailed) as info:
         v.clean_config_update(
             {
                 "search_domain": "example",
@@ -226,7 +225,7 @@ def test_clean_config_update_collects_all_errors() -> None:
 def test_upstream_dns_never_crashes(text: str) -> None:
     try:
         v.clean_clients_upstream_dns(resolvers(text))
-    except AccountValidationError as exc:
+    except ValidationFailed as exc:
         assert exc.message
 
 
@@ -237,8 +236,9 @@ def test_valid_resolvers_normalise_consistently(
     text = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
     try:
         v.clean_clients_upstream_dns(resolvers(text))
-    except AccountValidationError as exc:
-        assert exc.message.startswith("cannot be in the CIDR")
+    except ValidationFailed as exc:
+        first = next(iter(exc.errors.values()))[0]
+        assert first.startswith("cannot be in the CIDR")
         return
     normalised = v.normalize_upstream_dns_address(text)
     assert v.normalize_upstream_dns_address(normalised) == normalised
@@ -251,5 +251,5 @@ def test_slug_and_search_domain_never_crash(text: str) -> None:
     for fn in (v.clean_slug, v.clean_search_domain):
         try:
             fn(text)
-        except AccountValidationError as exc:
+        except ValidationFailed as exc:
             assert exc.errors

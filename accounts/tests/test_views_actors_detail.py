@@ -34,7 +34,7 @@ from accounts.tests.factories import (
     synced_group,
 )
 from accounts.tests.portal import Acme
-from accounts.views.actors import WELCOME_EMAILS_PER_IDENTITY
+from accounts.views.actors.detail import WELCOME_EMAILS_PER_IDENTITY
 from gateways.tests.factories import ClientFactory, flow_for
 
 pytestmark = pytest.mark.django_db

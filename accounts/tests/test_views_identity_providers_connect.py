@@ -35,7 +35,7 @@ from accounts.tests.factories import (
 )
 from accounts.tests.fake_idp import FakeIdP
 from accounts.tests.portal import UA, Acme, inject_session
-from accounts.views.identity_providers import connect_cookie_name
+from accounts.views.identity_providers.connect import connect_cookie_name
 
 pytestmark = pytest.mark.django_db
 

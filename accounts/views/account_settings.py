@@ -29,20 +29,20 @@ from accounts.forms.settings import (
 from accounts.models import Account
 from accounts.services.accounts import account_update
 from accounts.services.support_emails import account_delete_request_send
-from firezone.errors import Refused, Unauthorized, ValidationFailed
-from firezone.web.pages import action_of, redirect_info, url
+from firezone.errors import Unauthorized
+from firezone.web.edit import MSG_FORBIDDEN, edit_page
+from firezone.web.pages import account_url, action_of
 from firezone.web.session import admin_required
 
 logger = logging.getLogger(__name__)
 
 MSG_SAVED = "Save successful!"
-MSG_FORBIDDEN = "You don't have permissions to perform this action."
 MSG_DELETE_FAILED = "The request to delete your account could not be sent. Please try again later."
 DELETE_REQUESTED_KEY = "fz_account_delete_requested"
 
 
 def _settings_url(account: Account) -> str:
-    return url(account, "/settings/account")
+    return account_url(account, "settings_account")
 
 
 def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, str | None]]:
@@ -86,46 +86,43 @@ def account_settings(request: HttpRequest, account: Account) -> HttpResponse:
 
 @admin_required
 def account_edit(request: HttpRequest, account: Account) -> HttpResponse:
-    form = AccountForm(request.POST or None, initial={"name": account.name})
-    if request.method == "POST" and form.is_valid():
-        try:
-            account_update(subject=request.subject, account=account, name=form.cleaned_data["name"])
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except Unauthorized:
-            messages.error(request, MSG_FORBIDDEN)
-        else:
-            return HttpResponseRedirect(_settings_url(account))
-    context = {
-        "page_title": "Edit Account",
-        "breadcrumbs": _crumbs(account, ("Edit", None)),
-        "account": account,
-        "form": form,
-    }
-    return render(request, "accounts/settings/account_edit.html", context)
+    def save(form: AccountForm) -> str:
+        account_update(subject=request.subject, account=account, name=form.cleaned_data["name"])
+        return _settings_url(account)
+
+    return edit_page(
+        request,
+        AccountForm(request.POST or None, initial={"name": account.name}),
+        template="accounts/settings/account_edit.html",
+        context={
+            "page_title": "Edit Account",
+            "breadcrumbs": _crumbs(account, ("Edit", None)),
+            "account": account,
+        },
+        save=save,
+    )
 
 
 @admin_required
 def notifications_edit(request: HttpRequest, account: Account) -> HttpResponse:
     current = "true" if outdated_gateway_enabled(account) else "false"
     form = NotificationsForm(request.POST or None, initial={"outdated_gateway_enabled": current})
-    if request.method == "POST" and form.is_valid():
-        try:
-            account_update(subject=request.subject, account=account, config=form.config())
-        except (ValidationFailed, Refused) as exc:
-            messages.error(request, exc.message)
-        except Unauthorized:
-            messages.error(request, MSG_FORBIDDEN)
-        else:
-            return HttpResponseRedirect(_settings_url(account))
-    selected = form["outdated_gateway_enabled"].value() or current
-    context = {
-        "page_title": "Edit Notifications",
-        "breadcrumbs": _crumbs(account, ("Edit Notifications", None)),
-        "form": form,
-        "outdated_gateway_selected": str(selected),
-    }
-    return render(request, "accounts/settings/notifications_edit.html", context)
+
+    def save(form: NotificationsForm) -> str:
+        account_update(subject=request.subject, account=account, config=form.config())
+        return _settings_url(account)
+
+    return edit_page(
+        request,
+        form,
+        template="accounts/settings/notifications_edit.html",
+        context=lambda form: {
+            "page_title": "Edit Notifications",
+            "breadcrumbs": _crumbs(account, ("Edit Notifications", None)),
+            "outdated_gateway_selected": str(form["outdated_gateway_enabled"].value() or current),
+        },
+        save=save,
+    )
 
 
 # --- DNS -----------------------------------------------------------------------------------------
@@ -145,27 +142,32 @@ def _dns_event(request: HttpRequest, form: DnsSettingsForm) -> bool:
 
 @admin_required
 def dns_settings(request: HttpRequest, account: Account) -> HttpResponse:
-    here = url(account, "/settings/dns")
     if request.method == "POST":
         form = DnsSettingsForm(request.POST)
-        if request.headers.get("X-Validate"):
+        validate_only = bool(request.headers.get("X-Validate"))
+        if validate_only:
             form.is_valid()  # validate as you type: errors only, nothing saved
-        elif not _dns_event(request, form) and form.is_valid():
-            try:
-                account_update(subject=request.subject, account=account, config=form.config())
-            except ValidationFailed as exc:
-                form.add_domain_errors(exc.errors)
-            except Unauthorized:
-                messages.error(request, MSG_FORBIDDEN)
-            else:
-                return redirect_info(request, here, MSG_SAVED)
+        # Row events re-render the posted form; only a plain submission saves.
+        submitted = not validate_only and not _dns_event(request, form)
     else:
         form = DnsSettingsForm(account=account)
-    context = {
-        "page_title": "DNS",
-        "breadcrumbs": [("DNS Settings", None)],
-        "form": form,
-        "search_domain_name": SEARCH_DOMAIN,
-        "protocols": PROTOCOLS,
-    }
-    return render(request, "accounts/settings/dns.html", context)
+        submitted = False
+
+    def save(form: DnsSettingsForm) -> str:
+        account_update(subject=request.subject, account=account, config=form.config())
+        return account_url(account, "settings_dns")
+
+    return edit_page(
+        request,
+        form,
+        template="accounts/settings/dns.html",
+        context={
+            "page_title": "DNS",
+            "breadcrumbs": [("DNS Settings", None)],
+            "search_domain_name": SEARCH_DOMAIN,
+            "protocols": PROTOCOLS,
+        },
+        save=save,
+        saved_message=MSG_SAVED,
+        submitted=submitted,
+    )

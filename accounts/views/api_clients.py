@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.contrib import messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -39,8 +38,9 @@ from accounts.services.tokens_admin import (
     token_delete,
     tokens_delete_for_actor,
 )
-from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
-from firezone.web.pages import action_of, redirect_error, redirect_info, render_secret, url
+from firezone.errors import NotFound, Refused, Unauthorized
+from firezone.web.edit import MSG_FORBIDDEN, edit_page, refusal_message
+from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
 from firezone.web.session import admin_required, not_found
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 
@@ -49,17 +49,16 @@ logger = logging.getLogger(__name__)
 MSG_DISABLED = "API Client was disabled."
 MSG_ENABLED = "API Client was enabled."
 MSG_TOKEN_REVOKED = "Token was revoked."
-MSG_FORBIDDEN = "You don't have permissions to perform this action."
 MSG_BETA_FAILED = "The request could not be sent. Please try again later."
 BETA_REQUESTED_KEY = "fz_rest_api_beta_requested"
 
 
 def _list_url(account: Account) -> str:
-    return url(account, "/settings/api_clients")
+    return account_url(account, "api_clients")
 
 
 def _client_url(account: Account, actor: Actor) -> str:
-    return url(account, f"/settings/api_clients/{actor.pk}")
+    return account_url(account, "api_client", id=actor.pk)
 
 
 def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, str | None]]:
@@ -80,7 +79,7 @@ def rest_api_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, account: Account, **kw: Any) -> HttpResponse:
         if not feature_enabled(account, "rest_api"):
-            return HttpResponseRedirect(url(account, "/settings/api_clients/beta"))
+            return HttpResponseRedirect(account_url(account, "api_clients_beta"))
         return view(request, *args, account=account, **kw)
 
     return wrapper
@@ -100,7 +99,7 @@ def _api_client(request: HttpRequest, id: str) -> Actor:
 def api_clients_beta(request: HttpRequest, account: Account) -> HttpResponse:
     if feature_enabled(account, "rest_api"):
         return HttpResponseRedirect(_list_url(account))
-    here = url(account, "/settings/api_clients/beta")
+    here = account_url(account, "api_clients_beta")
     if request.method == "POST":
         if action_of(request) == "request_beta":
             try:
@@ -169,25 +168,23 @@ def api_clients_list(request: HttpRequest, account: Account) -> HttpResponse:
 @admin_required
 @rest_api_required
 def api_client_new(request: HttpRequest, account: Account) -> HttpResponse:
-    form = ApiClientForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            actor = actor_create(
-                subject=request.subject, name=form.cleaned_data["name"], type=Actor.Type.API_CLIENT
-            )
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except (Refused, Unauthorized) as exc:
-            messages.error(request, exc.message)
-        else:
-            return HttpResponseRedirect(_client_url(account, actor) + "/new_token")
-    context = {
-        "page_title": "New API Client",
-        "breadcrumbs": _crumbs(account, ("Add", None)),
-        "form": form,
-        "name_help": NAME_HELP,
-    }
-    return render(request, "accounts/api_clients/new.html", context)
+    def save(form: ApiClientForm) -> str:
+        actor = actor_create(
+            subject=request.subject, name=form.cleaned_data["name"], type=Actor.Type.API_CLIENT
+        )
+        return account_url(account, "api_client_new_token", id=actor.pk)
+
+    return edit_page(
+        request,
+        ApiClientForm(request.POST or None),
+        template="accounts/api_clients/new.html",
+        context={
+            "page_title": "New API Client",
+            "breadcrumbs": _crumbs(account, ("Add", None)),
+            "name_help": NAME_HELP,
+        },
+        save=save,
+    )
 
 
 @admin_required
@@ -195,33 +192,33 @@ def api_client_new_token(request: HttpRequest, account: Account, id: str) -> Htt
     if not globally_enabled("rest_api"):
         return not_found(request)
     actor = _api_client(request, id)
-    form = ApiTokenForm(request.POST or None)
-    encoded = None
-    if request.method == "POST" and form.is_valid():
-        try:
-            issued = api_client_token_create(
-                subject=request.subject,
-                actor=actor,
-                name=form.cleaned_data["name"],
-                expires_at=form.cleaned_data["expires_at"],
-            )
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except Unauthorized:
-            messages.error(request, MSG_FORBIDDEN)
-        else:
-            # Shown once, in this response; never stored anywhere readable.
-            encoded = issued.encoded
-    context = {
+    context: dict[str, Any] = {
         "page_title": "New API Token",
         "breadcrumbs": _crumbs(
             account, (actor.name, _client_url(account, actor)), ("New Token", None)
         ),
         "actor": actor,
-        "form": form,
-        "token": encoded,
+        "token": None,
     }
-    return render_secret(request, "accounts/api_clients/new_token.html", context)
+
+    def save(form: ApiTokenForm) -> None:
+        issued = api_client_token_create(
+            subject=request.subject,
+            actor=actor,
+            name=form.cleaned_data["name"],
+            expires_at=form.cleaned_data["expires_at"],
+        )
+        # Shown once, in this response; never stored anywhere readable.
+        context["token"] = issued.encoded
+
+    return edit_page(
+        request,
+        ApiTokenForm(request.POST or None),
+        template="accounts/api_clients/new_token.html",
+        context=context,
+        save=save,
+        secret=True,
+    )
 
 
 # --- detail --------------------------------------------------------------------------------------
@@ -270,10 +267,8 @@ def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpR
         if action == "revoke_all":
             count = tokens_delete_for_actor(subject=subject, actor=actor)
             return redirect_info(request, here, f"{count} token(s) were revoked.")
-    except Refused as exc:
-        return redirect_error(request, here, exc.message)
-    except Unauthorized:
-        return redirect_error(request, here, MSG_FORBIDDEN)
+    except (Refused, Unauthorized) as exc:
+        return redirect_error(request, here, refusal_message(exc))
     return HttpResponseRedirect(here)
 
 
@@ -301,21 +296,22 @@ def api_client_detail(request: HttpRequest, account: Account, id: str) -> HttpRe
 @rest_api_required
 def api_client_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     actor = _api_client(request, id)
-    form = ApiClientForm(request.POST or None, initial={"name": actor.name})
-    if request.method == "POST" and form.is_valid():
-        try:
-            actor_update(subject=request.subject, actor=actor, name=form.cleaned_data["name"])
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except (Refused, Unauthorized) as exc:
-            messages.error(request, exc.message)
-        else:
-            return HttpResponseRedirect(_client_url(account, actor))
-    context = {
-        "page_title": f"Edit {actor.name}",
-        "breadcrumbs": _crumbs(account, (actor.name, _client_url(account, actor)), ("Edit", None)),
-        "actor": actor,
-        "form": form,
-        "name_help": NAME_HELP,
-    }
-    return render(request, "accounts/api_clients/edit.html", context)
+
+    def save(form: ApiClientForm) -> str:
+        actor_update(subject=request.subject, actor=actor, name=form.cleaned_data["name"])
+        return _client_url(account, actor)
+
+    return edit_page(
+        request,
+        ApiClientForm(request.POST or None, initial={"name": actor.name}),
+        template="accounts/api_clients/edit.html",
+        context={
+            "page_title": f"Edit {actor.name}",
+            "breadcrumbs": _crumbs(
+                account, (actor.name, _client_url(account, actor)), ("Edit", None)
+            ),
+            "actor": actor,
+            "name_help": NAME_HELP,
+        },
+        save=save,
+    )

@@ -18,7 +18,8 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Account
 from accounts.sign_in.flow import CLIENT_AUTH_COOKIE, client_auth_read
-from firezone.web.session import account_path, with_account
+from firezone.web.pages import account_url
+from firezone.web.session import with_account
 
 DEFAULT_CLIENT_HANDLER = "firezone-fd0020211111://"
 
@@ -43,7 +44,7 @@ def client_handler() -> str:
 def client_redirect(request: HttpRequest, account: Account) -> HttpResponse:
     data = client_auth_read(request)
     if data is None:
-        return HttpResponseRedirect(f"/{account_path(account)}/sign_in/client_auth_error")
+        return HttpResponseRedirect(account_url(account, "client_auth_error"))
     query = urlencode(
         {
             "actor_name": data["actor_name"],

@@ -41,8 +41,8 @@ from accounts.sign_in.params import SignInParams
 from accounts.validation import is_uuid
 from firezone.errors import DomainError, Unauthorized
 from firezone.web import ratelimit
+from firezone.web.pages import account_url
 from firezone.web.session import (
-    account_path,
     not_found,
     request_context,
     signed_out_only,
@@ -83,7 +83,7 @@ def _email_provider(account: Account, provider_id: str) -> AuthProvider | None:
 
 def code_page_url(account: Account, provider_id: Any, email: str, params: SignInParams) -> str:
     return params.url(
-        f"/{account_path(account)}/sign_in/providers/email/{provider_id}",
+        account_url(account, "email_code", provider_id=provider_id),
         signed_provider_identifier=signing.dumps(email, salt=SIGNED_EMAIL_SALT),
     )
 
@@ -132,7 +132,7 @@ def request_email_otp(request: HttpRequest, account: Account, provider_id: str) 
     value = request.POST.get("email[provider_identifier]")
     if not isinstance(value, str):
         messages.error(request, MSG_INVALID_REQUEST)
-        return HttpResponseRedirect(f"/{account_path(account)}")
+        return HttpResponseRedirect(account_url(account, "sign_in"))
     provider = _email_provider(account, provider_id)
     if provider is None:
         return sign_in_failed(request, account, MSG_METHOD, params)
@@ -191,7 +191,6 @@ def code_page(request: HttpRequest, account: Account, provider_id: str) -> HttpR
     provider = _email_provider(account, provider_id)
     if provider is None:
         return sign_in_failed(request, account, MSG_METHOD, params)
-    base = f"/{account_path(account)}"
     return render(
         request,
         "accounts/email_code.html",
@@ -201,9 +200,11 @@ def code_page(request: HttpRequest, account: Account, provider_id: str) -> HttpR
             "provider": provider,
             "params": params,
             "email": email,
-            "verify_url": f"{base}/sign_in/providers/{provider.pk}/verify_sign_in_token",
-            "resend_url": f"{base}/sign_in/providers/{provider.pk}/request_email_otp?resend=true",
-            "sign_in_url": params.url(base),
+            "verify_url": account_url(account, "verify_sign_in_token", provider_id=provider.pk),
+            "resend_url": account_url(
+                account, "request_email_otp", provider_id=provider.pk, query={"resend": "true"}
+            ),
+            "sign_in_url": params.url(account_url(account, "sign_in")),
             "dev_mailbox": settings.DEBUG,
         },
     )
@@ -250,7 +251,7 @@ def _verify(request: HttpRequest, account: Account, provider_id: str) -> HttpRes
     secret = request.GET.get("secret")
     if not identity_id or secret is None:
         messages.error(request, MSG_INVALID_REQUEST)
-        return HttpResponseRedirect(params.url(f"/{account_path(account)}"))
+        return HttpResponseRedirect(params.url(account_url(account, "sign_in")))
     state = _read_state(request, provider_id)
     if state is None:
         return sign_in_failed(request, account, MSG_MISSING, params)

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib import messages
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -40,7 +39,8 @@ from accounts.services.groups import (
     group_update,
 )
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
-from firezone.web.pages import action_of, redirect_error, url, uuids_in
+from firezone.web.edit import edit_page, refusal_message
+from firezone.web.pages import account_url, action_of, redirect_error, uuids_in
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from resources.models import Policy
@@ -48,7 +48,6 @@ from resources.selectors.policies import policy_list
 
 MSG_MANAGED = "This group is managed by Firezone and cannot be edited."
 MSG_SYNCED = "This group is synced from an external source and cannot be edited."
-MSG_FORBIDDEN = "You don't have permissions to perform this action."
 
 ROLE_SUFFIXES = {
     Actor.Type.ACCOUNT_ADMIN_USER: " (admin)",
@@ -61,11 +60,11 @@ ROLE_SUFFIXES = {
 
 
 def _group_url(account: Account, group: ActorGroup) -> str:
-    return url(account, f"/groups/{group.pk}")
+    return account_url(account, "group", id=group.pk)
 
 
 def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, str | None]]:
-    return [("Groups", url(account, "/groups")), *rest]
+    return [("Groups", account_url(account, "groups")), *rest]
 
 
 def _editable_group(request: HttpRequest, id: str) -> ActorGroup:
@@ -148,49 +147,43 @@ def groups_list(request: HttpRequest, account: Account) -> HttpResponse:
 
 @admin_required
 def group_new(request: HttpRequest, account: Account) -> HttpResponse:
-    form = GroupForm(request.POST or None, label="Group Name", placeholder="E.g. Engineering")
-    if request.method == "POST" and form.is_valid():
-        try:
-            group = group_create(subject=request.subject, name=form.cleaned_data["name"])
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except Refused as exc:
-            messages.error(request, exc.message)
-        else:
-            return HttpResponseRedirect(_group_url(account, group) + "/edit_actors")
-    context = {
-        "page_title": "New Group",
-        "breadcrumbs": _crumbs(account, ("Add", None)),
-        "form": form,
-    }
-    return render(request, "accounts/groups/new.html", context)
+    def save(form: GroupForm) -> str:
+        group = group_create(subject=request.subject, name=form.cleaned_data["name"])
+        return account_url(account, "group_edit_actors", id=group.pk)
+
+    return edit_page(
+        request,
+        GroupForm(request.POST or None, label="Group Name", placeholder="E.g. Engineering"),
+        template="accounts/groups/new.html",
+        context={"page_title": "New Group", "breadcrumbs": _crumbs(account, ("Add", None))},
+        save=save,
+    )
 
 
 @admin_required
 def group_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     group = _editable_group(request, id)
+
+    def save(form: GroupForm) -> str:
+        group_update(subject=request.subject, group=group, name=form.cleaned_data["name"])
+        return _group_url(account, group)
+
     form = GroupForm(
-        request.POST or None,
-        label="Name",
-        placeholder="Group Name",
-        initial={"name": group.name},
+        request.POST or None, label="Name", placeholder="Group Name", initial={"name": group.name}
     )
-    if request.method == "POST" and form.is_valid():
-        try:
-            group_update(subject=request.subject, group=group, name=form.cleaned_data["name"])
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except Refused as exc:
-            messages.error(request, exc.message)
-        else:
-            return HttpResponseRedirect(_group_url(account, group))
-    context = {
-        "page_title": f"Edit Group {group.name}",
-        "breadcrumbs": _crumbs(account, (group.name, _group_url(account, group)), ("Edit", None)),
-        "group": group,
-        "form": form,
-    }
-    return render(request, "accounts/groups/edit.html", context)
+    return edit_page(
+        request,
+        form,
+        template="accounts/groups/edit.html",
+        context={
+            "page_title": f"Edit Group {group.name}",
+            "breadcrumbs": _crumbs(
+                account, (group.name, _group_url(account, group)), ("Edit", None)
+            ),
+            "group": group,
+        },
+        save=save,
+    )
 
 
 # --- detail --------------------------------------------------------------------------------------
@@ -232,11 +225,9 @@ def _detail_event(request: HttpRequest, account: Account, group: ActorGroup) -> 
     if action_of(request) == "delete":
         try:
             group_delete(subject=request.subject, group=group)
-        except Refused as exc:
-            return redirect_error(request, here, exc.message)
-        except Unauthorized:
-            return redirect_error(request, here, MSG_FORBIDDEN)
-        return HttpResponseRedirect(url(account, "/groups"))
+        except (Refused, Unauthorized) as exc:
+            return redirect_error(request, here, refusal_message(exc))
+        return HttpResponseRedirect(account_url(account, "groups"))
     return HttpResponseRedirect(here)
 
 
@@ -247,9 +238,8 @@ def group_detail(request: HttpRequest, account: Account, id: str) -> HttpRespons
     if request.method == "POST":
         return _detail_event(request, account, group)
 
-    base = _group_url(account, group)
-    edit_actors_url = f"{base}/edit_actors"
-    add_policy_url = url(account, f"/policies/new?actor_group_id={group.pk}")
+    edit_actors_url = account_url(account, "group_edit_actors", id=group.pk)
+    add_policy_url = account_url(account, "policy_new", query={"actor_group_id": group.pk})
     # The empty states hold links: the tables pass them to their templates.
     actors_table = dataclasses.replace(
         ACTORS_TABLE,

@@ -6,13 +6,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import Account
 from accounts.sign_in.flow import recent_account_ids, set_recent_account_ids
 from accounts.sign_in.params import SignInParams
 from accounts.validation import MSG_ID_OR_SLUG, is_uuid, is_valid_id_or_slug
-from firezone.web.session import RESERVED_PATHS, account_path, signed_in_account_ids
+from firezone.web.pages import account_url
+from firezone.web.session import RESERVED_PATHS, signed_in_account_ids
 
 
 @require_http_methods(["GET", "POST"])
@@ -33,7 +35,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "recent": [
                 {
                     "account": account,
-                    "url": params.url(f"/{account_path(account)}"),
+                    "url": params.url(account_url(account, "sign_in")),
                     "signed_in": str(account.pk) in signed_in,
                 }
                 for account in recent
@@ -53,5 +55,5 @@ def _go_to_account(request: HttpRequest, params: SignInParams) -> HttpResponse:
     value = value.strip() if isinstance(value, str) else ""
     if not value or not is_valid_id_or_slug(value) or value.lower() in RESERVED_PATHS:
         messages.error(request, MSG_ID_OR_SLUG)
-        return HttpResponseRedirect(params.url("/"))
-    return HttpResponseRedirect(params.url(f"/{value.lower()}"))
+        return HttpResponseRedirect(params.url(reverse("home")))
+    return HttpResponseRedirect(params.url(reverse("sign_in", kwargs={"account": value.lower()})))

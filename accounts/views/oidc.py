@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from accounts import oidc
@@ -57,7 +58,8 @@ def _state_salt(provider_id: Any) -> str:
 def callback_url(account: Account, provider: AuthProvider) -> str:
     """The `redirect_uri` registered at the IdP: always the account **id** (§3.8)."""
     base = str(settings.EXTERNAL_URL).rstrip("/")
-    return f"{base}/{account.pk}/sign_in/providers/{provider.pk}/handle_callback"
+    path = reverse("oidc_callback", kwargs={"account": account.pk, "provider_id": provider.pk})
+    return f"{base}{path}"
 
 
 def _set_state(
@@ -103,7 +105,7 @@ def _delete_state(response: HttpResponse, provider_id: str) -> None:
 def _back(request: HttpRequest, segment: str, message: str, params: SignInParams) -> HttpResponse:
     """Error flash and back to `/<segment>?<params>` (segment = the account as in the URL)."""
     messages.error(request, message)
-    return HttpResponseRedirect(params.url(f"/{segment}"))
+    return HttpResponseRedirect(params.url(reverse("sign_in", kwargs={"account": segment})))
 
 
 def _oidc_provider(account: Account, provider_id: str) -> AuthProvider | None:

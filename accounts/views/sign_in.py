@@ -15,8 +15,8 @@ from accounts.models import Account, AuthProvider
 from accounts.oidc import OIDC_ADAPTERS
 from accounts.selectors.providers import default_provider, providers_active
 from accounts.sign_in.params import SignInParams
+from firezone.web.pages import account_url
 from firezone.web.session import (
-    account_path,
     fetch_subject,
     not_found,
     signed_out_only,
@@ -75,18 +75,18 @@ def sign_in(request: HttpRequest, account: Account) -> HttpResponse:
     providers = list(providers_active(account=account))
     if not providers:
         return not_found(request)
-    base = f"/{account_path(account)}"
+    base = account_url(account, "sign_in")
     if params.is_client:
         default = default_provider(account=account)
         if default is not None and default.adapter in OIDC_ADAPTERS:
             query = request.GET.urlencode()
-            target = f"{base}/sign_in/providers/{default.pk}/redirect"
+            target = account_url(account, "oidc_redirect", provider_id=default.pk)
             return HttpResponseRedirect(f"{target}?{query}" if query else target)
 
     userpass = next((p for p in providers if p.adapter == A.USERPASS), None)
     email = next((p for p in providers if p.adapter == A.EMAIL), None)
     oidc = [
-        {"provider": p, "url": params.url(f"{base}/sign_in/providers/{p.pk}/redirect")}
+        {"provider": p, "url": params.url(account_url(account, "oidc_redirect", provider_id=p.pk))}
         for p in providers
         if p.adapter in OIDC_ADAPTERS
     ]

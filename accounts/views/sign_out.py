@@ -21,9 +21,9 @@ from accounts.sign_in.logout import logout_url
 from accounts.sign_in.params import SignInParams
 from accounts.views.client import AppRedirect
 from firezone.errors import DomainError
+from firezone.web.pages import account_url
 from firezone.web.session import (
     SESSIONS_KEY,
-    account_path,
     fetch_subject,
     session_entries,
     with_account,
@@ -58,4 +58,4 @@ def sign_out(request: HttpRequest, account: Account) -> HttpResponse:
     if params.is_client:
         query = urlencode({"state": params.state or ""})
         return AppRedirect(f"{CLIENT_SIGN_OUT_CALLBACK}?{query}")
-    return HttpResponseRedirect(idp_url or f"/{account_path(account)}")
+    return HttpResponseRedirect(idp_url or account_url(account, "sign_in"))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.forms.sign_up import SignUpForm
 from firezone.errors import Refused, ValidationFailed
+from firezone.web.pages import account_url
 from firezone.web.ratelimit import Limit
 from firezone.web.session import account_path, request_context
 from resources.services.provisioning import Provisioned
@@ -73,9 +73,8 @@ def sign_up(request: HttpRequest) -> HttpResponse:
 
 def _success(request: HttpRequest, provisioned: Provisioned) -> HttpResponse:
     account = provisioned.account
-    request_email_otp_url = reverse(
-        "request_email_otp",
-        kwargs={"account": account_path(account), "provider_id": str(provisioned.provider.pk)},
+    request_email_otp_url = account_url(
+        account, "request_email_otp", provider_id=str(provisioned.provider.pk)
     )
     context = {
         "page_title": PAGE_TITLE,

@@ -21,7 +21,8 @@ from accounts.sign_in.params import SignInParams
 from accounts.views.sign_in import remember_username
 from firezone.errors import Unauthorized
 from firezone.web import ratelimit
-from firezone.web.session import account_path, request_context, with_account
+from firezone.web.pages import account_url
+from firezone.web.session import request_context, with_account
 
 MSG_INVALID = "Invalid username or password."
 MSG_METHOD = "You may not use this method to sign in."
@@ -37,7 +38,7 @@ def verify_credentials(request: HttpRequest, account: Account, provider_id: str)
     password = request.POST.get("userpass[secret]")
     if not isinstance(username, str) or not isinstance(password, str):
         messages.error(request, MSG_INVALID_REQUEST)
-        return HttpResponseRedirect(params.url(f"/{account_path(account)}"))
+        return HttpResponseRedirect(params.url(account_url(account, "sign_in")))
     provider = active_provider_get(account=account, provider_id=provider_id)
     if provider is None or provider.adapter != AuthProvider.Adapter.USERPASS:
         return sign_in_failed(request, account, MSG_METHOD, params)

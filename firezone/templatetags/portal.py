@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
 from accounts.features import feature_enabled
-from firezone.web.session import account_path
+from firezone.web.pages import account_url
 from firezone.web.tables import TablePage
 
 register = template.Library()
@@ -144,12 +144,13 @@ def copy_block(text: str, id: str = "") -> dict[str, Any]:
 def upgrade_badge(account: Any) -> SafeString:
 
     return format_html(
-        '<a class="upgrade-badge" href="/{}/settings/billing" '
+        '<a class="upgrade-badge" href="{}" '
         'title="Feature available on a higher pricing plan">'
         '<svg aria-hidden="true" viewBox="0 0 20 20" width="11" height="11"><rect x="4" y="9" '
         'width="12" height="9" rx="1.5" fill="currentColor"/><path d="M7 9V6.5a3 3 0 0 1 6 0V9" '
         'fill="none" stroke="currentColor" stroke-width="2"/></svg> UPGRADE TO UNLOCK</a>',
-        account_path(account),
+        # No billing page of our own yet: the admin fallback route (§1.2).
+        account_url(account, "admin_fallback", rest="settings/billing"),
     )
 
 

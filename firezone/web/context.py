@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString
 from accounts.auth import Subject
 from accounts.features import feature_enabled
 from accounts.models import Account
+from firezone.web.pages import account_url
 from firezone.web.session import account_path
 
 
@@ -53,7 +54,6 @@ def _trial_days(account: Account, now: datetime) -> int | None:
 def account_banners(account: Account, subject: Subject | None) -> list[Banner]:
     """Warning, disabled and trial banners, in that order (§1.2)."""
     banners: list[Banner] = []
-    base = f"/{account_path(account)}"
     provisioned = bool(account.stripe.get("customer_id"))
     if account.warning:
         if provisioned:
@@ -61,7 +61,8 @@ def account_banners(account: Account, subject: Subject | None) -> list[Banner]:
                 '{}. Please check your <a href="{}">billing information</a> to continue using '
                 "Firezone.",
                 account.warning,
-                f"{base}/settings/billing",
+                # No billing page of our own yet: the admin fallback route (§1.2).
+                account_url(account, "admin_fallback", rest="settings/billing"),
             )
         else:
             html = format_html("{}.", account.warning)
@@ -116,29 +117,28 @@ def account_banners(account: Account, subject: Subject | None) -> list[Banner]:
 
 def sidebar(account: Account, path: str) -> list[NavItem]:
     """The app layout's sidebar; the item whose path prefixes the current one is active."""
-    base = f"/{account_path(account)}"
 
-    def item(label: str, suffix: str) -> NavItem:
-        href = base + suffix
+    def item(label: str, name: str, **kwargs: str) -> NavItem:
+        href = account_url(account, name, **kwargs)
         return NavItem(label, href, path == href or path.startswith(href + "/"))
 
     items = [
-        item("Sites", "/sites"),
-        item("Actors", "/actors"),
-        item("Groups", "/groups"),
-        item("Clients", "/clients"),
-        item("Resources", "/resources"),
-        item("Policies", "/policies"),
+        item("Sites", "sites"),
+        item("Actors", "actors"),
+        item("Groups", "groups"),
+        item("Clients", "clients"),
+        item("Resources", "resources"),
+        item("Policies", "policies"),
     ]
     if feature_enabled(account, "self_hosted_relays"):
-        items.append(item("Relays", "/relay_groups"))
-    settings_items = [item("Account", "/settings/account")]
+        items.append(item("Relays", "relay_groups"))
+    settings_items = [item("Account", "settings_account")]
     if account.stripe.get("customer_id"):
-        settings_items.append(item("Billing", "/settings/billing"))
+        settings_items.append(item("Billing", "admin_fallback", rest="settings/billing"))
     settings_items += [
-        item("Identity Providers", "/settings/identity_providers"),
-        item("DNS", "/settings/dns"),
-        item("API Clients", "/settings/api_clients"),
+        item("Identity Providers", "identity_providers"),
+        item("DNS", "settings_dns"),
+        item("API Clients", "api_clients"),
     ]
     items.append(
         NavItem("Settings", active=any(i.active for i in settings_items), children=settings_items)

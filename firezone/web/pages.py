@@ -1,5 +1,5 @@
 """Helpers shared by the admin pages (portal.md §4): feature gates, flashes with redirects, the
-"event" convention of interactive pages and the account-relative URLs.
+"event" convention of interactive pages and the account's named routes (`account_url`).
 
 Interactive pages (LIVE routes in the spec) are one view per route: GET renders, POST carries an
 `action` field naming the event ("delete", "revoke_all", "disable"...) and answers with a
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 
 from accounts.features import feature_enabled
 from accounts.models import Account
@@ -25,9 +27,20 @@ from firezone.web.session import account_path, not_found
 View = Callable[..., HttpResponse]
 
 
-def url(account: Account, suffix: str = "") -> str:
-    """`/<slug or id><suffix>`: links always use the slug when there is one."""
-    return f"/{account_path(account)}{suffix}"
+def account_url(
+    account: Account,
+    name: str,
+    *,
+    query: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+    fragment: str = "",
+    **kwargs: Any,
+) -> str:
+    """The named admin route `name` of the account (links always use the slug when there is
+    one), with its other URL arguments, an optional query string and #fragment."""
+    path = reverse(name, kwargs={"account": account_path(account), **kwargs})
+    if query:
+        path += f"?{urlencode(query, safe='[]')}"  # filter keys read better unescaped
+    return f"{path}#{fragment}" if fragment else path
 
 
 def feature_required(feature: str) -> Callable[[View], View]:

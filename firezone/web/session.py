@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -98,7 +99,9 @@ def safe_redirect_to(account: Account, redirect_to: str | None) -> str | None:
 
 def post_sign_in_url(account: Account, params: SignInParams) -> str:
     """Where a signed-in admin goes: an in-account `redirect_to`, else the Sites page (§3.9)."""
-    return safe_redirect_to(account, params.redirect_to) or f"/{account_path(account)}/sites"
+    return safe_redirect_to(account, params.redirect_to) or reverse(
+        "sites", kwargs={"account": account_path(account)}
+    )
 
 
 # --- request context -----------------------------------------------------------------------------
@@ -158,18 +161,6 @@ def store_session(request: HttpRequest, account: Account, encoded: str) -> None:
     entries.append(["browser", account_id, encoded])
     request.session[SESSIONS_KEY] = entries[-MAX_SESSIONS:]
     _subject_cache(request).pop(("browser", account_id), None)
-
-
-def forget_account(request: HttpRequest, account: Account | Any) -> None:
-    """Drop every stored session of `account` (an Account or its id)."""
-    account_id = str(getattr(account, "pk", account))
-    entries = _entries(request)
-    kept = [e for e in entries if e[1] != account_id]
-    if len(kept) != len(entries):
-        request.session[SESSIONS_KEY] = kept
-    cache = _subject_cache(request)
-    for key in [k for k in cache if k[1] == account_id]:
-        del cache[key]
 
 
 def _subject_cache(request: HttpRequest) -> dict[tuple[str, str], Subject | None]:
@@ -252,7 +243,7 @@ def admin_required(view: View) -> View:
         subject = fetch_subject(request, found, type="browser")
         if subject is None:
             messages.error(request, MSG_SIGN_IN_REQUIRED)
-            target = f"/{account}"
+            target = reverse("sign_in", kwargs={"account": account})
             if request.method == "GET":
                 target += "?" + urlencode({"redirect_to": request.get_full_path()})
             return _redirect(request, target)

@@ -10,7 +10,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.auth import P, Subject, ensure_permissions
-from accounts.models import Actor
 from firezone import changes
 from firezone.lookup import get_or_not_found
 from firezone.names import short_device_name
@@ -208,15 +207,3 @@ def client_delete(*, subject: Subject, client: Client | Any) -> Client:
     client = _load_client(subject, client)
     changes.delete(client, subject=subject)
     return client
-
-
-@transaction.atomic
-def clients_delete_for_actor(*, subject: Subject, actor: Actor | Any) -> int:
-    """Hard-delete every client of an actor of the subject's account; returns how many."""
-    ensure_permissions(subject, P.CLIENT_MANAGE)
-    actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
-    clients = list(
-        Client.objects.select_for_update().filter(account_id=subject.account_id, actor_id=actor.pk)
-    )
-    changes.delete(clients, subject=subject)
-    return len(clients)

@@ -21,7 +21,6 @@ from gateways.services._common import (
     length_errors,
     public_key_errors,
     raise_errors,
-    rename,
 )
 from gateways.services._upsert import (
     LAST_SEEN_COLUMNS,
@@ -119,15 +118,6 @@ def gateway_upsert(
     )
     allocate_missing_addresses(gateway)
     record_connect(previous, gateway, params["id"])
-    return gateway
-
-
-@transaction.atomic
-def gateway_update(*, subject: Subject, gateway: Gateway | Any, name: str) -> Gateway:
-    """Rename a gateway."""
-    ensure_permissions(subject, P.GATEWAY_MANAGE)
-    gateway = get_or_not_found(Gateway, gateway, for_update=True, account_id=subject.account_id)
-    rename(gateway, name, subject=subject)
     return gateway
 
 

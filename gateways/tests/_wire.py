@@ -15,9 +15,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from gateways import crypto
+from gateways import crypto, wire
 from gateways.crypto import IceCredentials, IceCredentialsPair
 from resources.access import AccessResource, SiteRef
+from resources.versions import adapt_resource_for_version
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
@@ -129,6 +130,12 @@ ACCOUNT_CONFIG = {
         {"protocol": "ip_port", "address": "2606:4700:4700::1111"},
     ],
 }
+
+
+def client_view_for(stored: AccessResource, version: str) -> dict[str, Any] | None:
+    """What the client hub sends a client of `version` (None: left out)."""
+    adapted = adapt_resource_for_version(stored, version)
+    return None if adapted is None else wire.client_resource_view(adapted)
 
 
 def ice_from(payload: dict[str, Any]) -> IceCredentialsPair:

@@ -25,6 +25,7 @@ from gateways.tests._wire import (
     TEST_SITE,
     Case,
     case,
+    client_view_for,
     ice_from,
     load,
     payload_of,
@@ -201,7 +202,7 @@ def _resource_created() -> Case:
 @case("client_resource_created_or_updated_internet.synthesized.json")
 def _resource_created_internet() -> Case:
     return Case(
-        wire.resource_created_or_updated(wire.client_resource_view_for(INTERNET, "1.5.4")),
+        wire.resource_created_or_updated(client_view_for(INTERNET, "1.5.4")),
         payload_of("client_resource_created_or_updated_internet.synthesized.json"),
     )
 

@@ -22,7 +22,6 @@ from gateways.services.clients import (
     client_update,
     client_upsert,
     client_verify,
-    clients_delete_for_actor,
 )
 from gateways.tests.factories import (
     ClientFactory,
@@ -307,24 +306,6 @@ def test_delete_cascades_flows_keeps_the_token_and_publishes_on_commit(
     deletes = [(log.table, log.op) for log in ChangeLog.objects.filter(op="delete")]
     assert deletes == [("flows", "delete"), ("clients", "delete")]
     assert len(callbacks) == 2
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_clients_delete_for_actor(kind) -> None:
-    account = AccountFactory()
-    subject = subject_of(kind, account)
-    target = ActorFactory(account=account)
-    ClientFactory.create_batch(2, actor=target)
-    keep = ClientFactory(account=account)
-    if MANAGE_OTHERS[kind]:
-        assert clients_delete_for_actor(subject=subject, actor=target) == 2
-        assert list(Client.objects.all()) == [keep]
-    else:
-        with pytest.raises(Unauthorized):
-            clients_delete_for_actor(subject=subject, actor=target)
-        assert Client.objects.count() == 3
-    with pytest.raises((NotFound, Unauthorized)):
-        clients_delete_for_actor(subject=subject, actor=ActorFactory())
 
 
 # --- selectors ------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,41 +82,6 @@ def test_preshared_key_changes_with_a_public_key() -> None:
     assert crypto.preshared_key(**{**args, "gateway_public_key": "x" * 43 + "="}) != v["expected"]
 
 
-def test_psk_base_is_32_random_bytes() -> None:
-    a, b = crypto.generate_psk_base(), crypto.generate_psk_base()
-    assert len(a) == 32 and a != b
-
-
-def test_relay_credentials_vector() -> None:
-    v = load(PORTAL_VECTORS)["relay_credentials"]
-    creds = crypto.relay_credentials(
-        device_public_key=v["device_public_key"],
-        stamp_secret=v["stamp_secret"],
-        expires_at=v["expires_at"],
-    )
-    assert creds.username == v["expected_username"]
-    assert creds.password == v["expected_password"]
-    assert creds.expires_at == v["expires_at"]
-
-
-def test_relay_credentials_accept_a_datetime_expiry() -> None:
-    v = load(PORTAL_VECTORS)["relay_credentials"]
-    creds = crypto.relay_credentials(
-        device_public_key=v["device_public_key"],
-        stamp_secret=v["stamp_secret"],
-        expires_at=datetime.fromtimestamp(v["expires_at"], tz=UTC),
-    )
-    assert (creds.username, creds.password) == (v["expected_username"], v["expected_password"])
-
-
-@pytest.mark.parametrize("vector", load(RELAY_VECTORS), ids=lambda v: str(v["expiry"]))
-def test_relay_password_vectors(vector: dict[str, Any]) -> None:
-    assert (
-        crypto.relay_password(vector["expiry"], vector["relay_secret"], vector["username_salt"])
-        == vector["password"]
-    )
-
-
 def test_external_id_vector() -> None:
     v = load(PORTAL_VECTORS)["external_id"]
     assert crypto.external_id(v["device_id"]) == v["expected"]
@@ -127,13 +91,8 @@ def test_external_id_of_a_non_uuid_is_verbatim() -> None:
     assert crypto.external_id("my-laptop") == "my-laptop"
 
 
-def test_gateway_relay_expiry_is_90_days() -> None:
-    now = datetime(2025, 1, 1, tzinfo=UTC)
-    assert crypto.gateway_relay_credentials_expiry(now) == datetime(2025, 4, 1, tzinfo=UTC)
-
-
 def test_every_vector_section_is_covered() -> None:
-    # A new section in the vectors file must get a test here.
+    # A new section in the vectors file must get a test here (relay_credentials: test_turn.py).
     assert set(load(PORTAL_VECTORS)) == {
         "ice_credentials",
         "preshared_key",

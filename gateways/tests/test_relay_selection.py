@@ -20,7 +20,6 @@ from gateways.relay_selection import (
     Subscribe,
     Unsubscribe,
     connected_relays,
-    connected_relays_sync,
     load_balance_relays,
     relay_watch_handle,
     relay_watch_start,
@@ -162,10 +161,6 @@ async def test_connected_relays_of_an_account(presence_env) -> None:
     assert [c.id for c in await connected_relays(account_id, exclude={mine.id})] == [
         str(global_relay.id)
     ]
-    assert {c.id for c in await database_sync_to_async(connected_relays_sync)(account_id)} == {
-        str(global_relay.id),
-        str(mine.id),
-    }
     # The other account sees the global relay and its own.
     assert {c.id for c in await connected_relays(other.account_id)} == {
         str(global_relay.id),

@@ -10,7 +10,17 @@ import uuid
 import pytest
 
 from gateways import crypto, wire
-from gateways.tests._wire import CLIENT, CLIENT_ID, EXPIRES, HTTPBIN, ICE, INTERNET, PSK, resource
+from gateways.tests._wire import (
+    CLIENT,
+    CLIENT_ID,
+    EXPIRES,
+    HTTPBIN,
+    ICE,
+    INTERNET,
+    PSK,
+    client_view_for,
+    resource,
+)
 
 # --- focused behaviour --------------------------------------------------------------------------
 
@@ -45,7 +55,7 @@ def test_wildcards_are_adapted_to_old_devices(
     address: str, version: str, expected: str | None
 ) -> None:
     stored = resource(id=uuid.uuid4(), type="dns", address=address, name="n", ip_stack="dual")
-    client_view = wire.client_resource_view_for(stored, version)
+    client_view = client_view_for(stored, version)
     gateway_view = wire.gateway_resource_view_for(stored, version)
     if expected is None:
         assert client_view is None and gateway_view is None
@@ -57,7 +67,7 @@ def test_wildcards_are_adapted_to_old_devices(
 
 @pytest.mark.parametrize(("version", "shown"), [("1.2.9", False), ("1.3.0", True), ("1.5.4", True)])
 def test_internet_resource_needs_1_3(version: str, shown: bool) -> None:
-    assert (wire.client_resource_view_for(INTERNET, version) is not None) is shown
+    assert (client_view_for(INTERNET, version) is not None) is shown
     assert (wire.gateway_resource_view_for(INTERNET, version) is not None) is shown
 
 

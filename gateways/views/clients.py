@@ -19,15 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib import messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account, Actor
-from firezone.errors import Refused, Unauthorized, ValidationFailed
+from firezone.errors import Refused, Unauthorized
 from firezone.icons import icon
-from firezone.web.pages import action_of, redirect_error, redirect_info, url
+from firezone.web.edit import edit_page, refusal_message
+from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable
 from gateways.client_forms import ClientForm
@@ -45,7 +45,6 @@ from resources.selectors.flows import flow_list_for
 logger = logging.getLogger(__name__)
 
 MSG_DELETED = "Client was deleted."
-MSG_FORBIDDEN = "You don't have permissions to perform this action."
 
 ROLE_SUFFIXES = {
     Actor.Type.ACCOUNT_ADMIN_USER: " (admin)",
@@ -204,11 +203,11 @@ FLOWS_TABLE = LiveTable(
 
 
 def _client_url(account: Account, client: Client) -> str:
-    return url(account, f"/clients/{client.pk}")
+    return account_url(account, "client", id=client.pk)
 
 
 def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, str | None]]:
-    return [("Clients", url(account, "/clients")), *rest]
+    return [("Clients", account_url(account, "clients")), *rest]
 
 
 def _detail_event(request: HttpRequest, account: Account, client: Client) -> HttpResponse:
@@ -222,11 +221,9 @@ def _detail_event(request: HttpRequest, account: Account, client: Client) -> Htt
             client_remove_verification(subject=subject, client=client)
         elif action == "delete":
             client_delete(subject=subject, client=client)
-            return redirect_info(request, url(account, "/clients"), MSG_DELETED)
-    except Refused as exc:
-        return redirect_error(request, here, exc.message)
-    except Unauthorized:
-        return redirect_error(request, here, MSG_FORBIDDEN)
+            return redirect_info(request, account_url(account, "clients"), MSG_DELETED)
+    except (Refused, Unauthorized) as exc:
+        return redirect_error(request, here, refusal_message(exc))
     return HttpResponseRedirect(here)
 
 
@@ -276,22 +273,21 @@ def client_detail(request: HttpRequest, account: Account, id: str) -> HttpRespon
 @admin_required
 def client_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     client = client_get(request.subject, client_id=id)
-    form = ClientForm(request.POST or None, initial={"name": client.name})
-    if request.method == "POST" and form.is_valid():
-        try:
-            client_update(subject=request.subject, client=client, name=form.cleaned_data["name"])
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except Unauthorized:
-            messages.error(request, MSG_FORBIDDEN)
-        else:
-            return HttpResponseRedirect(_client_url(account, client))
-    context = {
-        "page_title": f"Edit Client {client.name}",
-        "breadcrumbs": _crumbs(
-            account, (client.name, _client_url(account, client)), ("Edit", None)
-        ),
-        "client": client,
-        "form": form,
-    }
-    return render(request, "gateways/clients/edit.html", context)
+
+    def save(form: ClientForm) -> str:
+        client_update(subject=request.subject, client=client, name=form.cleaned_data["name"])
+        return _client_url(account, client)
+
+    return edit_page(
+        request,
+        ClientForm(request.POST or None, initial={"name": client.name}),
+        template="gateways/clients/edit.html",
+        context={
+            "page_title": f"Edit Client {client.name}",
+            "breadcrumbs": _crumbs(
+                account, (client.name, _client_url(account, client)), ("Edit", None)
+            ),
+            "client": client,
+        },
+        save=save,
+    )

@@ -19,21 +19,21 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.contrib import messages
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
-from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.errors import NotFound, Refused, Unauthorized
+from firezone.web.edit import MSG_FORBIDDEN, edit_page, refusal_message
 from firezone.web.pages import (
+    account_url,
     action_of,
     feature_required,
     is_live_refresh,
     redirect_error,
     redirect_info,
     render_secret,
-    url,
 )
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, LiveTable
@@ -58,7 +58,6 @@ from gateways.services.relays import (
 logger = logging.getLogger(__name__)
 
 FEATURE = "self_hosted_relays"
-MSG_FORBIDDEN = "You don't have permissions to perform this action."
 TROUBLESHOOTING_URL = (
     "https://www.firezone.dev/kb/administer/troubleshooting#relay-not-connecting?utm_source=product"
 )
@@ -70,11 +69,11 @@ MUST_SET = "YOU_MUST_SET_THIS_VALUE"
 
 
 def _list_url(account: Account) -> str:
-    return url(account, "/relay_groups")
+    return account_url(account, "relay_groups")
 
 
 def _group_url(account: Account, group: RelayGroup | Any) -> str:
-    return url(account, f"/relay_groups/{getattr(group, 'pk', group)}")
+    return account_url(account, "relay_group", id=getattr(group, "pk", group))
 
 
 def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, str | None]]:
@@ -155,22 +154,17 @@ def relay_groups_list(request: HttpRequest, account: Account) -> HttpResponse:
 @admin_required
 @feature_required(FEATURE)
 def relay_group_new(request: HttpRequest, account: Account) -> HttpResponse:
-    form = RelayGroupForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            group = relay_group_create(subject=request.subject, name=form.cleaned_data["name"])
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except (Refused, Unauthorized) as exc:
-            messages.error(request, exc.message)
-        else:
-            return HttpResponseRedirect(_group_url(account, group))
-    context = {
-        "page_title": "New Relay Group",
-        "breadcrumbs": _crumbs(account, ("Add", None)),
-        "form": form,
-    }
-    return render(request, "gateways/relays/new.html", context)
+    def save(form: RelayGroupForm) -> str:
+        group = relay_group_create(subject=request.subject, name=form.cleaned_data["name"])
+        return _group_url(account, group)
+
+    return edit_page(
+        request,
+        RelayGroupForm(request.POST or None),
+        template="gateways/relays/new.html",
+        context={"page_title": "New Relay Group", "breadcrumbs": _crumbs(account, ("Add", None))},
+        save=save,
+    )
 
 
 def _account_group(request: HttpRequest, id: str) -> RelayGroup:
@@ -185,23 +179,24 @@ def _account_group(request: HttpRequest, id: str) -> RelayGroup:
 @feature_required(FEATURE)
 def relay_group_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     group = _account_group(request, id)
-    form = RelayGroupForm(request.POST or None, initial={"name": group.name})
-    if request.method == "POST" and form.is_valid():
-        try:
-            relay_group_update(subject=request.subject, group=group, name=form.cleaned_data["name"])
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except (Refused, Unauthorized) as exc:
-            messages.error(request, exc.message)
-        else:
-            return HttpResponseRedirect(_group_url(account, group))
-    context = {
-        "page_title": f"Edit {group.name}",
-        "breadcrumbs": _crumbs(account, (group.name, _group_url(account, group)), ("Edit", None)),
-        "group": group,
-        "form": form,
-    }
-    return render(request, "gateways/relays/edit.html", context)
+
+    def save(form: RelayGroupForm) -> str:
+        relay_group_update(subject=request.subject, group=group, name=form.cleaned_data["name"])
+        return _group_url(account, group)
+
+    return edit_page(
+        request,
+        RelayGroupForm(request.POST or None, initial={"name": group.name}),
+        template="gateways/relays/edit.html",
+        context={
+            "page_title": f"Edit {group.name}",
+            "breadcrumbs": _crumbs(
+                account, (group.name, _group_url(account, group)), ("Edit", None)
+            ),
+            "group": group,
+        },
+        save=save,
+    )
 
 
 # --- group page ----------------------------------------------------------------------------------
@@ -230,10 +225,8 @@ def _group_event(request: HttpRequest, account: Account, group: RelayGroup) -> H
         if action == "delete":
             relay_group_delete(subject=request.subject, group=group)
             return HttpResponseRedirect(_list_url(account))
-    except Refused as exc:
-        return redirect_error(request, here, exc.message)
-    except Unauthorized:
-        return redirect_error(request, here, MSG_FORBIDDEN)
+    except (Refused, Unauthorized) as exc:
+        return redirect_error(request, here, refusal_message(exc))
     return HttpResponseRedirect(here)
 
 
@@ -349,7 +342,7 @@ def relay_group_new_token(request: HttpRequest, account: Account, id: str) -> Ht
     try:
         issued = relay_group_token_create(subject=request.subject, group=group)
     except (Refused, Unauthorized) as exc:
-        return redirect_error(request, _group_url(account, group), exc.message)
+        return redirect_error(request, _group_url(account, group), refusal_message(exc))
     env = _env(issued.encoded)
     context = {
         "page_title": "New Relay",
@@ -372,7 +365,7 @@ def relay_group_new_token(request: HttpRequest, account: Account, id: str) -> Ht
 def relay_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     relay = relay_get(request.subject, relay_id=id)
     group = relay.group
-    here = url(account, f"/relays/{relay.pk}")
+    here = account_url(account, "relay", id=relay.pk)
     if request.method == "POST":
         if action_of(request) == "delete":
             try:

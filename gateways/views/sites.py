@@ -11,22 +11,21 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from typing import Any
-from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
-from firezone.errors import LimitReached, Refused, ValidationFailed
+from firezone.errors import Refused
+from firezone.web.edit import edit_page
 from firezone.web.pages import (
+    account_url,
     action_of,
     is_live_refresh,
     redirect_error,
     redirect_info,
     render_secret,
-    url,
 )
 from firezone.web.session import admin_required, not_found
 from firezone.web.tables import Column, Filter, LiveTable
@@ -133,9 +132,9 @@ INTERNET_POLICIES_TABLE = resource_policies_table(
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _site_url(account: Account, site: Site | Any, suffix: str = "") -> str:
+def _site_url(account: Account, site: Site | Any, name: str = "site") -> str:
     site_id = site.pk if isinstance(site, Site) else site
-    return url(account, f"/sites/{site_id}{suffix}")
+    return account_url(account, name, id=site_id)
 
 
 def _mark_gateways(rows: list[Gateway], online: frozenset[str]) -> None:
@@ -147,7 +146,7 @@ def _mark_gateways(rows: list[Gateway], online: frozenset[str]) -> None:
 
 
 def _site_breadcrumbs(account: Account, site: Site, *tail: tuple[str, str | None]) -> list:
-    return [("Sites", url(account, "/sites")), (site.name, _site_url(account, site)), *tail]
+    return [("Sites", account_url(account, "sites")), (site.name, _site_url(account, site)), *tail]
 
 
 # --- sites list -------------------------------------------------------------------------------
@@ -188,25 +187,20 @@ def sites_list(request: HttpRequest, account: Account) -> HttpResponse:
 
 @admin_required
 def site_new(request: HttpRequest, account: Account) -> HttpResponse:
-    form = SiteForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    def save(form: SiteForm) -> str:
         name = form.cleaned_data["name"] or None  # blank: a generated name
-        try:
-            site = site_create(subject=request.subject, name=name)  # type: ignore[attr-defined]
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except (LimitReached, Refused) as exc:
-            messages.error(request, exc.message)
-        else:
-            return HttpResponseRedirect(_site_url(account, site))
-    return render(
+        site = site_create(subject=request.subject, name=name)  # type: ignore[attr-defined]
+        return _site_url(account, site)
+
+    return edit_page(
         request,
-        "gateways/sites/new.html",
-        {
+        SiteForm(request.POST or None),
+        template="gateways/sites/new.html",
+        context={
             "page_title": "New Site",
-            "breadcrumbs": [("Sites", url(account, "/sites")), ("Add", None)],
-            "form": form,
+            "breadcrumbs": [("Sites", account_url(account, "sites")), ("Add", None)],
         },
+        save=save,
     )
 
 
@@ -215,31 +209,27 @@ def site_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     site = site_get(request.subject, site_id=id)  # type: ignore[attr-defined]
     if site.is_internet_site:
         return not_found(request)
-    form = SiteForm(
-        request.POST or None, initial={"name": site.name}, placeholder="Name of this Site"
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            site_update(
-                subject=request.subject,  # type: ignore[attr-defined]
-                site=site,
-                name=form.cleaned_data["name"],
-            )
-        except ValidationFailed as exc:
-            form.add_domain_errors(exc.errors)
-        except Refused as exc:
-            messages.error(request, exc.message)
-        else:
-            return HttpResponseRedirect(_site_url(account, site))
-    return render(
+
+    def save(form: SiteForm) -> str:
+        site_update(
+            subject=request.subject,  # type: ignore[attr-defined]
+            site=site,
+            name=form.cleaned_data["name"],
+        )
+        return _site_url(account, site)
+
+    return edit_page(
         request,
-        "gateways/sites/edit.html",
-        {
+        SiteForm(
+            request.POST or None, initial={"name": site.name}, placeholder="Name of this Site"
+        ),
+        template="gateways/sites/edit.html",
+        context={
             "page_title": f"Edit {site.name}",
             "breadcrumbs": _site_breadcrumbs(account, site, ("Edit", None)),
             "site": site,
-            "form": form,
         },
+        save=save,
     )
 
 
@@ -256,7 +246,7 @@ def _site_event(request: HttpRequest, account: Account, site: Site, action: str)
             site_delete(subject=subject, site=site)
         except Refused as exc:
             return redirect_error(request, _site_url(account, site), exc.message)
-        return HttpResponseRedirect(url(account, "/sites"))
+        return HttpResponseRedirect(account_url(account, "sites"))
     return not_found(request)
 
 
@@ -277,7 +267,7 @@ def site_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse
     _mark_gateways(gateways_page.rows, online)
     context: dict[str, Any] = {
         "page_title": f"Site {site.name}",
-        "breadcrumbs": [("Sites", url(account, "/sites")), (site.name, None)],
+        "breadcrumbs": [("Sites", account_url(account, "sites")), (site.name, None)],
         "site": site,
         "gateways_page": gateways_page,
         "presence_topic": presence.group_gateways_topic(site.pk),
@@ -286,8 +276,8 @@ def site_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse
     }
     if site.is_internet_site:
         resource = internet_resource_get(subject)  # NotFound → 404 (§4.1.4)
-        add_policy_url = url(account, "/policies/new?") + urlencode(
-            {"resource_id": str(resource.pk), "site_id": str(site.pk)}
+        add_policy_url = account_url(
+            account, "policy_new", query={"resource_id": resource.pk, "site_id": site.pk}
         )
         context["policies_page"] = dataclasses.replace(
             INTERNET_POLICIES_TABLE, context={"add_policy_url": add_policy_url}
@@ -482,7 +472,7 @@ def gateway_detail(request: HttpRequest, account: Account, id: str) -> HttpRespo
             "breadcrumbs": _site_breadcrumbs(
                 account,
                 site,
-                ("Gateways", _site_url(account, site, "/gateways")),
+                ("Gateways", _site_url(account, site, "site_gateways")),
                 (gateway.name, None),
             ),
             "gateway": gateway,

@@ -7,7 +7,6 @@ from typing import Any
 from django.db.models import Model, QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
-from firezone.lookup import get_or_not_found
 from resources.models import Flow
 
 ORDERING = ("-inserted_at", "-id")  # newest first, as the (account, fk, inserted_at DESC) indexes
@@ -21,11 +20,6 @@ def _scope(subject: Subject) -> QuerySet[Flow]:
 
 def _pk(value: Any) -> Any:
     return value.pk if isinstance(value, Model) else value
-
-
-def flow_get(subject: Subject, flow_id: Any) -> Flow:
-    ensure_permissions(subject, P.FLOW_MANAGE)
-    return get_or_not_found(_scope(subject), flow_id)
 
 
 def flow_list_for(

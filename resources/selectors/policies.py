@@ -35,11 +35,6 @@ def _ensure_view(subject: Subject) -> None:
     ensure_permissions(subject, one_of=(P.POLICY_MANAGE, P.POLICY_VIEW_AVAILABLE))
 
 
-def policy_get(subject: Subject, policy_id: Any) -> Policy:
-    _ensure_view(subject)
-    return get_or_not_found(_scope(subject).select_related("actor_group", "resource"), policy_id)
-
-
 def policy_get_by_id_or_persistent_id(subject: Subject, id_: Any) -> Policy:
     _ensure_view(subject)
     return get_by_id_or_persistent_id(

@@ -10,14 +10,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.features import feature_enabled
 from accounts.models import ActorGroup
 from firezone.errors import NotFound
-from firezone.lookup import get_or_not_found
-from gateways.models import Gateway, Site
+from gateways.models import Site
 from resources.models import Policy, Resource, ResourceConnection
 from resources.selectors import get_by_id_or_persistent_id
 
@@ -44,11 +43,6 @@ def _scope(subject: Subject) -> QuerySet[Resource]:
 
 def _ensure_view(subject: Subject) -> None:
     ensure_permissions(subject, one_of=(P.RESOURCE_MANAGE, P.RESOURCE_VIEW_AVAILABLE))
-
-
-def resource_get(subject: Subject, resource_id: Any) -> Resource:
-    _ensure_view(subject)
-    return get_or_not_found(_scope(subject), resource_id)
 
 
 def resource_get_by_id_or_persistent_id(subject: Subject, id_: Any) -> Resource:
@@ -115,59 +109,6 @@ def internet_resource_get(subject: Subject) -> Resource:
     if found is None:
         raise NotFound()
     return found
-
-
-def resources_for_gateway(subject: Subject, gateway: Gateway | Any) -> QuerySet[Resource]:
-    """Resources connected to the gateway's site (as far as the subject may see them)."""
-    _ensure_view(subject)
-    gateway = get_or_not_found(Gateway, gateway, account_id=subject.account_id)
-    return (
-        _scope(subject)
-        .filter(
-            Exists(
-                ResourceConnection.objects.filter(
-                    resource_id=OuterRef("pk"), gateway_group_id=gateway.group_id
-                )
-            )
-        )
-        .order_by(*ORDERING)
-    )
-
-
-def count_resources_for_gateway(subject: Subject, gateway: Gateway | Any) -> int:
-    return resources_for_gateway(subject, gateway).count()
-
-
-def authorized_resources(subject: Subject) -> QuerySet[Resource]:
-    """What the subject's actor may use (domain.md §2.12 "Authorized resources"): resources granted
-    by a non-disabled policy of one of its groups and connected to at least one site.
-
-    Each resource carries `authorized_by_policies` (the granting policies, for condition
-    evaluation) and its `connections` with their sites.
-    """
-    ensure_permissions(subject, P.RESOURCE_VIEW_AVAILABLE)
-    policies = _granting_policies(subject)
-    return (
-        Resource.objects.filter(
-            account_id=subject.account_id,
-            id__in=policies.values("resource_id"),
-        )
-        .filter(Exists(ResourceConnection.objects.filter(resource_id=OuterRef("pk"))))
-        .prefetch_related(
-            Prefetch(
-                "policies",
-                queryset=policies.order_by("inserted_at", "id"),
-                to_attr="authorized_by_policies",
-            ),
-            Prefetch(
-                "connections",
-                queryset=ResourceConnection.objects.select_related("gateway_group").order_by(
-                    "gateway_group__name", "id"
-                ),
-            ),
-        )
-        .order_by(*ORDERING)
-    )
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,8 @@ def _clean_conditions(
 ) -> list[dict[str, object]]:
     try:
         cleaned = conds.clean_conditions(value, resource_type=resource_type)
-    except conds.ConditionsError as exc:
-        for index, fields in exc.errors.items():
-            for field_name, messages in fields.items():
-                errors[f"conditions.{index}.{field_name}"] = messages
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
         return []
     return [condition.to_dict() for condition in cleaned]
 

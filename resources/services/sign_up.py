@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core import mail
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.auth import Context
@@ -46,7 +47,7 @@ def email_domain_allowed(email: str) -> bool:
 
 
 def sign_in_url(slug: str) -> str:
-    return f"{settings.EXTERNAL_URL.rstrip('/')}/{slug}"
+    return f"{settings.EXTERNAL_URL.rstrip('/')}{reverse('sign_in', kwargs={'account': slug})}"
 
 
 @transaction.atomic

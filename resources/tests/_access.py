@@ -10,7 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.tests.factories import GroupFactory, MembershipFactory
-from resources import access
+from resources import access, time_windows
 from resources import conditions as conds
 from resources.models import Policy, Resource
 from resources.services import flows as flow_svc
@@ -50,7 +50,7 @@ def window(ranges: str, day: str = "W") -> dict[str, Any]:
 
 
 def today() -> str:
-    return conds.DAYS_OF_WEEK[timezone.now().astimezone(UTC).weekday()]
+    return time_windows.DAYS_OF_WEEK[timezone.now().astimezone(UTC).weekday()]
 
 
 def grant(world: World, resource: Resource, **kwargs: Any) -> Policy:

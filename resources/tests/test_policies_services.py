@@ -124,7 +124,7 @@ def test_tenant_isolation_of_group_and_resource():
         lambda: svc.policy_update(subject=subject, policy=foreign, description="x"),
         lambda: svc.policy_disable(subject=subject, policy=foreign),
         lambda: svc.policy_delete(subject=subject, policy=foreign.pk),
-        lambda: sel.policy_get(subject, foreign.pk),
+        lambda: sel.policy_get_by_id_or_persistent_id(subject, foreign.pk),
     ):
         with pytest.raises(NotFound):
             call()
@@ -232,10 +232,10 @@ def test_view_available_scope():
     other = PolicyFactory(account=world.account)
     member = subject_for(world.actor)
     assert [p.pk for p in sel.policy_list(member)] == [world.policy.pk]
-    assert sel.policy_get(member, world.policy.pk).pk == world.policy.pk
+    assert sel.policy_get_by_id_or_persistent_id(member, world.policy.pk).pk == world.policy.pk
     assert sel.policy_get_by_id_or_persistent_id(member, world.policy.persistent_id)
     with pytest.raises(NotFound):
-        sel.policy_get(member, other.pk)
+        sel.policy_get_by_id_or_persistent_id(member, other.pk)
     admin = admin_subject(world.account)
     assert {p.pk for p in sel.policy_list(admin)} == {world.policy.pk, other.pk}
     assert [p.pk for p in sel.policy_list(admin, resource_id=other.resource_id)] == [other.pk]

@@ -11,8 +11,6 @@ from django.db import transaction
 from accounts.tests.factories import (
     AccountFactory,
     ActorFactory,
-    GroupFactory,
-    MembershipFactory,
     admin_subject,
     subject_for,
 )
@@ -400,25 +398,24 @@ def test_view_available_scope_for_users():
     subject = subject_for(world.actor)
     hidden = ResourceFactory(account=world.account)
     ConnectionFactory(resource=hidden, account=world.account)
-    assert sel.resource_get(subject, world.resource.pk).pk == world.resource.pk
+    assert (
+        sel.resource_get_by_id_or_persistent_id(subject, world.resource.pk).pk == world.resource.pk
+    )
     with pytest.raises(NotFound):
-        sel.resource_get(subject, hidden.pk)
+        sel.resource_get_by_id_or_persistent_id(subject, hidden.pk)
     assert sel.resource_get_by_id_or_persistent_id(subject, world.resource.persistent_id)
-    assert [r.pk for r in sel.resources_for_gateway(subject, world.gateway)] == [world.resource.pk]
     # A disabled policy grants nothing.
     Policy.objects.filter(pk=world.policy.pk).update(disabled_at="2024-01-01T00:00:00Z")
     with pytest.raises(NotFound):
-        sel.resource_get(subject, world.resource.pk)
+        sel.resource_get_by_id_or_persistent_id(subject, world.resource.pk)
     with pytest.raises(NotFound):
-        sel.resource_get(subject, "nope")
+        sel.resource_get_by_id_or_persistent_id(subject, "nope")
 
 
 def test_resource_get_other_account_not_found():
     world = World()
     with pytest.raises(NotFound):
-        sel.resource_get(_admin(), world.resource.pk)
-    with pytest.raises(NotFound):
-        sel.resources_for_gateway(_admin(), world.gateway)
+        sel.resource_get_by_id_or_persistent_id(_admin(), world.resource.pk)
 
 
 def test_resource_list_hides_internet_without_feature_and_searches():
@@ -436,28 +433,6 @@ def test_resource_list_hides_internet_without_feature_and_searches():
     assert [r.pk for r in sel.resource_list(subject, type="internet")] == [internet.pk]
 
 
-def test_authorized_resources_attach_policies_and_need_a_site():
-    world = World()
-    subject = subject_for(world.actor)
-    unconnected = ResourceFactory(account=world.account)
-    PolicyFactory(account=world.account, actor_group=world.group, resource=unconnected)
-    second_group = GroupFactory(account=world.account)
-    MembershipFactory(group=second_group, actor=world.actor, account=world.account)
-    second = PolicyFactory(account=world.account, actor_group=second_group, resource=world.resource)
-    PolicyFactory(
-        account=world.account,
-        resource=world.resource,
-        disabled_at="2024-01-01T00:00:00Z",
-        actor_group=MembershipFactory(
-            actor=world.actor, account=world.account, group=GroupFactory(account=world.account)
-        ).group,
-    )
-    resources = list(sel.authorized_resources(subject))
-    assert [r.pk for r in resources] == [world.resource.pk]
-    assert {p.pk for p in resources[0].authorized_by_policies} == {world.policy.pk, second.pk}
-    assert [c.gateway_group_id for c in resources[0].connections.all()] == [world.site.pk]
-
-
 def test_peek_actor_groups_and_counts():
     world = World()
     subject = admin_subject(world.account)
@@ -466,4 +441,3 @@ def test_peek_actor_groups_and_counts():
     peek = sel.resource_peek_actor_groups(subject, [world.resource, uuid.uuid4()], limit=2)
     assert peek[world.resource.pk].count == 4
     assert len(peek[world.resource.pk].items) == 2
-    assert sel.count_resources_for_gateway(subject, world.gateway) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -12,8 +13,8 @@ from django.shortcuts import render
 from accounts.features import feature_enabled
 from accounts.models import Account, ActorGroup, AuthProvider
 from accounts.selectors.providers import provider_list
-from firezone.errors import ValidationFailed
-from firezone.web.pages import action_of, redirect_info, url
+from firezone.web.edit import edit_page
+from firezone.web.pages import account_url, action_of
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from resources import policy_forms
@@ -40,6 +41,7 @@ from resources.services.policies import (
 from resources.services.resources import UNSET
 
 MSG_CREATED = "Policy created successfully."
+FORM_TEMPLATE = "resources/policies/form.html"
 GROUP_SEARCH = "search_query-policy_actor_group_id"
 RESOURCE_SEARCH = "search_query-policy_resource_id"
 CONDITIONS_FEATURE = "policy_conditions"
@@ -149,7 +151,7 @@ def _chosen_resource(request: HttpRequest, resource_id: str) -> Resource | None:
     return policy_resource_option(request.subject, resource_id) if resource_id else None
 
 
-def _render_form(
+def _form_context(
     request: HttpRequest,
     account: Account,
     form: PolicyForm,
@@ -157,7 +159,8 @@ def _render_form(
     template_context: dict[str, Any],
     locked_group: bool = False,
     locked_resource: bool = False,
-) -> HttpResponse:
+) -> dict[str, Any]:
+    """The policy form page around the form: the pickers' options follow what was chosen."""
     subject = request.subject
     group = _chosen_group(request, form.actor_group_id)
     resource = _chosen_resource(request, form.resource_id)
@@ -166,9 +169,8 @@ def _render_form(
     resource_search = request.GET.get(RESOURCE_SEARCH, "")
     group_options = policy_group_options(subject, search=group_search)
     resource_options = policy_resource_options(subject, search=resource_search)
-    context = {
+    return {
         **template_context,
-        "form": form,
         "group": group,
         "resource": resource,
         "locked_group": locked_group,
@@ -186,7 +188,6 @@ def _render_form(
         "timezones": policy_forms.timezone_options(),
         "providers": list(provider_list(subject)),
     }
-    return render(request, "resources/policies/form.html", context)
 
 
 def _conditions(account: Account, form: PolicyForm, resource: Resource | None) -> Any:
@@ -211,45 +212,53 @@ def policy_new(request: HttpRequest, account: Account) -> HttpResponse:
             form.resource_id = str(locked_resource.pk)
         if locked_group is not None:
             form.actor_group_id = str(locked_group.pk)
-        resource = _chosen_resource(request, form.resource_id)
-        try:
-            policy_create(
-                subject=subject,
-                actor_group_id=form.actor_group_id,
-                resource_id=form.resource_id,
-                description=form.description,
-                conditions=_conditions(account, form, resource),
-            )
-        except ValidationFailed as exc:
-            form.add_errors(exc.errors)
-        else:
-            if site is not None:
-                return HttpResponseRedirect(url(account, f"/sites/{site.pk}#resources"))
-            if locked_resource is not None:
-                return HttpResponseRedirect(url(account, f"/resources/{locked_resource.pk}"))
-            if locked_group is not None:
-                return HttpResponseRedirect(url(account, f"/groups/{locked_group.pk}"))
-            return redirect_info(request, url(account, "/policies"), MSG_CREATED)
     else:
         form = PolicyForm(
             actor_group_id=str(locked_group.pk) if locked_group else "",
             resource_id=str(locked_resource.pk) if locked_resource else "",
         )
 
-    return _render_form(
+    def save(form: PolicyForm) -> str:
+        resource = _chosen_resource(request, form.resource_id)
+        policy_create(
+            subject=subject,
+            actor_group_id=form.actor_group_id,
+            resource_id=form.resource_id,
+            description=form.description,
+            conditions=_conditions(account, form, resource),
+        )
+        if site is not None:
+            return account_url(account, "site", id=site.pk, fragment="resources")
+        if locked_resource is not None:
+            return account_url(account, "resource", id=locked_resource.pk)
+        if locked_group is not None:
+            return account_url(account, "group", id=locked_group.pk)
+        messages.info(request, MSG_CREATED)
+        return account_url(account, "policies")
+
+    return edit_page(
         request,
-        account,
         form,
-        template_context={
-            "page_title": "New Policy",
-            "breadcrumbs": [("Policies", url(account, "/policies")), ("Add Policy", None)],
-            "heading": "Add Policy",
-            "submit": "Create Policy",
-            "busy": "Creating Policy...",
-            "is_new": True,
-        },
-        locked_group=locked_group is not None,
-        locked_resource=locked_resource is not None,
+        template=FORM_TEMPLATE,
+        context=lambda form: _form_context(
+            request,
+            account,
+            form,
+            template_context={
+                "page_title": "New Policy",
+                "breadcrumbs": [
+                    ("Policies", account_url(account, "policies")),
+                    ("Add Policy", None),
+                ],
+                "heading": "Add Policy",
+                "submit": "Create Policy",
+                "busy": "Creating Policy...",
+                "is_new": True,
+            },
+            locked_group=locked_group is not None,
+            locked_resource=locked_resource is not None,
+        ),
+        save=save,
     )
 
 
@@ -261,44 +270,50 @@ def _policy_name(policy: Policy) -> str:
 def policy_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     policy = policy_get_by_id_or_persistent_id(subject, id)
-    if request.method == "POST":
-        form = PolicyForm.from_post(request.POST)
+    here = account_url(account, "policy", id=policy.pk)
+
+    def save(form: PolicyForm) -> str:
         resource = _chosen_resource(request, form.resource_id)
         conditions = _conditions(account, form, resource)
-        try:
-            policy_update(
-                subject=subject,
-                policy=policy,
-                description=form.description,
-                actor_group_id=form.actor_group_id,
-                resource_id=form.resource_id,
-                # Without the plan feature the stored conditions are kept as they are.
-                conditions=UNSET if conditions is None else conditions,
-            )
-        except ValidationFailed as exc:
-            form.add_errors(exc.errors)
-        else:
-            return HttpResponseRedirect(url(account, f"/policies/{policy.pk}"))
-    else:
-        form = PolicyForm.from_policy(policy)
+        policy_update(
+            subject=subject,
+            policy=policy,
+            description=form.description,
+            actor_group_id=form.actor_group_id,
+            resource_id=form.resource_id,
+            # Without the plan feature the stored conditions are kept as they are.
+            conditions=UNSET if conditions is None else conditions,
+        )
+        return here
 
-    return _render_form(
+    form = (
+        PolicyForm.from_post(request.POST)
+        if request.method == "POST"
+        else PolicyForm.from_policy(policy)
+    )
+    return edit_page(
         request,
-        account,
         form,
-        template_context={
-            "page_title": f"Edit Policy {policy.pk}",
-            "breadcrumbs": [
-                ("Policies", url(account, "/policies")),
-                (_policy_name(policy), url(account, f"/policies/{policy.pk}")),
-                ("Edit", None),
-            ],
-            "heading": "Edit Policy",
-            "submit": "Save",
-            "busy": "Updating Policy...",
-            "is_new": False,
-            "policy": policy,
-        },
+        template=FORM_TEMPLATE,
+        context=lambda form: _form_context(
+            request,
+            account,
+            form,
+            template_context={
+                "page_title": f"Edit Policy {policy.pk}",
+                "breadcrumbs": [
+                    ("Policies", account_url(account, "policies")),
+                    (_policy_name(policy), here),
+                    ("Edit", None),
+                ],
+                "heading": "Edit Policy",
+                "submit": "Save",
+                "busy": "Updating Policy...",
+                "is_new": False,
+                "policy": policy,
+            },
+        ),
+        save=save,
     )
 
 
@@ -307,9 +322,9 @@ def policy_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse
 
 def provider_url(account: Account, provider: AuthProvider) -> str:
     """The provider's page, inside the account (§9 item 13: the original's links were not)."""
-    system = provider.adapter in (AuthProvider.Adapter.EMAIL, AuthProvider.Adapter.USERPASS)
-    kind = "system" if system else provider.adapter
-    return url(account, f"/settings/identity_providers/{kind}/{provider.pk}")
+    if provider.adapter in AuthProvider.SINGLETON_ADAPTERS:
+        return account_url(account, "system_provider", id=provider.pk)
+    return account_url(account, "identity_provider", adapter=provider.adapter, id=provider.pk)
 
 
 def _sentence(request: HttpRequest, account: Account, policy: Policy) -> Any:
@@ -330,7 +345,7 @@ def _sentence(request: HttpRequest, account: Account, policy: Policy) -> Any:
 def policy_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     policy = policy_get_by_id_or_persistent_id(subject, id)
-    here = url(account, f"/policies/{policy.pk}")
+    here = account_url(account, "policy", id=policy.pk)
     action = action_of(request)
     if request.method == "POST":
         if action == "disable":
@@ -339,7 +354,7 @@ def policy_detail(request: HttpRequest, account: Account, id: str) -> HttpRespon
             policy_enable(subject=subject, policy=policy)
         elif action == "delete":
             policy_delete(subject=subject, policy=policy)
-            return HttpResponseRedirect(url(account, "/policies"))
+            return HttpResponseRedirect(account_url(account, "policies"))
         return HttpResponseRedirect(here)
 
     flows = FLOWS_TABLE.page(request, policy_flows(subject, policy))
@@ -349,7 +364,7 @@ def policy_detail(request: HttpRequest, account: Account, id: str) -> HttpRespon
         "resources/policies/detail.html",
         {
             "page_title": f"Policy {policy.pk}",
-            "breadcrumbs": [("Policies", url(account, "/policies")), (name, None)],
+            "breadcrumbs": [("Policies", account_url(account, "policies")), (name, None)],
             "policy": policy,
             "name": name,
             "sentence": _sentence(request, account, policy),

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
-from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.features import feature_enabled
 from accounts.models import Account
 from firezone.errors import NotFound, Refused, ValidationFailed
-from firezone.web.pages import action_of, redirect_error, redirect_info, url
+from firezone.web.edit import edit_page
+from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
 from firezone.web.session import admin_required, not_found
 from firezone.web.tables import Column, Filter, LiveTable
 from gateways.models import Site
@@ -99,9 +100,18 @@ def _bound_site(request: HttpRequest) -> Site | None:
     return site_get(request.subject, site_id=site_id)  # type: ignore[attr-defined]
 
 
-def _with_site(path: str, site: Site | None, **params: Any) -> str:
+def _with_site(
+    name: str, account: Account, site: Site | None, *, id: Any = None, **params: Any
+) -> str:
+    """The route `name`, keeping the page's `?site_id=` (and other query `params`)."""
     query = {**params, **({"site_id": str(site.pk)} if site else {})}
-    return path + (f"?{urlencode(query)}" if query else "")
+    kwargs = {"id": id} if id is not None else {}
+    return account_url(account, name, query=query, **kwargs)
+
+
+def _site_or_resources(account: Account, site: Site | None) -> str:
+    """Back to the site the page was opened from, else the resources list."""
+    return account_url(account, "site", id=site.pk) if site else account_url(account, "resources")
 
 
 def _get_resource(request: HttpRequest, id: str) -> Resource:
@@ -124,18 +134,21 @@ def _form_context(
         "no_type_placeholder": NO_TYPE_PLACEHOLDER,
         "multi_site": feature_enabled(account, "multi_site_resources"),
         "traffic_filters": feature_enabled(account, "traffic_filters"),
-        "dns_settings_url": url(account, "/settings/dns"),
+        "dns_settings_url": account_url(account, "settings_dns"),
         **extra,
     }
 
 
-def _validate_only(
+def _submitted(
     request: HttpRequest, form: ResourceForm, account: Account, site: Site | None
 ) -> bool:
-    """Validate-as-you-type (§4: forms validate on every change): a POST with `X-Validate`
-    only puts the errors the save would report on the form; nothing is written."""
-    if request.method != "POST" or not request.headers.get("X-Validate"):
+    """Whether the POST saves. Validate-as-you-type (§4: forms validate on every change): a POST
+    with `X-Validate` only puts the errors the save would report on the form; nothing is
+    written."""
+    if request.method != "POST":
         return False
+    if not request.headers.get("X-Validate"):
+        return True
     if form.is_valid():
         kwargs = form.service_kwargs(
             traffic_filters=feature_enabled(account, "traffic_filters"), connections=None
@@ -144,16 +157,16 @@ def _validate_only(
         if site is None and not _connections(form, account, site):
             errors["connections"] = [MSG_BLANK]
         form.add_service_errors(errors)
-    return True
+    return False
 
 
-def _page_errors(errors: dict[str, list[str]], site: Site | None) -> dict[str, list[str]]:
+def _page_errors(exc: ValidationFailed, site: Site | None) -> ValidationFailed:
     """A page bound to a site has no Sites input: its site errors go on top of the form."""
-    if site is None or "connections" not in errors:
-        return errors
-    errors = dict(errors)
+    if site is None or "connections" not in exc.errors:
+        return exc
+    errors = dict(exc.errors)
     errors["base"] = errors.pop("connections")
-    return errors
+    return ValidationFailed(errors)
 
 
 def _connections(form: ResourceForm, account: Account, site: Site | None) -> list[str]:
@@ -197,7 +210,8 @@ def resource_new(request: HttpRequest, account: Account) -> HttpResponse:
     site = _bound_site(request)
     sites = [] if site else list(site_list(subject))
     form = ResourceForm(request.POST if request.method == "POST" else None, sites=sites)
-    if not _validate_only(request, form, account, site) and form.is_valid():
+
+    def save(form: ResourceForm) -> str:
         kwargs = form.service_kwargs(
             traffic_filters=feature_enabled(account, "traffic_filters"),
             connections=_connections(form, account, site),
@@ -205,20 +219,26 @@ def resource_new(request: HttpRequest, account: Account) -> HttpResponse:
         try:
             resource = resource_create(subject=subject, **kwargs)
         except ValidationFailed as exc:
-            form.add_service_errors(_page_errors(exc.errors, site))
-        else:
-            target = _with_site(url(account, "/policies/new"), site, resource_id=str(resource.pk))
-            return redirect_info(request, target, f"Resource {resource.name} created successfully.")
-    return render(
+            raise _page_errors(exc, site) from None
+        messages.info(request, f"Resource {resource.name} created successfully.")
+        return _with_site("policy_new", account, site, resource_id=str(resource.pk))
+
+    return edit_page(
         request,
-        "resources/resources/new.html",
-        _form_context(
+        form,
+        template="resources/resources/new.html",
+        context=_form_context(
             account,
             form,
             site,
             page_title="New Resource",
-            breadcrumbs=[("Resources", url(account, "/resources")), ("Add Resource", None)],
+            breadcrumbs=[
+                ("Resources", account_url(account, "resources")),
+                ("Add Resource", None),
+            ],
         ),
+        save=save,
+        submitted=_submitted(request, form, account, site),
     )
 
 
@@ -232,12 +252,11 @@ def resource_detail(request: HttpRequest, account: Account, id: str) -> HttpResp
             resource_delete(subject=subject, resource=resource)
         except Refused as exc:
             return redirect_error(request, request.get_full_path(), exc.message)
-        target = url(account, f"/sites/{site.pk}") if site else url(account, "/resources")
-        return redirect_info(request, target, DELETED)
+        return redirect_info(request, _site_or_resources(account, site), DELETED)
     if request.method == "POST":
         return not_found(request)
 
-    add_policy_url = _with_site(url(account, "/policies/new"), site, resource_id=str(resource.pk))
+    add_policy_url = _with_site("policy_new", account, site, resource_id=str(resource.pk))
     policies_table = dataclasses.replace(POLICIES_TABLE, context={"add_policy_url": add_policy_url})
     policies = policies_table.page(request, policy_list(subject, resource_id=resource.pk))
     flows = FLOWS_TABLE.page(
@@ -246,20 +265,22 @@ def resource_detail(request: HttpRequest, account: Account, id: str) -> HttpResp
             "policy__actor_group", "client__actor", "gateway__group"
         ),
     )
-    base = url(account, f"/resources/{resource.pk}")
     return render(
         request,
         "resources/resources/show.html",
         {
             "page_title": f"Resource {resource.name}",
-            "breadcrumbs": [("Resources", url(account, "/resources")), (resource.name, None)],
+            "breadcrumbs": [
+                ("Resources", account_url(account, "resources")),
+                (resource.name, None),
+            ],
             "resource": resource,
             "site": site,
             "sites": resource_sites(subject, resource),
             "description_is_url": _is_url(resource.address_description),
             "policies_page": policies,
             "flows_page": flows,
-            "edit_url": _with_site(f"{base}/edit", site),
+            "edit_url": _with_site("resource_edit", account, site, id=resource.pk),
             "add_policy_url": add_policy_url,
         },
     )
@@ -277,33 +298,37 @@ def resource_edit(request: HttpRequest, account: Account, id: str) -> HttpRespon
         form = ResourceForm(request.POST, sites=sites)
     else:
         form = ResourceForm(initial=ResourceForm.initial_for(resource), sites=sites)
-    if not _validate_only(request, form, account, site) and form.is_valid():
+
+    def save(form: ResourceForm) -> str:
         kwargs = form.service_kwargs(
             traffic_filters=feature_enabled(account, "traffic_filters"),
             connections=None if site else _connections(form, account, site),
         )
         try:
-            resource = resource_update(subject=subject, resource=resource, **kwargs)
+            updated = resource_update(subject=subject, resource=resource, **kwargs)
         except ValidationFailed as exc:
-            form.add_service_errors(_page_errors(exc.errors, site))
-        else:
-            target = url(account, f"/sites/{site.pk}") if site else url(account, "/resources")
-            return redirect_info(request, target, f"Resource {resource.name} updated successfully.")
-    return render(
+            raise _page_errors(exc, site) from None
+        messages.info(request, f"Resource {updated.name} updated successfully.")
+        return _site_or_resources(account, site)
+
+    return edit_page(
         request,
-        "resources/resources/edit.html",
-        _form_context(
+        form,
+        template="resources/resources/edit.html",
+        context=_form_context(
             account,
             form,
             site,
             page_title=f"Edit {resource.name}",
             breadcrumbs=[
-                ("Resources", url(account, "/resources")),
-                (resource.name, _with_site(url(account, f"/resources/{resource.pk}"), site)),
+                ("Resources", account_url(account, "resources")),
+                (resource.name, _with_site("resource", account, site, id=resource.pk)),
                 ("Edit", None),
             ],
             resource=resource,
         ),
+        save=save,
+        submitted=_submitted(request, form, account, site),
     )
 
 

@@ -1,0 +1,206 @@
+"""The IdP connect flow (portal.md §4.13.7): `<adapter>/<id>/redirect` sends the admin to the
+IdP (state, PKCE and nonce in a signed cookie bound to this provider and admin),
+`<adapter>/<id>/handle_callback` verifies the answer with `accounts.oidc` (as sign-in does), gives
+the admin an identity at the provider and connects (enables) it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from django.conf import settings
+from django.core import signing
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.views.decorators.http import require_GET
+
+from accounts import oidc
+from accounts.models import Account, AuthProvider
+from accounts.selectors.providers import provider_get_for_adapter
+from accounts.services.providers import CONSENT_ADAPTERS, provider_connect_admin
+from accounts.views.identity_providers.common import A, list_url, provider_url, redirect_uris
+from firezone.errors import NotFound, Refused, ValidationFailed
+from firezone.web.pages import redirect_error
+from firezone.web.session import admin_required
+
+logger = logging.getLogger(__name__)
+
+# Connect flow (§4.13.7).
+CONNECT_COOKIE_PREFIX = "fz_idp_connect_"
+CONNECT_COOKIE_MAX_AGE = 30 * 60
+MSG_NO_PROVIDER = "Provider does not exist."
+MSG_NO_OIDC_PROVIDER = "Provider is disabled or does not exist."
+MSG_SESSION_EXPIRED = "Your session has expired, please try again."
+MSG_EXPIRED_TOKEN = "The provider returned an expired token, please try again."
+MSG_INVALID_TOKEN = "The provider returned an invalid token, please try again."
+MSG_CONNECT_FAILED = "Failed to connect a provider, please try again."
+MSG_NOT_ALLOWED = "You may not authenticate to this account."
+MSG_BEHAVIOUR = "There is an error with provider behaviour:"
+
+# --- connect flow (§4.13.7) --------------------------------------------------------------------
+
+
+def connect_callback_url(account: Account, provider: AuthProvider) -> str:
+    return redirect_uris(account, provider.adapter, provider.pk)[1]
+
+
+def connect_cookie_name(provider_id: Any) -> str:
+    return f"{CONNECT_COOKIE_PREFIX}{provider_id}"
+
+
+def _connect_salt(provider_id: Any) -> str:
+    # Bound to the provider: a sign-in cookie or another provider's cookie is worthless here.
+    return f"fz_idp_connect.{provider_id}"
+
+
+def _connectable(request: HttpRequest, adapter: str, id: str) -> AuthProvider | None:
+    try:
+        provider = provider_get_for_adapter(
+            request.subject,  # type: ignore[attr-defined]
+            provider_id=id,
+            adapter=adapter,
+        )
+    except NotFound:
+        return None
+    return provider if provider.adapter in CONSENT_ADAPTERS else None
+
+
+@admin_required
+@require_GET
+def provider_connect_redirect(
+    request: HttpRequest, account: Account, adapter: str, id: str
+) -> HttpResponse:
+    provider = _connectable(request, adapter, id)
+    if provider is None:
+        return redirect_error(request, list_url(account), MSG_NO_PROVIDER)
+    try:
+        auth = oidc.authorization_request(
+            provider, redirect_uri=connect_callback_url(account, provider)
+        )
+    except oidc.OIDCError as exc:
+        logger.warning("IdP connect redirect failed for provider %s: %s", provider.pk, exc.reason)
+        return redirect_error(request, list_url(account), exc.message)
+    target = auth.url
+    if provider.adapter == A.GOOGLE_WORKSPACE:
+        # Google hands out a refresh token only on an explicit consent.
+        target = add_params_to_uri(target, [("prompt", "consent")])
+    response = HttpResponseRedirect(target)
+    payload = {
+        "state": auth.state,
+        "code_verifier": auth.code_verifier,
+        "nonce": auth.nonce,
+        "actor_id": str(request.subject.actor_id),  # type: ignore[attr-defined]
+    }
+    response.set_cookie(
+        connect_cookie_name(provider.pk),
+        signing.dumps(payload, salt=_connect_salt(provider.pk), compress=True),
+        max_age=CONNECT_COOKIE_MAX_AGE,
+        secure=bool(settings.SESSION_COOKIE_SECURE),
+        httponly=True,
+        samesite="Lax",  # sent on the IdP's top-level redirect back
+    )
+    return response
+
+
+def _read_connect_state(request: HttpRequest, provider_id: str) -> dict[str, Any] | None:
+    raw = request.COOKIES.get(connect_cookie_name(provider_id))
+    if not raw:
+        return None
+    try:
+        data = signing.loads(raw, salt=_connect_salt(provider_id), max_age=CONNECT_COOKIE_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    keys = ("state", "code_verifier", "nonce", "actor_id")
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
+        return None
+    return data
+
+
+@admin_required
+@require_GET
+def provider_connect_callback(
+    request: HttpRequest, account: Account, adapter: str, id: str
+) -> HttpResponse:
+    stored = _read_connect_state(request, id)
+    response = _connect_callback(request, account, adapter, id, stored)
+    response.delete_cookie(connect_cookie_name(id), samesite="Lax")
+    return response
+
+
+def _invalid_request_message(request: HttpRequest) -> str:
+    parts = ["Invalid request."]
+    error = request.GET.get("error")
+    description = request.GET.get("error_description")
+    if error:
+        parts.append(f"error: {error[:200]}.")
+    if description:
+        parts.append(f"error_description: {description[:500]}")
+    return " ".join(parts)
+
+
+def _connect_callback(
+    request: HttpRequest,
+    account: Account,
+    adapter: str,
+    id: str,
+    stored: dict[str, Any] | None,
+) -> HttpResponse:
+    subject = request.subject  # type: ignore[attr-defined]
+    plain = adapter == A.OPENID_CONNECT
+    provider = _connectable(request, adapter, id)
+    if provider is None:
+        return redirect_error(
+            request, list_url(account), MSG_NO_OIDC_PROVIDER if plain else MSG_NO_PROVIDER
+        )
+    back = provider_url(account, provider)
+    state, code, error = (request.GET.get(k) for k in ("state", "code", "error"))
+    if plain and error:
+        description = request.GET.get("error_description", "")
+        return redirect_error(
+            request, back, f"Your IdP returned an error ({error[:200]}): {description[:500]}"
+        )
+    if not state or not code:
+        return redirect_error(request, back, _invalid_request_message(request))
+    if (
+        stored is None
+        or not oidc.states_equal(stored["state"], state)
+        or stored["actor_id"] != str(subject.actor_id)
+    ):
+        return redirect_error(request, back, MSG_SESSION_EXPIRED)
+    refused = MSG_CONNECT_FAILED if plain else MSG_NOT_ALLOWED
+    try:
+        result = oidc.finish_sign_in(
+            provider,
+            code=code,
+            redirect_uri=connect_callback_url(account, provider),
+            code_verifier=stored["code_verifier"],
+            nonce=stored["nonce"],
+            response_issuer=request.GET.get("iss"),
+        )
+        provider_connect_admin(
+            subject=subject,
+            provider=provider,
+            provider_identifier=result.identifier,
+            email=result.email,
+            provider_state=result.provider_state(),
+        )
+    except oidc.NotAllowed as exc:
+        logger.info("IdP connect refused for provider %s: %s", provider.pk, exc.reason)
+        if exc.reason.startswith("invalid_id_token"):
+            expired = "expired_token" in exc.reason
+            return redirect_error(
+                request, back, MSG_EXPIRED_TOKEN if expired else MSG_INVALID_TOKEN
+            )
+        return redirect_error(request, back, refused)
+    except oidc.OIDCError as exc:
+        logger.warning("IdP connect failed for provider %s: %s", provider.pk, exc.reason)
+        return redirect_error(request, back, exc.message)
+    except (Refused, NotFound) as exc:
+        logger.info("IdP connect refused for provider %s: %s", provider.pk, exc)
+        return redirect_error(request, back, refused)
+    except ValidationFailed as exc:
+        if plain:
+            return redirect_error(request, back, refused)
+        fields = "; ".join(f"{key} {', '.join(msgs)}" for key, msgs in exc.errors.items())
+        return redirect_error(request, back, f"{MSG_BEHAVIOUR} {fields}")
+    return HttpResponseRedirect(back)

@@ -1,0 +1,160 @@
+"""Admin pages: an identity provider (portal.md §4.13.5) with its events (disable, enable,
+delete, delete stale actors) and the "system" page of the email and username & password
+providers (§4.13.6, no delete).
+
+Disabling or deleting the account's last active provider is refused with an error flash (§9
+items 5 and 6); disabling also deletes the provider's tokens (the service does both)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from accounts import oidc
+from accounts.models import Account, AuthProvider
+from accounts.selectors.groups import groups_count_by_provider
+from accounts.selectors.identities import identities_count_by_provider
+from accounts.selectors.providers import (
+    provider_get_for_adapter,
+    provider_get_system,
+    provider_stale_actors_count,
+)
+from accounts.services.providers import (
+    CONSENT_ADAPTERS,
+    PENDING_ACCESS_TOKEN,
+    provider_delete,
+    provider_delete_stale_actors,
+    provider_disable,
+    provider_enable,
+)
+from accounts.views.identity_providers.common import (
+    SYSTEM_ADAPTERS,
+    A,
+    adapter_label,
+    connect_url,
+    is_default,
+    list_url,
+    page_context,
+    provider_status,
+    provider_url,
+    sync_status,
+)
+from firezone.errors import Refused
+from firezone.web.pages import action_of, redirect_error, redirect_info
+from firezone.web.session import admin_required, not_found
+
+MSG_DISABLED = "Identity provider was disabled."
+MSG_ENABLED = "Identity provider was enabled."
+MSG_DELETED = "Identity provider was deleted."
+MSG_STALE_DELETED = "{n} stale Actor(s) deleted."
+MSG_WORKOS_OFF = "Directory sync through WorkOS is not configured for this Firezone deployment."
+
+# --- detail pages (§4.13.5, §4.13.6) --------------------------------------------------------------
+
+
+def _event(request: HttpRequest, account: Account, provider: AuthProvider) -> HttpResponse:
+    subject = request.subject  # type: ignore[attr-defined]
+    here = provider_url(account, provider)
+    action = action_of(request)
+    system = provider.adapter in SYSTEM_ADAPTERS
+    try:
+        if action == "disable":
+            provider_disable(subject=subject, provider=provider)
+            return redirect_info(request, here, MSG_DISABLED)
+        if action == "enable":
+            provider_enable(subject=subject, provider=provider)
+            return redirect_info(request, here, MSG_ENABLED)
+        if action == "delete" and not system:
+            provider_delete(subject=subject, provider=provider)
+            return redirect_info(request, list_url(account), MSG_DELETED)
+        if action == "delete_stale_actors" and provider.is_sync_adapter:
+            count = provider_delete_stale_actors(subject=subject, provider=provider)
+            return redirect_info(request, here, MSG_STALE_DELETED.format(n=count))
+        if action == "setup_sync" and provider.adapter == A.JUMPCLOUD:
+            # WorkOS directory sync is not wired in this deployment (no WorkOS client).
+            return redirect_error(request, here, MSG_WORKOS_OFF)
+    except Refused as exc:
+        return redirect_error(request, here, exc.message)
+    return not_found(request)
+
+
+def _detail_context(
+    request: HttpRequest, account: Account, provider: AuthProvider
+) -> dict[str, Any]:
+    subject = request.subject  # type: ignore[attr-defined]
+    identities = identities_count_by_provider(subject).get(provider.pk, 0)
+    groups = groups_count_by_provider(subject).get(provider.pk, 0)
+    config = provider.adapter_config or {}
+    pending = (provider.adapter_state or {}).get("status") == PENDING_ACCESS_TOKEN
+    return page_context(
+        account,
+        page_title=f"Identity Provider: {provider.name}",
+        breadcrumbs=[
+            ("Identity Providers Settings", list_url(account)),
+            (provider.name, provider_url(account, provider)),
+        ],
+        provider=provider,
+        config=config,
+        type_label=adapter_label(provider),
+        is_default=is_default(provider),
+        status=provider_status(account, provider),
+        sync=sync_status(account, provider, identities, groups),
+        edit_url=provider_url(account, provider, "identity_provider_edit"),
+        connect_url=connect_url(account, provider),
+        pending=pending,
+        connectable=provider.adapter in CONSENT_ADAPTERS,
+        stale_actors=(
+            provider_stale_actors_count(subject, provider=provider)
+            if provider.is_sync_adapter
+            else 0
+        ),
+        discovery_url=oidc.discovery_document_uri(provider) if oidc.is_oidc(provider) else None,
+        workos_org=config.get("workos_org"),
+        system=provider.adapter in SYSTEM_ADAPTERS,
+        # Sync adapters are enabled by the OAuth consent, not by hand, while it is pending.
+        can_enable=not (provider.is_sync_adapter and pending),
+        disable_body=(
+            "Are you sure you want to disable this Provider? This will **immediately** sign out "
+            "all Actors who were signed in using this Provider"
+            + (" and directory sync will be paused." if provider.is_sync_adapter else ".")
+        ),
+        delete_body=(
+            "Are you sure you want to delete this provider? This will remove **all** "
+            + (
+                "Actors and Groups associated with this provider."
+                if provider.is_sync_adapter
+                else "Identities, Groups and Policies associated with this provider."
+            )
+        ),
+    )
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def provider_detail(request: HttpRequest, account: Account, adapter: str, id: str) -> HttpResponse:
+    subject = request.subject  # type: ignore[attr-defined]
+    provider = provider_get_for_adapter(subject, provider_id=id, adapter=adapter)
+    if request.method == "POST":
+        return _event(request, account, provider)
+    return render(
+        request,
+        "accounts/identity_providers/detail.html",
+        _detail_context(request, account, provider),
+    )
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def system_provider_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject  # type: ignore[attr-defined]
+    provider = provider_get_system(subject, provider_id=id)
+    if request.method == "POST":
+        return _event(request, account, provider)
+    return render(
+        request,
+        "accounts/identity_providers/system.html",
+        _detail_context(request, account, provider),
+    )
