@@ -125,6 +125,9 @@ class Actor(models.Model):
     inserted_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not a column: set on listed rows by the portal's group pages.
+    role_suffix: str
+
     class Meta:
         indexes = [
             models.Index(fields=["account", "type"], name="actors_account_id_type_index"),

@@ -41,6 +41,7 @@ from accounts.services.tokens_admin import (
 from firezone.errors import NotFound, Refused, Unauthorized
 from firezone.web.edit import MSG_FORBIDDEN, edit_page, refusal_message
 from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required, not_found
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 
@@ -85,7 +86,7 @@ def rest_api_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     return wrapper
 
 
-def _api_client(request: HttpRequest, id: str) -> Actor:
+def _api_client(request: PortalRequest, id: str) -> Actor:
     actor = actor_get(request.subject, actor_id=id)
     if not actor.is_api_client:
         raise NotFound()
@@ -96,7 +97,7 @@ def _api_client(request: HttpRequest, id: str) -> Actor:
 
 
 @admin_required
-def api_clients_beta(request: HttpRequest, account: Account) -> HttpResponse:
+def api_clients_beta(request: PortalRequest, account: Account) -> HttpResponse:
     if feature_enabled(account, "rest_api"):
         return HttpResponseRedirect(_list_url(account))
     here = account_url(account, "api_clients_beta")
@@ -150,7 +151,7 @@ CLIENTS_TABLE = LiveTable(
 
 @admin_required
 @rest_api_required
-def api_clients_list(request: HttpRequest, account: Account) -> HttpResponse:
+def api_clients_list(request: PortalRequest, account: Account) -> HttpResponse:
     queryset = actor_list(request.subject, type=Actor.Type.API_CLIENT)
     page = CLIENTS_TABLE.page(request, queryset)
     context = {
@@ -167,7 +168,7 @@ def api_clients_list(request: HttpRequest, account: Account) -> HttpResponse:
 
 @admin_required
 @rest_api_required
-def api_client_new(request: HttpRequest, account: Account) -> HttpResponse:
+def api_client_new(request: PortalRequest, account: Account) -> HttpResponse:
     def save(form: ApiClientForm) -> str:
         actor = actor_create(
             subject=request.subject, name=form.cleaned_data["name"], type=Actor.Type.API_CLIENT
@@ -188,7 +189,7 @@ def api_client_new(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def api_client_new_token(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def api_client_new_token(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     if not globally_enabled("rest_api"):
         return not_found(request)
     actor = _api_client(request, id)
@@ -240,14 +241,14 @@ TOKENS_TABLE = LiveTable(
 )
 
 
-def _event_token(request: HttpRequest, actor: Actor) -> Token:
+def _event_token(request: PortalRequest, actor: Actor) -> Token:
     token = token_get(request.subject, token_id=request.POST.get("token_id"))
     if token.actor_id != actor.pk:
         raise NotFound()
     return token
 
 
-def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpResponse:
+def _detail_event(request: PortalRequest, account: Account, actor: Actor) -> HttpResponse:
     subject = request.subject
     here = _client_url(account, actor)
     action = action_of(request)
@@ -274,7 +275,7 @@ def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpR
 
 @admin_required
 @rest_api_required
-def api_client_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def api_client_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     actor = _api_client(request, id)
     if request.method == "POST":
         return _detail_event(request, account, actor)
@@ -294,7 +295,7 @@ def api_client_detail(request: HttpRequest, account: Account, id: str) -> HttpRe
 
 @admin_required
 @rest_api_required
-def api_client_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def api_client_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     actor = _api_client(request, id)
 
     def save(form: ApiClientForm) -> str:

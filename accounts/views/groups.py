@@ -41,6 +41,7 @@ from accounts.services.groups import (
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
 from firezone.web.edit import edit_page, refusal_message
 from firezone.web.pages import account_url, action_of, redirect_error, uuids_in
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from resources.models import Policy
@@ -67,7 +68,7 @@ def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, 
     return [("Groups", account_url(account, "groups")), *rest]
 
 
-def _editable_group(request: HttpRequest, id: str) -> ActorGroup:
+def _editable_group(request: PortalRequest, id: str) -> ActorGroup:
     """A static group of the account: the managed and synced ones have no edit pages."""
     group = group_get(request.subject, group_id=id)
     if not group.is_editable:
@@ -125,7 +126,7 @@ def _groups_table(providers: list[tuple[str, str]]) -> LiveTable:
 
 
 @admin_required
-def groups_list(request: HttpRequest, account: Account) -> HttpResponse:
+def groups_list(request: PortalRequest, account: Account) -> HttpResponse:
     subject = request.subject
     # Email and username & password providers never sync groups: not worth a choice.
     providers = [
@@ -146,7 +147,7 @@ def groups_list(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def group_new(request: HttpRequest, account: Account) -> HttpResponse:
+def group_new(request: PortalRequest, account: Account) -> HttpResponse:
     def save(form: GroupForm) -> str:
         group = group_create(subject=request.subject, name=form.cleaned_data["name"])
         return account_url(account, "group_edit_actors", id=group.pk)
@@ -161,7 +162,7 @@ def group_new(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def group_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def group_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     group = _editable_group(request, id)
 
     def save(form: GroupForm) -> str:
@@ -220,7 +221,7 @@ POLICIES_TABLE = LiveTable(
 )
 
 
-def _detail_event(request: HttpRequest, account: Account, group: ActorGroup) -> HttpResponse:
+def _detail_event(request: PortalRequest, account: Account, group: ActorGroup) -> HttpResponse:
     here = _group_url(account, group)
     if action_of(request) == "delete":
         try:
@@ -232,7 +233,7 @@ def _detail_event(request: HttpRequest, account: Account, group: ActorGroup) -> 
 
 
 @admin_required
-def group_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def group_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     group = group_get(subject, group_id=id)
     if request.method == "POST":
@@ -273,7 +274,7 @@ def group_detail(request: HttpRequest, account: Account, id: str) -> HttpRespons
 
 
 def _pending(
-    request: HttpRequest, source: Any, members: set[uuid.UUID]
+    request: PortalRequest, source: Any, members: set[uuid.UUID]
 ) -> tuple[list[Actor], list[Actor]]:
     """The pending additions and removals named by `source` (a QueryDict), keeping only those
     that change something: additions of the account's non-members, removals of members."""
@@ -319,7 +320,7 @@ def _toggle_url(
 
 
 @admin_required
-def group_edit_actors(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def group_edit_actors(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     group = _editable_group(request, id)
     members = group_member_ids(subject, group=group)

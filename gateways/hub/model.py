@@ -526,9 +526,9 @@ class AccessModel:
             if deleted:
                 self.memberships.pop(key, None)
             else:
-                actor, group = _uuid(new.get("actor_id")), _uuid(new.get("group_id"))
-                if actor is not None and group is not None:
-                    self.memberships[key] = (actor, group)
+                member, group_id = _uuid(new.get("actor_id")), _uuid(new.get("group_id"))
+                if member is not None and group_id is not None:
+                    self.memberships[key] = (member, group_id)
             for actor_id in (_uuid(old.get("actor_id")), _uuid(new.get("actor_id"))):
                 if actor_id is not None:
                     effects.actors.add(actor_id)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account, Actor
@@ -28,6 +28,7 @@ from firezone.errors import Refused, Unauthorized
 from firezone.icons import icon
 from firezone.web.edit import edit_page, refusal_message
 from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable
 from gateways.client_forms import ClientForm
@@ -181,7 +182,7 @@ def _clients_table(account: Account, online: list[uuid.UUID]) -> LiveTable:
 
 
 @admin_required
-def clients_list(request: HttpRequest, account: Account) -> HttpResponse:
+def clients_list(request: PortalRequest, account: Account) -> HttpResponse:
     online = _ids(_presences(account_clients_topic(account.pk)))
     page = _clients_table(account, online).page(request, client_list(request.subject))
     _decorate(page.rows, set(online))
@@ -210,7 +211,7 @@ def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, 
     return [("Clients", account_url(account, "clients")), *rest]
 
 
-def _detail_event(request: HttpRequest, account: Account, client: Client) -> HttpResponse:
+def _detail_event(request: PortalRequest, account: Account, client: Client) -> HttpResponse:
     subject = request.subject
     here = _client_url(account, client)
     action = action_of(request)
@@ -233,7 +234,7 @@ def _location(client: Client) -> str:
 
 
 @admin_required
-def client_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def client_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     client = client_get(subject, client_id=id)
     if request.method == "POST":
@@ -271,7 +272,7 @@ def client_detail(request: HttpRequest, account: Account, id: str) -> HttpRespon
 
 
 @admin_required
-def client_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def client_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     client = client_get(request.subject, client_id=id)
 
     def save(form: ClientForm) -> str:

@@ -19,6 +19,7 @@ from accounts.models import Account
 from firezone.errors import NotFound, Refused, ValidationFailed
 from firezone.web.edit import edit_page
 from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required, not_found
 from firezone.web.tables import Column, Filter, LiveTable
 from gateways.models import Site
@@ -92,12 +93,12 @@ FLOWS_TABLE = LiveTable(
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _bound_site(request: HttpRequest) -> Site | None:
+def _bound_site(request: PortalRequest) -> Site | None:
     """The `?site_id=` the page is opened for (404 when it names no site of the account)."""
     site_id = request.GET.get("site_id")
     if not site_id:
         return None
-    return site_get(request.subject, site_id=site_id)  # type: ignore[attr-defined]
+    return site_get(request.subject, site_id=site_id)
 
 
 def _with_site(
@@ -114,8 +115,8 @@ def _site_or_resources(account: Account, site: Site | None) -> str:
     return account_url(account, "site", id=site.pk) if site else account_url(account, "resources")
 
 
-def _get_resource(request: HttpRequest, id: str) -> Resource:
-    subject = request.subject  # type: ignore[attr-defined]
+def _get_resource(request: PortalRequest, id: str) -> Resource:
+    subject = request.subject
     if id == "internet":
         return internet_resource_get(subject)
     return resource_get_by_id_or_persistent_id(subject, id)
@@ -182,8 +183,8 @@ def _connections(form: ResourceForm, account: Account, site: Site | None) -> lis
 
 
 @admin_required
-def resources_list(request: HttpRequest, account: Account) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def resources_list(request: PortalRequest, account: Account) -> HttpResponse:
+    subject = request.subject
     resources = with_sites(resource_list(subject, exclude_internet=True))
     page = RESOURCES_TABLE.page(request, resources)
     # One query for the "Authorized groups" peeks of the whole page.
@@ -205,8 +206,8 @@ def resources_list(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def resource_new(request: HttpRequest, account: Account) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def resource_new(request: PortalRequest, account: Account) -> HttpResponse:
+    subject = request.subject
     site = _bound_site(request)
     sites = [] if site else list(site_list(subject))
     form = ResourceForm(request.POST if request.method == "POST" else None, sites=sites)
@@ -243,8 +244,8 @@ def resource_new(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def resource_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def resource_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject
     resource = _get_resource(request, id)
     site = _bound_site(request)
     if action_of(request) == "delete":
@@ -287,8 +288,8 @@ def resource_detail(request: HttpRequest, account: Account, id: str) -> HttpResp
 
 
 @admin_required
-def resource_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def resource_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject
     resource = _get_resource(request, id)
     if resource.is_internet:
         raise NotFound()

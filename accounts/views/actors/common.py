@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpRequest
 
 from accounts.auth import can_grant_role
 from accounts.models import Account, Actor, ActorGroup
@@ -17,6 +16,7 @@ from firezone.errors import NotFound
 from firezone.icons import icon
 from firezone.templatetags.portal import relative_text
 from firezone.web.pages import account_url
+from firezone.web.request import PortalRequest
 from gateways.presence import list_presences_sync
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, s
     return [("Actors", account_url(account, "actors")), *rest]
 
 
-def grantable(request: HttpRequest) -> list[str]:
+def grantable(request: PortalRequest) -> list[str]:
     return [t for t in Actor.USER_TYPES if can_grant_role(request.subject, t)]
 
 
@@ -81,7 +81,7 @@ def online_ids(topic: str) -> set[str]:
         return set()
 
 
-def user_actor(request: HttpRequest, id: str) -> Actor:
+def user_actor(request: PortalRequest, id: str) -> Actor:
     """A user or admin of the account (identities belong to users only)."""
     actor = actor_get(request.subject, actor_id=id)
     if not actor.is_user:
@@ -89,7 +89,7 @@ def user_actor(request: HttpRequest, id: str) -> Actor:
     return actor
 
 
-def managed_actor(request: HttpRequest, id: str) -> Actor:
+def managed_actor(request: PortalRequest, id: str) -> Actor:
     """An actor whose pages live under /actors (API clients have theirs under Settings)."""
     actor = actor_get(request.subject, actor_id=id)
     if actor.is_api_client:

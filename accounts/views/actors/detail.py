@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from firezone.errors import NotFound, Refused, Unauthorized
 from firezone.web.edit import refusal_message
 from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
 from firezone.web.ratelimit import Limit
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable
 from gateways.presence import actor_clients_topic
@@ -140,21 +141,21 @@ GROUPS_TABLE = LiveTable(
 )
 
 
-def _event_identity(request: HttpRequest, actor: Actor) -> AuthIdentity:
+def _event_identity(request: PortalRequest, actor: Actor) -> AuthIdentity:
     identity = identity_get(request.subject, identity_id=request.POST.get("identity_id"))
     if identity.actor_id != actor.pk:
         raise NotFound()
     return identity
 
 
-def _event_token(request: HttpRequest, actor: Actor) -> Token:
+def _event_token(request: PortalRequest, actor: Actor) -> Token:
     token = token_get(request.subject, token_id=request.POST.get("token_id"))
     if token.actor_id != actor.pk:
         raise NotFound()
     return token
 
 
-def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpResponse:
+def _detail_event(request: PortalRequest, account: Account, actor: Actor) -> HttpResponse:
     subject = request.subject
     here = actor_url(account, actor)
     action = action_of(request)
@@ -186,7 +187,7 @@ def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpR
     return HttpResponseRedirect(here)
 
 
-def _send_welcome(request: HttpRequest, here: str, identity: AuthIdentity) -> HttpResponse:
+def _send_welcome(request: PortalRequest, here: str, identity: AuthIdentity) -> HttpResponse:
     if not identity_welcome_address(identity):
         return HttpResponseRedirect(here)
     if not WELCOME_EMAILS_PER_IDENTITY.hit(identity.pk):
@@ -200,7 +201,7 @@ def _send_welcome(request: HttpRequest, here: str, identity: AuthIdentity) -> Ht
 
 
 @admin_required
-def actor_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def actor_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     actor = actor_get(subject, actor_id=id)
     if actor.is_api_client:

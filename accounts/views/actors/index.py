@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from accounts.models import Account, Actor, AuthIdentity
 from accounts.selectors.actors import actor_groups_peek, actor_list
 from accounts.selectors.providers import provider_list
 from accounts.views.actors.common import decorate_clients, online_ids
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from gateways.presence import account_clients_topic
@@ -64,7 +65,7 @@ def _peek_title(peek: dict[str, Any]) -> str:
 
 
 @admin_required
-def actors_list(request: HttpRequest, account: Account) -> HttpResponse:
+def actors_list(request: PortalRequest, account: Account) -> HttpResponse:
     subject = request.subject
     # A fixed list of choices: the filter widget and the value check read it several times.
     providers = [(str(p.pk), p.name) for p in provider_list(subject)]

@@ -21,6 +21,7 @@ from accounts.services.providers import CONSENT_ADAPTERS, provider_connect_admin
 from accounts.views.identity_providers.common import A, list_url, provider_url, redirect_uris
 from firezone.errors import NotFound, Refused, ValidationFailed
 from firezone.web.pages import redirect_error
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 
 logger = logging.getLogger(__name__)
@@ -53,10 +54,10 @@ def _connect_salt(provider_id: Any) -> str:
     return f"fz_idp_connect.{provider_id}"
 
 
-def _connectable(request: HttpRequest, adapter: str, id: str) -> AuthProvider | None:
+def _connectable(request: PortalRequest, adapter: str, id: str) -> AuthProvider | None:
     try:
         provider = provider_get_for_adapter(
-            request.subject,  # type: ignore[attr-defined]
+            request.subject,
             provider_id=id,
             adapter=adapter,
         )
@@ -68,7 +69,7 @@ def _connectable(request: HttpRequest, adapter: str, id: str) -> AuthProvider | 
 @admin_required
 @require_GET
 def provider_connect_redirect(
-    request: HttpRequest, account: Account, adapter: str, id: str
+    request: PortalRequest, account: Account, adapter: str, id: str
 ) -> HttpResponse:
     provider = _connectable(request, adapter, id)
     if provider is None:
@@ -89,7 +90,7 @@ def provider_connect_redirect(
         "state": auth.state,
         "code_verifier": auth.code_verifier,
         "nonce": auth.nonce,
-        "actor_id": str(request.subject.actor_id),  # type: ignore[attr-defined]
+        "actor_id": str(request.subject.actor_id),
     }
     response.set_cookie(
         connect_cookie_name(provider.pk),
@@ -119,7 +120,7 @@ def _read_connect_state(request: HttpRequest, provider_id: str) -> dict[str, Any
 @admin_required
 @require_GET
 def provider_connect_callback(
-    request: HttpRequest, account: Account, adapter: str, id: str
+    request: PortalRequest, account: Account, adapter: str, id: str
 ) -> HttpResponse:
     stored = _read_connect_state(request, id)
     response = _connect_callback(request, account, adapter, id, stored)
@@ -139,13 +140,13 @@ def _invalid_request_message(request: HttpRequest) -> str:
 
 
 def _connect_callback(
-    request: HttpRequest,
+    request: PortalRequest,
     account: Account,
     adapter: str,
     id: str,
     stored: dict[str, Any] | None,
 ) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+    subject = request.subject
     plain = adapter == A.OPENID_CONNECT
     provider = _connectable(request, adapter, id)
     if provider is None:
