@@ -90,7 +90,7 @@ def timezone_options() -> list[str]:
     return sorted(zone for zone in available_timezones() if time_windows.is_valid_timezone(zone))
 
 
-OPERATOR_LABELS: Final = {
+OPERATOR_LABELS: Final[dict[str, str]] = {
     conds.Operator.IS_IN: "is in",
     conds.Operator.IS_NOT_IN: "is not in",
     conds.Operator.IS_IN_CIDR: "is in",

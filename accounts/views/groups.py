@@ -50,7 +50,7 @@ from resources.selectors.policies import policy_list
 MSG_MANAGED = "This group is managed by Firezone and cannot be edited."
 MSG_SYNCED = "This group is synced from an external source and cannot be edited."
 
-ROLE_SUFFIXES = {
+ROLE_SUFFIXES: dict[str, str] = {
     Actor.Type.ACCOUNT_ADMIN_USER: " (admin)",
     Actor.Type.SERVICE_ACCOUNT: " (service account)",
     Actor.Type.API_CLIENT: " (api client)",
@@ -283,7 +283,8 @@ def _pending(
     if not add_ids and not remove_ids:
         return [], []
     named = actor_list(request.subject).filter(pk__in=add_ids | remove_ids)
-    adds, removes = [], []
+    adds: list[Actor] = []
+    removes: list[Actor] = []
     for actor in named:  # by name: the order of the confirm dialog
         (adds if actor.pk in add_ids else removes).append(actor)
     return adds, removes

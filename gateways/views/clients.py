@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 MSG_DELETED = "Client was deleted."
 
-ROLE_SUFFIXES = {
+ROLE_SUFFIXES: dict[str, str] = {
     Actor.Type.ACCOUNT_ADMIN_USER: " (admin)",
     Actor.Type.SERVICE_ACCOUNT: " (service account)",
     Actor.Type.API_CLIENT: " (api client)",

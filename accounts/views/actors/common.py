@@ -21,7 +21,7 @@ from gateways.presence import list_presences_sync
 
 logger = logging.getLogger(__name__)
 
-TYPE_LABELS = {
+TYPE_LABELS: dict[str, str] = {
     Actor.Type.ACCOUNT_USER: "User",
     Actor.Type.ACCOUNT_ADMIN_USER: "User",
     Actor.Type.SERVICE_ACCOUNT: "Service Account",

@@ -59,7 +59,7 @@ MSG_WELCOME_LIMITED = "You sent too many welcome emails to this address. Please 
 MSG_WELCOME_FAILED = "Unknown error while sending welcome email. We're looking into it."
 MSG_SYNCED_DELETE = "Synced actors can only be deleted once they have no identities left."
 
-ROLE_NAMES = {
+ROLE_NAMES: dict[str, str] = {
     Actor.Type.ACCOUNT_USER: "user",
     Actor.Type.ACCOUNT_ADMIN_USER: "admin",
     Actor.Type.SERVICE_ACCOUNT: "service account",

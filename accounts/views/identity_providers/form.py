@@ -63,7 +63,7 @@ def _offered(account: Account) -> list[str]:
     """IdP adapters the deployment offers; Mock only with directory sync (it is a sync
     adapter and has no OpenID Connect fallback)."""
     enabled = set(adapters_for_creation())
-    offered = [adapter for adapter, _label, _sync in CHOOSER if adapter in enabled]
+    offered: list[str] = [adapter for adapter, _label, _sync in CHOOSER if adapter in enabled]
     if not feature_enabled(account, "idp_sync"):
         offered = [a for a in offered if a != A.MOCK]
     return offered
