@@ -166,6 +166,7 @@ def test_delete_disconnects_and_is_tenant_scoped(django_capture_on_commit_callba
     with django_capture_on_commit_callbacks() as callbacks:
         token_delete(subject=subject, token=token)
     entry = ChangeLog.objects.get(table="tokens", op="delete")
+    assert entry.old_data is not None
     assert entry.old_data["id"] == str(token.pk)
     assert len(callbacks) == 1  # the session disconnect, sent after commit
     layer = get_channel_layer()

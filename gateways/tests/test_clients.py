@@ -264,6 +264,7 @@ def test_verify_requires_client_verify(kind) -> None:
         client = client_verify(subject=subject, client=own)
         assert client.verified_at is not None
         assert client.verified_by == ("identity" if subject.identity else "actor")
+        assert client.verified_by_subject is not None
         assert client.verified_by_subject["name"] == subject.actor.name
     else:
         with pytest.raises(Unauthorized):

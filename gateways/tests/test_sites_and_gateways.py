@@ -160,7 +160,10 @@ def test_update_records_old_and_new() -> None:
     site = site_create(subject=subject, name="a")
     site_update(subject=subject, site=site.pk, name=" b ")
     log = ChangeLog.objects.filter(table="gateway_groups", op="update").get()
+    assert log.old_data is not None
+    assert log.data is not None
     assert (log.old_data["name"], log.data["name"]) == ("a", "b")
+    assert log.subject is not None
     assert log.subject["actor_type"] == "api_client"
 
 

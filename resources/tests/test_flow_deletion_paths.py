@@ -101,6 +101,7 @@ def test_path_deletes_the_flow_through_changes(path, django_capture_on_commit_ca
         PATHS[path](world, admin, flow)
     assert not Flow.objects.filter(pk=flow.pk).exists(), path
     change = ChangeLog.objects.get(table="flows", op="delete")
+    assert change.old_data is not None
     assert change.old_data["id"] == str(flow.pk)
     assert change.old_data["gateway_id"] == str(world.gateway.pk)
     _published_flow_deletes(callbacks)
