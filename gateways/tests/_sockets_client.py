@@ -103,7 +103,9 @@ class ClientWorld:
     @property
     def expiry(self) -> int:
         """E: the client token's expiry, unix seconds."""
-        return int(self.w.client_token_row.expires_at.timestamp())
+        expires_at = self.w.client_token_row.expires_at
+        assert expires_at is not None
+        return int(expires_at.timestamp())
 
     def admin(self) -> Subject:
         return subject_for(self.w.actor, identity=self.w.identity)

@@ -7,6 +7,7 @@ Importing this module registers the cases in `gateways.tests._wire.CASES`.
 from __future__ import annotations
 
 import copy
+import functools
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -184,7 +185,7 @@ def _dns_sample_case(name: str, ip_stack: str | None) -> Case:
 
 for _stack in ("dual", "ipv4_only", "ipv6_only"):
     _name = f"client_resource_dns_ip_stack_{_stack}.json"
-    case(_name)(lambda _name=_name, _stack=_stack: _dns_sample_case(_name, _stack))
+    case(_name)(functools.partial(_dns_sample_case, _name, _stack))
 
 case("client_resource_dns_no_ip_stack.json")(
     lambda: _dns_sample_case("client_resource_dns_no_ip_stack.json", None)
@@ -305,7 +306,7 @@ for _name in (
     "client_invalidate_ice_candidates_from_gateway.synthesized.json",
     "client_gateway_ice_candidates_with_faulty.json",
 ):
-    case(_name)(lambda _name=_name: _client_ice_case(_name))
+    case(_name)(functools.partial(_client_ice_case, _name))
 
 
 def _relays_presence_case(name: str) -> Case:
@@ -322,7 +323,7 @@ for _name in (
     "client_relays_presence_leave.synthesized.json",
     "gateway_relays_presence.json",
 ):
-    case(_name)(lambda _name=_name: _relays_presence_case(_name))
+    case(_name)(functools.partial(_relays_presence_case, _name))
 
 # Legacy client replies (the `response` of the phx_reply) ------------------------------------------
 

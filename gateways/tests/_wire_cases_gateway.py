@@ -7,6 +7,7 @@ Importing this module registers the cases in `gateways.tests._wire.CASES`.
 from __future__ import annotations
 
 import copy
+import functools
 from types import SimpleNamespace
 
 from gateways import wire
@@ -302,7 +303,7 @@ for _name in (
     "gateway_invalidate_ice_candidates.json",
     "gateway_client_ice_candidates_with_faulty.json",
 ):
-    case(_name)(lambda _name=_name: _gateway_ice_case(_name))
+    case(_name)(functools.partial(_gateway_ice_case, _name))
 
 # Relay channel / disconnects ----------------------------------------------------------------------
 

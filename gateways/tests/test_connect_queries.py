@@ -139,7 +139,9 @@ def test_client_reconnect_with_a_new_public_key_is_a_change(world, sent) -> None
     )
     assert count <= KNOWN_DEVICE_QUERIES + 1  # the change-log row
     assert _logs("clients") == [("clients", "insert"), ("clients", "update")]
-    assert ChangeLog.objects.filter(table="clients").last().data["public_key"] == client.public_key
+    last = ChangeLog.objects.filter(table="clients").last()
+    assert last is not None and last.data is not None
+    assert last.data["public_key"] == client.public_key
     assert sent == [("recorded", ("clients", "update"))]
 
 
@@ -214,6 +216,7 @@ def test_authenticate_costs_two_statements(world) -> None:
         subject = authenticate(world.client_token, context=context)
         # Everything the subject offers is loaded with it.
         assert subject.account.slug == "acme"
+        assert subject.identity is not None
         assert subject.identity.provider.disabled_at is None
         assert subject.identity.actor.pk == world.actor.pk
         assert subject.identity.account.pk == world.account.pk

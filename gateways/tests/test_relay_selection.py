@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
@@ -71,7 +72,7 @@ def test_unknown_relay_coordinates_sort_after_every_known_distance() -> None:
 @pytest.mark.parametrize(("lat", "lon"), [(None, None), (52.0, None), (None, 13.0)])
 def test_unknown_device_location_takes_two_random_relays(lat, lon) -> None:
     candidates = [_relay(f"r{i}", *BERLIN) for i in range(6)]
-    seen = set()
+    seen: set[Any] = set()
     for seed in range(30):
         picked = load_balance_relays(candidates, lat, lon, random.Random(seed))
         assert len(picked) == 2 and len(set(picked)) == 2

@@ -206,7 +206,7 @@ async def test_relays_in_init_and_relays_presence(live) -> None:
     assert await relay_device.recv() == frame("relay", "init", {})
     from gateways.models import Relay
 
-    relay = Relay.objects.get(account_id=None)
+    relay = Relay.objects.get(account__isnull=True)
 
     async def relay_online() -> bool:
         found = await presence.list_presences(presence.GLOBAL_RELAYS)
