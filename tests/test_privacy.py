@@ -14,7 +14,7 @@ from django.template import Context, Template
 from django.test import Client
 
 from accounts.tests.portal import ADMIN_EMAIL, UA, inject_session, make_acme
-from accounts.views.actors import _os_of
+from accounts.views.actors.common import os_of as actor_os_of
 from firezone.icons import ICONS, icon
 from gateways.views.clients import os_of
 
@@ -82,14 +82,16 @@ def test_icons_are_inline_svg() -> None:
 )  # fmt: skip
 def test_every_client_os_has_an_svg_icon(user_agent: str) -> None:
     assert os_of(user_agent).icon.startswith("<svg ")  # the clients list
-    assert _os_of(user_agent)[2].startswith("<svg ")  # the actors list and actor page
+    assert actor_os_of(user_agent)[2].startswith("<svg ")  # the actors list and actor page
 
 
 def test_actor_clients_os_names_may_hold_spaces() -> None:
-    name, version, svg = _os_of("Mac OS/14.5 connlib/0.7.412")
+    name, version, svg = actor_os_of("Mac OS/14.5 connlib/0.7.412")
     assert (name, version) == ("Mac OS", "14.5") and "icon-os-macos" in svg
-    assert _os_of("iOS/12.7 (iPhone) connlib/1.5.0")[:2] == ("iOS", "12.7")
-    assert "icon-os-other" in _os_of(None)[2] and "icon-os-linux" in _os_of("Haiku/1 x")[2]
+    assert actor_os_of("iOS/12.7 (iPhone) connlib/1.5.0")[:2] == ("iOS", "12.7")
+    assert (
+        "icon-os-other" in actor_os_of(None)[2] and "icon-os-linux" in actor_os_of("Haiku/1 x")[2]
+    )
 
 
 def _admin_page() -> HttpResponse:

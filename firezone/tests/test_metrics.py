@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from celery.exceptions import AlwaysEagerIgnored
 from django.test import Client, override_settings
+from prometheus_client.metrics import MetricWrapperBase
 
 from firezone import metrics
 
@@ -118,7 +119,7 @@ def test_push_counter_is_a_cached_child() -> None:
 
 
 def test_module_api_names_and_labels() -> None:
-    def described(metric: object) -> tuple[str, tuple[str, ...]]:
+    def described(metric: MetricWrapperBase) -> tuple[str, tuple[str, ...]]:
         return metric._name, metric._labelnames
 
     assert described(metrics.SOCKETS) == ("firezone_sockets", ("kind",))

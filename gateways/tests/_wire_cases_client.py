@@ -37,6 +37,12 @@ from resources.access import SiteRef
 # Client channel -----------------------------------------------------------------------------------
 
 
+def _client_view(stored: Any, version: str) -> dict[str, Any]:
+    view = client_view_for(stored, version)
+    assert view is not None
+    return view
+
+
 @case("client_init_full.synthesized.json")
 def _client_init_full() -> Case:
     theirs = payload_of("client_init_full.synthesized.json")
@@ -166,7 +172,7 @@ def _client_resources_with_unknown_type() -> Case:
 
 
 def _dns_sample_case(name: str, ip_stack: str | None) -> Case:
-    row = {
+    row: dict[str, Any] = {
         "id": "03000143-e25e-45c7-aafb-144990e57dce",
         "type": "dns",
         "address": "example.com",
@@ -203,7 +209,7 @@ def _resource_created() -> Case:
 @case("client_resource_created_or_updated_internet.synthesized.json")
 def _resource_created_internet() -> Case:
     return Case(
-        wire.resource_created_or_updated(client_view_for(INTERNET, "1.5.4")),
+        wire.resource_created_or_updated(_client_view(INTERNET, "1.5.4")),
         payload_of("client_resource_created_or_updated_internet.synthesized.json"),
     )
 

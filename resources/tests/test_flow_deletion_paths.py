@@ -37,9 +37,10 @@ def _published_flow_deletes(callbacks: list[Callable[[], Any]]) -> None:
     assert callbacks
 
 
-def _static(world: World) -> None:
+def _static(world: World) -> World:
     world.group.type = "static"
     world.group.save(update_fields=["type"])
+    return world
 
 
 PATHS: dict[str, Callable[[World, Any, Flow], Any]] = {
