@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import (
@@ -299,7 +300,7 @@ def test_orm_delete_of_an_account_works_too() -> None:
     ],
 )
 def test_database_cascades_follow_the_cascade_map(
-    deleted: str, gone: list[type], kept: list[type]
+    deleted: str, gone: list[type[Model]], kept: list[type[Model]]
 ) -> None:
     world = make_world()
     row = getattr(world, deleted)

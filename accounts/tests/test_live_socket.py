@@ -155,6 +155,7 @@ async def test_change_events_and_session_revocation(live: LiveServer) -> None:
                 .first()
             )
         )
+        assert token is not None
         await run_sync(lambda: token_delete(subject=subject, token=token))
         assert (await next_event(ws, "session_revoked")) == {"event": "session_revoked"}
         with pytest.raises(ConnectionClosed):

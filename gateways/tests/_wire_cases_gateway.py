@@ -295,7 +295,7 @@ def _gateway_resources_with_internet() -> Case:
 
 @case("gateway_filters.json")
 def _gateway_filters() -> Case:
-    stored = [
+    stored: list[dict[str, Any]] = [
         {"protocol": "udp", "ports": ["10 - 20"]},
         {"protocol": "udp", "ports": []},
         {"protocol": "tcp", "ports": ["10-20"]},
@@ -327,4 +327,4 @@ for _name in (
     "relay_disconnect_token_expired.synthesized.json",
     "phoenix_disconnect_token_expired.json",
 ):
-    case(_name)(lambda _name=_name: Case(wire.disconnect_token_expired(), payload_of(_name)))
+    case(_name)(functools.partial(_disconnect_case, _name))
