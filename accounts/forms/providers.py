@@ -232,7 +232,8 @@ class OIDCFamilyForm(ProviderForm):
         return None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         typed = self.discovery_uri()
         if typed is not None and not self.errors:
             field, uri = typed

@@ -101,7 +101,7 @@ def _group_name(queryset: QuerySet[ActorGroup], value: str) -> QuerySet[ActorGro
 
 
 def _group_provider(queryset: QuerySet[ActorGroup], value: str) -> QuerySet[ActorGroup]:
-    return queryset.filter(provider_id=value)
+    return queryset.filter(provider_id=uuid.UUID(value))  # one of the choices: a valid id
 
 
 def _groups_table(providers: list[tuple[str, str]]) -> LiveTable:

@@ -3,6 +3,7 @@ peeks of each row."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
@@ -30,7 +31,8 @@ def _name_or_email(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
 
 
 def _provider(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
-    identities = AuthIdentity.objects.filter(actor_id=OuterRef("pk"), provider_id=value)
+    provider_id = uuid.UUID(value)  # one of the filter's choices: a valid id
+    identities = AuthIdentity.objects.filter(actor_id=OuterRef("pk"), provider_id=provider_id)
     return queryset.filter(Exists(identities))
 
 
