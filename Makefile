@@ -4,25 +4,53 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format clean bench bench-portal
+# pytest-xdist workers of `make test-fast` (auto = one per CPU core).
+TEST_WORKERS ?= auto
 
+.PHONY: install run seed manage shell test test-fast lint format clean bench bench-portal
+
+# The stamp is a copy of the pyproject.toml it installed: pip runs (quietly, output in
+# .venv/install.log, shown on failure) only when the dependencies really changed.
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@if cmp -s pyproject.toml $(STAMP); then touch $(STAMP); else \
+	  command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }; \
+	  echo "Installing dependencies into $(VENV) (log: $(VENV)/install.log)..."; \
+	  { test -x $(PY) || $(PYTHON) -m venv $(VENV); } \
+	  && { $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[dev]'; } \
+	    >$(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; echo "pip install failed (log: $(VENV)/install.log)"; exit 1; }; \
+	  cp pyproject.toml $(STAMP); \
+	fi
 
 install: $(STAMP)
 
 # Local PostgreSQL + Redis under .data/ (unless DATABASE_URL / REDIS_URL are set), migrate,
 # seed on first run, then daphne + celery worker + celery beat. Ctrl-C stops everything.
 run: $(STAMP)
-	$(PY) -m firezone.devservices run
+	@$(PY) -m firezone.devservices run
+
+# manage.py against the services of `make run` (.data/; shared with a running `make run`, started
+# for the command otherwise):  make manage ARGS="createsuperuser"
+manage: $(STAMP)
+	@$(PY) -m firezone.devservices manage $(ARGS)
+
+shell: $(STAMP)
+	@$(PY) -m firezone.devservices manage shell $(ARGS)
+
+# (Re-)create the demo data and print its sign-in details; ARGS=--reset starts over.
+seed: $(STAMP)
+	@$(PY) -m firezone.devservices seed $(ARGS)
 
 # Throwaway PostgreSQL + Redis (unless configured), then the whole suite through manage.py test.
+# Serial: see README "Tests".
 test: $(STAMP)
 	$(PY) -m firezone.devservices exec -- $(PY) manage.py test $(ARGS)
+
+# The inner loop: no browser tests, no tests that start servers, on every core (pytest-xdist:
+# a test database and a Redis database per worker).
+test-fast: $(STAMP)
+	$(PY) -m firezone.devservices exec -- $(PY) -m pytest -m "not browser and not slow" \
+	  -n $(TEST_WORKERS) $(ARGS)
 
 # Device-socket benchmark (README "Benchmarks") on a throwaway PostgreSQL + Redis, never on
 # configured ones. Smaller runs:

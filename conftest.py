@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
+import uuid
 
 import pytest
 
@@ -13,6 +15,52 @@ multiprocessing.set_start_method("spawn", force=True)
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+def _isolate_xdist_worker() -> None:
+    """Under pytest-xdist (`make test-fast`), give each worker its own Redis.
+
+    pytest-django already gives each worker its own test database (`test_<name>_gw0`, ...). Redis
+    is shared, so worker N uses database N + 1 (channel layer, cache, presence, broker) and its own
+    stream prefix: pub/sub channels are server-wide, not per database.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    from urllib.parse import urlsplit, urlunsplit
+
+    from channels.layers import channel_layers
+    from django.conf import settings
+    from django.core.cache import caches
+
+    db = int(worker[2:]) % 15 + 1  # Redis has databases 0-15 by default; 0 is the serial run's
+    url = urlunsplit(urlsplit(settings.REDIS_URL)._replace(path=f"/{db}"))
+    settings.REDIS_URL = url
+    settings.CELERY_BROKER_URL = url
+    settings.STREAM_PREFIX = f"fz-{worker}"
+    layer = settings.CHANNEL_LAYERS["default"]
+    settings.CHANNEL_LAYERS = {
+        **settings.CHANNEL_LAYERS,
+        "default": {**layer, "CONFIG": {**layer["CONFIG"], "hosts": [url]}},
+    }
+    cache = settings.CACHES["default"]
+    settings.CACHES = {**settings.CACHES, "default": {**cache, "LOCATION": url}}
+    caches.__dict__.pop("settings", None)  # re-read on first use
+    channel_layers.backends.clear()
+
+
+_isolate_xdist_worker()
+
+
+_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    # A `str(uuid.uuid4())` parameter gets a stable id: pytest-xdist workers must all collect the
+    # same test ids.
+    if isinstance(val, uuid.UUID):
+        val = str(val)
+    return "uuid4" if isinstance(val, str) and _UUID4.match(val) else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.fields.json import KeyTextTransform
 
+from accounts import providers
 from firezone.fields import CITextField
 
 
@@ -191,15 +192,9 @@ class AuthProvider(models.Model):
         CUSTOM = "custom"
 
     # One of each per account (`auth_providers_account_id_adapter_index`).
-    SINGLETON_ADAPTERS = (Adapter.EMAIL, Adapter.USERPASS)
+    SINGLETON_ADAPTERS = providers.SINGLETON_ADAPTERS
     # Directory-sync adapters, one of each kind per account (`unique_account_adapter_index`).
-    SYNC_ADAPTERS = (
-        Adapter.MOCK,
-        Adapter.GOOGLE_WORKSPACE,
-        Adapter.OKTA,
-        Adapter.JUMPCLOUD,
-        Adapter.MICROSOFT_ENTRA,
-    )
+    SYNC_ADAPTERS = providers.SYNC_ADAPTERS
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=255)

@@ -37,26 +37,14 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 from requests.auth import AuthBase
 
+from accounts import providers
 from accounts.models import AuthProvider
 
-A = AuthProvider.Adapter
-
-# The adapters that sign in through this flow (sign-in page block 1, §3.5).
-OIDC_ADAPTERS: tuple[str, ...] = (
-    A.OPENID_CONNECT,
-    A.GOOGLE_WORKSPACE,
-    A.MICROSOFT_ENTRA,
-    A.OKTA,
-    A.JUMPCLOUD,
-    A.MOCK,
-)
-# The claim naming the user at the IdP (the identity's provider_identifier); `sub` otherwise.
-IDENTIFIER_CLAIMS: dict[str, str] = {A.MICROSOFT_ENTRA: "oid"}
-# Adapters whose discovery document is fixed by the IdP (used when the config has none).
-FIXED_DISCOVERY_URIS: dict[str, str] = {
-    A.GOOGLE_WORKSPACE: "https://accounts.google.com/.well-known/openid-configuration",
-    A.JUMPCLOUD: "https://oauth.id.jumpcloud.com/.well-known/openid-configuration",
-}
+# The adapters that sign in through this flow (sign-in page block 1, §3.5), their identifier
+# claims (`sub` otherwise) and fixed discovery documents: the adapter registry's.
+OIDC_ADAPTERS = providers.OIDC_ADAPTERS
+IDENTIFIER_CLAIMS = providers.IDENTIFIER_CLAIMS
+FIXED_DISCOVERY_URIS = providers.FIXED_DISCOVERY_URIS
 
 MSG_HTTP_STATUS = "Your identity provider returned {status} HTTP code."
 MSG_TIMEOUT = "Your identity provider took too long to respond."
@@ -147,13 +135,9 @@ def _timeout() -> Any:
 
 
 def discovery_document_uri(provider: AuthProvider) -> str | None:
-    config = provider.adapter_config or {}
-    uri = config.get("discovery_document_uri")
-    if isinstance(uri, str) and uri.strip():
-        return uri.strip()
-    if provider.adapter == A.OKTA and config.get("okta_account_domain"):
-        return f"https://{config['okta_account_domain']}/.well-known/openid-configuration"
-    return FIXED_DISCOVERY_URIS.get(provider.adapter)
+    return providers.adapter_spec(provider.adapter).discovery_document_uri(
+        provider.adapter_config or {}
+    )
 
 
 def provider_config(provider: AuthProvider) -> ProviderConfig:

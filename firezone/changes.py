@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 
-from firezone import stream
+from firezone import redaction, stream
 from firezone.models import ChangeLog
 
 if TYPE_CHECKING:
@@ -63,33 +62,16 @@ def own_group(table: str, row_id: Any) -> str | None:
     return f"{prefix}.{row_id}" if prefix and row_id else None
 
 
-# Secrets never reach the change log or the channel layer: token hashes and salts, password
-# hashes, and the client secrets / OAuth tokens inside provider JSON (adapter_config,
-# adapter_state, provider_state). The key stays, so a consumer still sees that it changed.
-_SECRET_KEY = re.compile(r"secret|password|hash|salt|(^|_)token$", re.IGNORECASE)
-REDACTED = "[redacted]"
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: REDACTED if _SECRET_KEY.search(str(key)) and item else _redact(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact(item) for item in value]
-    return value
-
-
 def row_image(instance: models.Model) -> dict[str, Any]:
     """A JSON-safe dict of the row's columns (FKs as `<name>_id`), like a WAL row image."""
-    # Binary columns are secrets (the PSK seed of clients and gateways): never logged or sent.
+    # Binary columns are secrets (the PSK seed of clients and gateways): never logged or sent;
+    # secret JSON keys and columns are redacted (firezone.redaction).
     data = {
         f.attname: getattr(instance, f.attname)
         for f in instance._meta.concrete_fields
         if not isinstance(f, models.BinaryField)
     }
-    return _redact(json.loads(json.dumps(data, cls=DjangoJSONEncoder)))
+    return redaction.redact(json.loads(json.dumps(data, cls=DjangoJSONEncoder)))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import sys
 import warnings
@@ -365,13 +366,49 @@ SIGN_UP_EMAIL_DOMAINS = [
     d.strip().lower() for d in env.list("SIGN_UP_EMAIL_DOMAINS", default=[]) if d.strip()
 ]
 
+
+def _routine_task_logs(record: logging.LogRecord) -> bool:
+    """Log filter: the beat schedule's ticks are DEBUG, not INFO.
+
+    Beat's "Sending due task", the worker's "received" / "succeeded" lines of the periodic tasks
+    and the heartbeat's own line would otherwise fill the log every 10 s; their failures and
+    every other task still log at their level. LOG_LEVEL=DEBUG (celery `-l debug`) shows them.
+    """
+    if record.levelno != logging.INFO:
+        return True
+    if record.name == "celery.beat":
+        routine = str(record.msg).startswith("Scheduler: Sending due task")
+    elif record.name == "firezone.tasks":
+        routine = str(record.msg).startswith("heartbeat at")
+    else:  # celery.app.trace, celery.worker.strategy: one dict argument with the task's name
+        from celery import current_app
+
+        name = record.args.get("name") if isinstance(record.args, dict) else None
+        routine = name in {e["task"] for e in current_app.conf.beat_schedule.values()}
+    if not routine:
+        return True
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"routine_tasks": {"()": lambda: _routine_task_logs}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's default config gives `django` a console handler of its own (with DEBUG): every
+        # warning would be printed twice, once bare and once through the root handler.
+        "django": {"handlers": []},
+        **{
+            name: {"filters": ["routine_tasks"]}
+            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+        },
+        "firezone.tasks": {"filters": ["routine_tasks"]},
+    },
 }
 
 TEST_RUNNER = "firezone.test_runner.PytestRunner"

@@ -16,6 +16,11 @@ class PytestRunner:
         parser.add_argument("--keepdb", action="store_true", help="Preserve the test database.")
         parser.add_argument("-k", dest="keyword", help="Only tests matching this expression.")
         parser.add_argument("-m", dest="marker", help="Only tests matching this marker expression.")
+        parser.add_argument(
+            "--parallel",
+            metavar="N",
+            help="pytest-xdist workers (a number or auto); serial by default.",
+        )
 
     def run_tests(self, test_labels: list[str], **kwargs) -> int:
         import pytest
@@ -33,6 +38,8 @@ class PytestRunner:
             argv += ["-k", kwargs["keyword"]]
         if kwargs.get("marker"):
             argv += ["-m", kwargs["marker"]]
+        if kwargs.get("parallel"):
+            argv += ["-n", str(kwargs["parallel"])]
         argv += list(test_labels)
         return int(pytest.main(argv))
 

@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from accounts.models import Account
-from firezone import changes
+from firezone import changes, redaction
 from firezone.models import ChangeLog
 
 
@@ -113,10 +113,10 @@ def test_secrets_are_redacted_from_change_images() -> None:
         adapter_state={"access_token": "at", "refresh_token": "rt", "expires_at": "x"},
     )
     image = changes.row_image(provider)
-    assert image["adapter_config"] == {"client_id": "abc", "client_secret": changes.REDACTED}
+    assert image["adapter_config"] == {"client_id": "abc", "client_secret": redaction.REDACTED}
     assert image["adapter_state"] == {
-        "access_token": changes.REDACTED,
-        "refresh_token": changes.REDACTED,
+        "access_token": redaction.REDACTED,
+        "refresh_token": redaction.REDACTED,
         "expires_at": "x",
     }
     from gateways.services.relays import relay_group_create_global
@@ -124,5 +124,5 @@ def test_secrets_are_redacted_from_change_images() -> None:
     group = relay_group_create_global(name="redaction-relays")
     issued = token_create(type="relay_group", account=None, relay_group=group, name="t")
     token_image = changes.row_image(issued.token)
-    assert token_image["secret_hash"] == token_image["secret_salt"] == changes.REDACTED
+    assert token_image["secret_hash"] == token_image["secret_salt"] == redaction.REDACTED
     assert token_image["id"] == str(issued.token.pk)

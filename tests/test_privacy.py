@@ -14,9 +14,8 @@ from django.template import Context, Template
 from django.test import Client
 
 from accounts.tests.portal import ADMIN_EMAIL, UA, inject_session, make_acme
-from accounts.views.actors.common import os_of as actor_os_of
 from firezone.icons import ICONS, icon
-from gateways.views.clients import os_of
+from firezone.web.client_os import os_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,17 +80,14 @@ def test_icons_are_inline_svg() -> None:
      "Android/14 x", "Ubuntu/22.4.0 x", "Debian/12 x", "Manjaro/1 x", "Linux/6.1 x", "", "Haiku/1"],
 )  # fmt: skip
 def test_every_client_os_has_an_svg_icon(user_agent: str) -> None:
-    assert os_of(user_agent).icon.startswith("<svg ")  # the clients list
-    assert actor_os_of(user_agent)[2].startswith("<svg ")  # the actors list and actor page
+    assert os_of(user_agent).icon.startswith("<svg ")  # clients list, actors list, actor page
 
 
-def test_actor_clients_os_names_may_hold_spaces() -> None:
-    name, version, svg = actor_os_of("Mac OS/14.5 connlib/0.7.412")
-    assert (name, version) == ("Mac OS", "14.5") and "icon-os-macos" in svg
-    assert actor_os_of("iOS/12.7 (iPhone) connlib/1.5.0")[:2] == ("iOS", "12.7")
-    assert (
-        "icon-os-other" in actor_os_of(None)[2] and "icon-os-linux" in actor_os_of("Haiku/1 x")[2]
-    )
+def test_client_os_names_may_hold_spaces() -> None:
+    mac = os_of("Mac OS/14.5 connlib/0.7.412")
+    assert (mac.kind, mac.version) == ("macos", "14.5") and "icon-os-macos" in mac.icon
+    assert os_of("iOS/12.7 (iPhone) connlib/1.5.0").label == "Apple iOS 12.7"
+    assert "icon-os-other" in os_of(None).icon and "icon-os-other" in os_of("Haiku/1 x").icon
 
 
 def _admin_page() -> HttpResponse:

@@ -21,7 +21,7 @@ from django import forms
 
 from accounts import oidc
 from accounts.models import AuthProvider
-from accounts.services.providers import (
+from accounts.providers import (
     DEFAULT_SCOPES,
     GOOGLE_KEY_FIELDS,
     MOCK_DEFAULTS,

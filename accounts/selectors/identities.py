@@ -9,6 +9,7 @@ from django.db.models import Count, QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Actor, AuthIdentity, AuthProvider
+from accounts.providers import MANUAL_IDENTITY_ADAPTERS
 from accounts.selectors.scopes import account_or_own
 from firezone.lookup import get_or_not_found
 
@@ -44,15 +45,6 @@ def identities_count_by_provider(subject: Subject) -> dict[Any, int]:
     return {row["provider_id"]: row["n"] for row in rows}
 
 
-# Adapters whose identities an admin may add by hand (the others are created at sign-in or by
-# directory sync).
-MANUAL_ADAPTERS = (
-    AuthProvider.Adapter.EMAIL,
-    AuthProvider.Adapter.USERPASS,
-    AuthProvider.Adapter.OPENID_CONNECT,
-)
-
-
 def identity_provider_options(subject: Subject, *, actor: Actor | Any) -> QuerySet[AuthProvider]:
     """Providers an admin may add an identity of `actor` at: enabled, manually provisionable,
     and not already holding one of the actor's identities."""
@@ -63,7 +55,9 @@ def identity_provider_options(subject: Subject, *, actor: Actor | Any) -> QueryS
     )
     return (
         AuthProvider.objects.filter(
-            account_id=subject.account_id, disabled_at__isnull=True, adapter__in=MANUAL_ADAPTERS
+            account_id=subject.account_id,
+            disabled_at__isnull=True,
+            adapter__in=MANUAL_IDENTITY_ADAPTERS,
         )
         .exclude(pk__in=taken)
         .order_by("inserted_at", "id")

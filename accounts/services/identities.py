@@ -208,6 +208,52 @@ def identity_create_system(
     return _save(identity, subject=None)
 
 
+def identity_connect_admin(
+    *,
+    subject: Subject,
+    provider: AuthProvider,
+    identifier: str,
+    email: str | None,
+    provider_state: Mapping[str, Any],
+) -> AuthIdentity:
+    """Create or update the subject's identity at `provider` for the IdP user `identifier`.
+    An identity of that IdP user belonging to another actor is refused: the admin must consent
+    as themselves. An unused identity of the admin pre-created with their email takes the IdP
+    identifier (as at sign-in). Part of `provider_connect_admin` (portal.md §4.13.7), which checks
+    the permissions and runs it in a savepoint."""
+    mine = AuthIdentity.objects.select_for_update().filter(
+        account_id=subject.account_id, provider=provider
+    )
+    identity = mine.filter(provider_identifier=identifier).first()
+    if identity is not None and identity.actor_id != subject.actor_id:
+        raise Refused("The IdP user belongs to another actor.", code="identity_of_another_actor")
+    if identity is None and email:
+        identity = mine.filter(
+            actor_id=subject.actor_id, provider_identifier=email, last_seen_at__isnull=True
+        ).first()
+    clean_email = email if email and is_email(email) else None
+    if identity is None:
+        identity = AuthIdentity(
+            actor_id=subject.actor_id,
+            provider=provider,
+            account_id=subject.account_id,
+            provider_identifier=identifier,
+            email=clean_email,
+            provider_state=dict(provider_state),
+            **subject.trail(),
+        )
+        identity.save(force_insert=True)
+        changes.inserted(identity, subject=subject)
+        return identity
+    old = changes.row_image(identity)
+    identity.provider_identifier = identifier
+    identity.email = clean_email or identity.email
+    identity.provider_state = dict(provider_state)
+    identity.save(update_fields=["provider_identifier", "email", "provider_state"])
+    changes.updated(old, identity, subject=subject)
+    return identity
+
+
 @transaction.atomic
 def identity_delete(*, subject: Subject, identity: AuthIdentity) -> AuthIdentity:
     """Hard-delete an identity with its clients and tokens. One's own needs

@@ -1,9 +1,9 @@
 """Identity provider writes (domain.md §1.5, §2.4).
 
-Adapter configuration is validated here without network access (the original also fetched the
-OIDC discovery document during validation; the sign-in flow reports a broken one instead).
-Uniqueness (one email/userpass provider, one provider per directory-sync kind, one OIDC client
-id) is the database's unique indexes, turned into validation errors.
+What differs by adapter (configuration, provisioner, consent, directory sync) is asked of the
+adapter registry, `accounts.providers`. Uniqueness (one email/userpass provider, one provider
+per directory-sync kind, one OIDC client id) is the database's unique indexes, turned into
+validation errors.
 """
 
 from __future__ import annotations
@@ -11,26 +11,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlparse
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.auth import P, Subject, ensure_permissions, trail_for
 from accounts.features import feature_enabled
-from accounts.models import Account, AuthIdentity, AuthProvider, Token
+from accounts.models import Account, AuthProvider, Token
+from accounts.providers import (
+    adapter_spec,
+    adapters_for_creation,
+)
+from accounts.providers.base import MSG_BLANK, MSG_INVALID
 from accounts.selectors.providers import stale_synced_actors
 from accounts.services._names import clean_display_name
-from accounts.services.identities import is_email
+from accounts.services.identities import identity_connect_admin
 from firezone import changes
 from firezone.errors import Refused, ValidationFailed
 from firezone.lookup import get_or_not_found
 
 A = AuthProvider.Adapter
-MSG_BLANK = "can't be blank"
-MSG_INVALID = "is invalid"
-MSG_URL = "is not a valid URL"
 
 # Per-index messages (§1.5).
 UNIQUE_MESSAGES = {
@@ -50,176 +50,7 @@ UNIQUE_MESSAGES = {
     # A pre-generated id submitted twice (the UI generates it when the form opens).
     "accounts_authprovider_pkey": ("id", "has already been taken"),
 }
-
-_GOOGLE_SCOPE_BASE = "https://www.googleapis.com/auth/admin.directory."
-# Scopes an OIDC-family adapter's `scope` must contain; the default scope is all of them.
-REQUIRED_SCOPES: dict[str, tuple[str, ...]] = {
-    A.OPENID_CONNECT: ("openid",),
-    A.GOOGLE_WORKSPACE: (
-        "openid",
-        "email",
-        "profile",
-        _GOOGLE_SCOPE_BASE + "customer.readonly",
-        _GOOGLE_SCOPE_BASE + "orgunit.readonly",
-        _GOOGLE_SCOPE_BASE + "group.readonly",
-        _GOOGLE_SCOPE_BASE + "user.readonly",
-    ),
-    A.MICROSOFT_ENTRA: (
-        "openid",
-        "email",
-        "profile",
-        "offline_access",
-        "Group.Read.All",
-        "GroupMember.Read.All",
-        "User.Read",
-        "User.Read.All",
-    ),
-    A.OKTA: (
-        "openid",
-        "email",
-        "profile",
-        "offline_access",
-        "okta.groups.read",
-        "okta.users.read",
-    ),
-    A.JUMPCLOUD: ("openid", "email", "profile"),
-}
-DEFAULT_SCOPES = {
-    adapter: ("openid email profile" if adapter == A.OPENID_CONNECT else " ".join(scopes))
-    for adapter, scopes in REQUIRED_SCOPES.items()
-}
-DEFAULT_DISCOVERY_URIS = {
-    A.GOOGLE_WORKSPACE: "https://accounts.google.com/.well-known/openid-configuration",
-}
-GOOGLE_KEY_FIELDS = (
-    "type",
-    "project_id",
-    "private_key_id",
-    "private_key",
-    "client_email",
-    "client_id",
-    "auth_uri",
-    "token_uri",
-    "auth_provider_x509_cert_url",
-    "client_x509_cert_url",
-    "universe_domain",
-)
-MOCK_DEFAULTS = {"num_actors": 500, "num_groups": 2500, "max_actors_per_group": 25}
-# Adapters set up through the admin's OAuth consent at the IdP (portal.md §4.13.7).
-CONSENT_ADAPTERS: tuple[str, ...] = (
-    A.OPENID_CONNECT,
-    A.GOOGLE_WORKSPACE,
-    A.MICROSOFT_ENTRA,
-    A.OKTA,
-    A.JUMPCLOUD,
-)
 PENDING_ACCESS_TOKEN = "pending_access_token"
-
-
-def default_provisioner(adapter: str) -> str:
-    """Directory-sync adapters provision through sync (`custom`), the others manually."""
-    if adapter in AuthProvider.SYNC_ADAPTERS:
-        return AuthProvider.Provisioner.CUSTOM
-    return AuthProvider.Provisioner.MANUAL
-
-
-def adapters_for_creation() -> tuple[str, ...]:
-    """Adapters users may create: `AUTH_PROVIDER_ADAPTERS`, by default all but userpass."""
-    configured = getattr(settings, "AUTH_PROVIDER_ADAPTERS", None)
-    if configured:
-        return tuple(str(a) for a in configured)
-    return tuple(a for a in A.values if a != A.USERPASS)
-
-
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def url_errors(value: str) -> list[str]:
-    """https only; plain http just for a loopback IdP when `OIDC_ALLOW_HTTP_LOOPBACK` is set
-    (development and the browser tests' local IdP)."""
-    parsed = urlparse(value)
-    if not parsed.netloc:
-        return [MSG_URL]
-    if parsed.scheme == "https":
-        return []
-    loopback = parsed.scheme == "http" and (parsed.hostname or "") in _LOOPBACK_HOSTS
-    if loopback and getattr(settings, "OIDC_ALLOW_HTTP_LOOPBACK", False):
-        return []
-    return [MSG_URL]
-
-
-def _text(config: Mapping[str, Any], key: str) -> str | None:
-    value = config.get(key)
-    if isinstance(value, str):
-        return value.strip() or None
-    return None if value is None else str(value)
-
-
-def clean_adapter_config(adapter: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validate and normalise `adapter_config` for `adapter` (§1.5); strings are trimmed.
-    Errors are reported as `adapter_config.<key>`."""
-    config = dict(config or {})
-    if adapter in (A.EMAIL, A.USERPASS):
-        return {}
-    errors: dict[str, list[str]] = {}
-    if adapter == A.MOCK:
-        cleaned: dict[str, Any] = {}
-        for key, default in MOCK_DEFAULTS.items():
-            value = config.get(key, default)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                errors[f"adapter_config.{key}"] = [MSG_INVALID]
-            cleaned[key] = value
-        if errors:
-            raise ValidationFailed(errors)
-        return cleaned
-    # The OpenID Connect family.
-    cleaned = {
-        key: value
-        for key, value in config.items()
-        if key not in ("client_id", "client_secret", "discovery_document_uri", "scope")
-    }
-    for key in ("client_id", "client_secret"):
-        cleaned[key] = _text(config, key)
-        if not cleaned[key]:
-            errors[f"adapter_config.{key}"] = [MSG_BLANK]
-    uri = _text(config, "discovery_document_uri") or DEFAULT_DISCOVERY_URIS.get(adapter)
-    cleaned["discovery_document_uri"] = uri
-    if not uri:
-        errors["adapter_config.discovery_document_uri"] = [MSG_BLANK]
-    elif bad_uri := url_errors(uri):
-        errors["adapter_config.discovery_document_uri"] = bad_uri
-    scope = _text(config, "scope") or DEFAULT_SCOPES[adapter]
-    cleaned["scope"] = scope
-    missing = [s for s in REQUIRED_SCOPES[adapter] if s not in scope.split()]
-    if missing:
-        errors["adapter_config.scope"] = [f"must include {' '.join(missing)}"]
-    response_type = _text(config, "response_type") or "code"
-    cleaned["response_type"] = response_type
-    if response_type != "code":
-        errors["adapter_config.response_type"] = [MSG_INVALID]
-    if adapter == A.OKTA:
-        for key in ("okta_account_domain", "api_base_url"):
-            cleaned[key] = _text(config, key)
-            if not cleaned[key]:
-                errors[f"adapter_config.{key}"] = [MSG_BLANK]
-        if cleaned["api_base_url"] and (bad_url := url_errors(cleaned["api_base_url"])):
-            errors["adapter_config.api_base_url"] = bad_url
-    if adapter == A.GOOGLE_WORKSPACE:
-        key = config.get("service_account_json_key")
-        if not isinstance(key, Mapping):
-            errors["adapter_config.service_account_json_key"] = [MSG_BLANK]
-        else:
-            absent = [f for f in GOOGLE_KEY_FIELDS if not key.get(f)]
-            if absent:
-                errors["adapter_config.service_account_json_key"] = [
-                    f"is missing {', '.join(absent)}"
-                ]
-    workos_org = config.get("workos_org")
-    if adapter == A.JUMPCLOUD and workos_org is not None and not isinstance(workos_org, Mapping):
-        errors["adapter_config.workos_org"] = [MSG_INVALID]
-    if errors:
-        raise ValidationFailed(errors)
-    return cleaned
 
 
 def _save(provider: AuthProvider, *, creating: bool) -> None:
@@ -255,12 +86,14 @@ def _build(
     elif adapter not in allowed:
         errors["adapter"] = [MSG_INVALID]
     else:
-        provisioner = provisioner or default_provisioner(adapter)
+        spec = adapter_spec(adapter)
+        provisioner = provisioner or spec.provisioner()
         # Every adapter offers exactly its default provisioner (§1.5).
-        if provisioner != default_provisioner(adapter):
+        if provisioner != spec.provisioner():
             errors["provisioner"] = [MSG_INVALID]
         try:
-            clean_config = clean_adapter_config(adapter, adapter_config)
+            # Strings are trimmed; errors are reported as `adapter_config.<key>`.
+            clean_config = spec.clean_config(dict(adapter_config or {}))
         except ValidationFailed as exc:
             errors.update(exc.errors)
     if id is not None:
@@ -312,9 +145,10 @@ def provider_create(
     )
     if provider.is_sync_adapter and not feature_enabled(subject.account, "idp_sync"):
         raise ValidationFailed({"adapter": ["is not available for this account"]})
+    spec = adapter_spec(provider.adapter)
     if awaiting_consent is None:
-        awaiting_consent = provider.is_sync_adapter and provider.adapter != A.MOCK
-    if awaiting_consent and provider.adapter in CONSENT_ADAPTERS:
+        awaiting_consent = spec.directory_sync and spec.consent
+    if awaiting_consent and spec.consent:
         provider.disabled_at = timezone.now()
         provider.adapter_state = {"status": PENDING_ACCESS_TOKEN}
     for key, value in subject.trail().items():
@@ -386,7 +220,7 @@ def provider_update(
         errors.update(exc.errors)
     try:
         if adapter_config is not None:
-            clean_config = clean_adapter_config(provider.adapter, adapter_config)
+            clean_config = adapter_spec(provider.adapter).clean_config(dict(adapter_config))
     except ValidationFailed as exc:
         errors.update(exc.errors)
     if errors:
@@ -494,7 +328,7 @@ def provider_assign_default(*, subject: Subject, provider: AuthProvider) -> Auth
     provider = _locked_provider(subject, provider)
     if provider.is_disabled:
         raise Refused("A disabled provider cannot be the default.", code="provider_disabled")
-    if provider.adapter in AuthProvider.SINGLETON_ADAPTERS:
+    if adapter_spec(provider.adapter).singleton:
         # Clients are sent straight to the default's IdP: only the OIDC family can be one.
         raise Refused("Only an OpenID Connect provider can be the default.", code="not_oidc")
     _clear_defaults(subject.account_id, subject=subject)
@@ -516,51 +350,6 @@ def provider_clear_default(*, subject: Subject) -> None:
 # --- the admin's OAuth consent (portal.md §4.13.7) ------------------------------------------------
 
 
-def _connected_identity(
-    subject: Subject,
-    provider: AuthProvider,
-    *,
-    identifier: str,
-    email: str | None,
-    provider_state: Mapping[str, Any],
-) -> AuthIdentity:
-    """Create or update the subject's identity at `provider` for the IdP user `identifier`.
-    An identity of that IdP user belonging to another actor is refused: the admin must consent
-    as themselves. An unused identity of the admin pre-created with their email takes the IdP
-    identifier (as at sign-in)."""
-    mine = AuthIdentity.objects.select_for_update().filter(
-        account_id=subject.account_id, provider=provider
-    )
-    identity = mine.filter(provider_identifier=identifier).first()
-    if identity is not None and identity.actor_id != subject.actor_id:
-        raise Refused("The IdP user belongs to another actor.", code="identity_of_another_actor")
-    if identity is None and email:
-        identity = mine.filter(
-            actor_id=subject.actor_id, provider_identifier=email, last_seen_at__isnull=True
-        ).first()
-    clean_email = email if email and is_email(email) else None
-    if identity is None:
-        identity = AuthIdentity(
-            actor_id=subject.actor_id,
-            provider=provider,
-            account_id=subject.account_id,
-            provider_identifier=identifier,
-            email=clean_email,
-            provider_state=dict(provider_state),
-            **subject.trail(),
-        )
-        identity.save(force_insert=True)
-        changes.inserted(identity, subject=subject)
-        return identity
-    old = changes.row_image(identity)
-    identity.provider_identifier = identifier
-    identity.email = clean_email or identity.email
-    identity.provider_state = dict(provider_state)
-    identity.save(update_fields=["provider_identifier", "email", "provider_state"])
-    changes.updated(old, identity, subject=subject)
-    return identity
-
-
 @transaction.atomic
 def provider_connect_admin(
     *,
@@ -576,25 +365,24 @@ def provider_connect_admin(
     adapters keep the admin's token state for their sync jobs."""
     ensure_permissions(subject, P.PROVIDER_MANAGE, P.IDENTITY_MANAGE)
     provider = _locked_provider(subject, provider)
-    if provider.adapter not in CONSENT_ADAPTERS:
+    spec = adapter_spec(provider.adapter)
+    if not spec.consent:
         raise Refused("This provider has no OAuth consent step.", code="not_connectable")
     identifier = provider_identifier.strip() if isinstance(provider_identifier, str) else ""
     if not identifier or len(identifier) > 255:
         raise ValidationFailed({"provider_identifier": [MSG_INVALID]})
     try:
         with transaction.atomic():
-            _connected_identity(
-                subject,
-                provider,
+            identity_connect_admin(
+                subject=subject,
+                provider=provider,
                 identifier=identifier,
                 email=email.strip() if isinstance(email, str) else None,
                 provider_state=provider_state,
             )
     except IntegrityError as exc:
         raise Refused("The IdP user belongs to another actor.", code="identifier_taken") from exc
-    state = (
-        {"status": "connected"} if provider.adapter == A.OPENID_CONNECT else dict(provider_state)
-    )
+    state = dict(provider_state) if spec.directory_sync else {"status": "connected"}
     return provider_connect(provider=provider, adapter_state=state)
 
 

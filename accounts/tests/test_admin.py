@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from accounts.models import Account, AuthProvider, Token
 from firezone.models import ChangeLog
-from firezone.web.admin import MASK, mask_secrets
+from firezone.redaction import REDACTED, redact
 from gateways.models import NetworkAddress, RelayGroup
 from tests._schema import SYSTEM, make_world
 
@@ -160,7 +160,7 @@ def test_only_disabled_accounts_can_be_deleted(staff: HttpClient, world) -> None
 
 
 def test_mask_secrets_nested() -> None:
-    masked = mask_secrets(
+    masked = redact(
         {
             "client_id": "cid",
             "client_secret": "x",
@@ -172,9 +172,9 @@ def test_mask_secrets_nested() -> None:
     )
     assert masked == {
         "client_id": "cid",
-        "client_secret": MASK,
-        "service_account_json_key": MASK,
+        "client_secret": REDACTED,
+        "service_account_json_key": REDACTED,
         "userinfo": {"email": "a@b.c"},
-        "items": [{"access_token": MASK, "expires_at": "soon"}],
+        "items": [{"access_token": REDACTED, "expires_at": "soon"}],
         "empty_secret": None,
     }

@@ -1,9 +1,8 @@
-"""Helpers shared by the domain apps' admin modules: secret masking, links, read-only admins."""
+"""Helpers shared by the domain apps' admin modules: redacted JSON, links, read-only admins."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,42 +13,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-MASK = "********"
-
-# JSON keys whose values are secrets wherever they appear (adapter config/state, identity
-# provider state, token and client rows inside change logs).
-_SECRET_KEY_MARKERS = (
-    "secret",
-    "password",
-    "token",
-    "private_key",
-    "json_key",
-    "psk",
-    "salt",
-    "hash",
-)
-
-
-def is_secret_key(key: str) -> bool:
-    lowered = key.lower()
-    return any(marker in lowered for marker in _SECRET_KEY_MARKERS)
-
-
-def mask_secrets(value: Any) -> Any:
-    """Copy of a JSON value with every secret-looking key's value replaced by a mask."""
-    if isinstance(value, Mapping):
-        return {
-            key: MASK if is_secret_key(str(key)) and item not in (None, "") else mask_secrets(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [mask_secrets(item) for item in value]
-    return value
+from firezone import redaction
 
 
 def masked_json(value: Any) -> SafeString:
-    """Masked, pretty-printed JSON for a read-only admin field."""
-    text = json.dumps(mask_secrets(value), indent=2, sort_keys=True, default=str)
+    """Pretty-printed JSON for a read-only admin field, secrets redacted by the same rule as
+    the change log's."""
+    text = json.dumps(redaction.redact(value), indent=2, sort_keys=True, default=str)
     return format_html("<pre>{}</pre>", text)
 
 

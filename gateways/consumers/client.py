@@ -27,8 +27,8 @@ ice_candidates`. Messages to gateways go to the group `gateway.<id>`.
 Decisions:
 
 * Tokens without expiry (protocol.md §9 item 12): accepted. Relay credentials then expire
-  `NO_EXPIRY_RELAY_CREDENTIALS` (7 days) after each push (`init`, `relays_presence`), like the
-  gateways' rolling 90 days. Flows of such sessions are capped at
+  7 days after each push (`init`, `relays_presence`; `turn.client_credentials_expiry`), like
+  the gateways' rolling 90 days. Flows of such sessions are capped at
   `resources.services.flows.MAX_FLOW_LIFETIME` (7 days).
 * The own client deleted → `close_channel()`: `phx_close`, then the WebSocket is closed.
   connlib reacts to `phx_close` by reconnecting anyway (§1.9); closing it here means a socket
@@ -41,7 +41,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from django.utils import timezone
@@ -53,7 +53,7 @@ from firezone.db import db_call
 from firezone.errors import NotFound, Refused
 from firezone.phoenix.consumer import NO_REPLY, JoinError
 from firezone.phoenix.framing import Message, _dumps
-from gateways import crypto, presence, wire
+from gateways import crypto, presence, turn, wire
 from gateways.connect import authenticate_client
 from gateways.consumers.base import DeviceConsumer, device_group
 from gateways.consumers.client_legacy import LegacyFlows
@@ -61,13 +61,10 @@ from gateways.hub import hub as hubs
 from gateways.hub.model import ClientView, GrantSet
 from gateways.models import Client, Gateway
 from gateways.relay_selection import RelayCandidate, RelayWatch, relay_watch_start
-from gateways.turn import relay_views
 from resources import access as ra
 from resources.conditions import RequestContext
 from resources.services.flows import flow_insert_decided, flows_delete_stale_for_client
 
-# §9 item 12: relay credentials of a session whose token never expires.
-NO_EXPIRY_RELAY_CREDENTIALS: Final = timedelta(days=7)
 EMPTY_VIEW: Final = ClientView({})
 
 
@@ -197,16 +194,10 @@ class ClientConsumer(LegacyFlows, DeviceConsumer):
             self.client.last_seen_remote_ip_location_lon,
         )
 
-    def _relay_expiry(self) -> int:
-        assert self.subject is not None
-        expires_at = self.subject.expires_at
-        if expires_at is None:
-            return int(time.time() + NO_EXPIRY_RELAY_CREDENTIALS.total_seconds())
-        return int(expires_at.timestamp())
-
     def relay_views(self, relays: Iterable[RelayCandidate]) -> list[dict[str, Any]]:
-        assert self.client is not None
-        return relay_views(relays, self.client.public_key, self._relay_expiry())
+        assert self.client is not None and self.subject is not None
+        expires_at = turn.client_credentials_expiry(self.subject.expires_at)
+        return turn.relay_views(relays, self.client.public_key, expires_at)
 
     async def _online_gateway_ids(self) -> set[str]:
         return set(await presence.list_presences(presence.account_gateways_topic(self.account_id)))

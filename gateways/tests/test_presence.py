@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from gateways import presence
+from gateways.presence.connections import loop_state
 from gateways.tasks import presence_sweep
 from gateways.tests._presence import Listener, new_id, presence_env_fixture  # noqa: F401
 
@@ -177,7 +178,7 @@ async def test_trackers_are_refreshed_in_the_background(presence_env) -> None:
     assert await presence.list_presences(topic) == {client: [{"online_at": 1}]}
     await tracker.untrack_all()
     await asyncio.sleep(0.25)  # the refresher notices it has nothing left and stops
-    assert presence._state().refresher is None
+    assert loop_state().refresher is None
 
 
 async def test_refresh_re_registers_entries_redis_lost(presence_env) -> None:
@@ -248,7 +249,7 @@ async def test_concurrent_identical_reads_are_shared_but_never_stale(presence_en
     assert await first == 0
     assert later == [1] * 50 and calls == 2  # one read for the first, one for the 50 others
     assert await presence.coalesced("k", read) == 1 and calls == 3
-    assert presence._state().inflight == {}
+    assert loop_state().inflight == {}
 
 
 async def test_a_shared_read_survives_a_cancelled_waiter(presence_env) -> None:

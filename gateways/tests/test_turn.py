@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from gateways.relay_selection import RelayCandidate
 from gateways.turn import (
     GATEWAY_CREDENTIALS_SECONDS,
+    NO_EXPIRY_CREDENTIALS_SECONDS,
+    client_credentials_expiry,
     gateway_credentials_expiry,
     relay_views,
     turn_credentials,
@@ -84,3 +87,13 @@ def test_relay_views_one_entry_per_address_ipv4_first() -> None:
 def test_gateway_credentials_last_90_days() -> None:
     assert GATEWAY_CREDENTIALS_SECONDS == 7_776_000
     assert gateway_credentials_expiry(1_000.9) == 7_777_000
+
+
+def test_client_credentials_expire_with_the_token() -> None:
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    assert client_credentials_expiry(expires, now=1_000.0) == int(expires.timestamp())
+
+
+def test_client_credentials_without_token_expiry_roll_7_days() -> None:
+    assert NO_EXPIRY_CREDENTIALS_SECONDS == 604_800
+    assert client_credentials_expiry(None, now=1_000.9) == 605_800

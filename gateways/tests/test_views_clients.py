@@ -18,10 +18,10 @@ from django.utils import timezone
 from accounts.models import Actor, Token
 from accounts.tests.factories import AccountFactory, ActorFactory, IdentityFactory
 from accounts.tests.portal import UA, Acme, inject_session, make_acme
+from firezone.web.client_os import os_of
 from gateways import presence
 from gateways.models import Client as Device
 from gateways.tests.factories import ClientFactory, flow_for
-from gateways.views.clients import os_of
 
 pytestmark = pytest.mark.django_db
 

@@ -13,10 +13,8 @@ Client page events (POST `action`): verify, remove_verification, delete.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -25,7 +23,7 @@ from django.shortcuts import render
 
 from accounts.models import Account, Actor
 from firezone.errors import Refused, Unauthorized
-from firezone.icons import icon
+from firezone.web.client_os import os_of
 from firezone.web.edit import edit_page, refusal_message
 from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
 from firezone.web.request import PortalRequest
@@ -55,48 +53,6 @@ ROLE_SUFFIXES: dict[str, str] = {
 
 
 # --- operating systems (from the user agent, e.g. "iOS/12.7 (iPhone) connlib/1.3.0") -------------
-
-
-@dataclass(frozen=True)
-class OperatingSystem:
-    kind: str  # icon: windows, macos, ios, android, ubuntu, debian, manjaro, linux, other
-    name: str
-    version: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} {self.version}".strip()
-
-    @property
-    def icon(self) -> str:
-        return icon(f"os-{self.kind}", size=18)
-
-
-# UA name (lower case) -> (icon kind, display name)
-_OS_NAMES = {
-    "ios": ("ios", "Apple iOS"),
-    "ipados": ("ios", "Apple iPadOS"),
-    "macos": ("macos", "Apple macOS"),
-    "mac os": ("macos", "Apple macOS"),
-    "mac os x": ("macos", "Apple macOS"),
-    "windows": ("windows", "Microsoft Windows"),
-    "android": ("android", "Google Android"),
-    "ubuntu": ("ubuntu", "Ubuntu"),
-    "debian": ("debian", "Debian"),
-    "manjaro": ("manjaro", "Manjaro"),
-    "linux": ("linux", "Linux"),
-}
-_UA_OS = re.compile(r"^\s*(?P<name>[^/]+)/(?P<version>\S*)")
-
-
-def os_of(user_agent: str | None) -> OperatingSystem:
-    """The OS of a client from the first "<name>/<version>" token of its user agent."""
-    match = _UA_OS.match(user_agent or "")
-    if match is None:
-        return OperatingSystem("other", "Unknown", "")
-    name, version = match["name"].strip(), match["version"]
-    kind, label = _OS_NAMES.get(name.lower(), ("other", name))
-    return OperatingSystem(kind, label, version)
 
 
 # --- presence ------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from accounts.auth import can_grant_role
 from accounts.models import Account, Actor, ActorGroup
 from accounts.selectors.actors import actor_get
 from firezone.errors import NotFound
-from firezone.icons import icon
 from firezone.templatetags.portal import relative_text
+from firezone.web.client_os import os_of
 from firezone.web.pages import account_url
 from firezone.web.request import PortalRequest
 from gateways.presence import list_presences_sync
@@ -26,19 +26,6 @@ TYPE_LABELS: dict[str, str] = {
     Actor.Type.ACCOUNT_ADMIN_USER: "User",
     Actor.Type.SERVICE_ACCOUNT: "Service Account",
     Actor.Type.API_CLIENT: "API Client",
-}
-# UA OS name (lower case) -> icon (firezone.icons); other named systems are Linux-like.
-OS_ICONS = {
-    "macos": "os-macos",
-    "mac os": "os-macos",
-    "mac os x": "os-macos",
-    "ios": "os-ios",
-    "ipados": "os-ios",
-    "windows": "os-windows",
-    "android": "os-android",
-    "ubuntu": "os-ubuntu",
-    "debian": "os-debian",
-    "manjaro": "os-manjaro",
 }
 
 
@@ -57,18 +44,10 @@ def grantable(request: PortalRequest) -> list[str]:
     return [t for t in Actor.USER_TYPES if can_grant_role(request.subject, t)]
 
 
-def os_of(user_agent: str | None) -> tuple[str, str, str]:
-    """(OS name, version, icon) from a client's user agent, e.g. "macOS/14.4 apple-client/1.3"."""
-    name, _, rest = (user_agent or "").partition("/")  # the name may hold spaces: "Mac OS/14.5"
-    name, version = name.strip(), rest.split(" ", 1)[0]
-    kind = OS_ICONS.get(name.lower(), "os-linux" if name else "os-other")
-    return name or "Unknown", version, icon(kind, size=18)
-
-
 def decorate_clients(clients: Iterable[Any], online: set[str]) -> None:
     for client in clients:
         client.online = str(client.pk) in online
-        client.os_name, client.os_version, client.os_icon = os_of(client.last_seen_user_agent)
+        client.os = os_of(client.last_seen_user_agent)
         client.last_started = relative_text(client.last_seen_at)
 
 

@@ -13,7 +13,8 @@ from django.urls import reverse
 
 from accounts.forms.providers import ADAPTER_LABELS
 from accounts.models import Account, AuthProvider
-from accounts.services.providers import CONSENT_ADAPTERS, PENDING_ACCESS_TOKEN
+from accounts.providers import CONSENT_ADAPTERS
+from accounts.services.providers import PENDING_ACCESS_TOKEN
 from firezone.web.pages import account_url
 
 A = AuthProvider.Adapter

@@ -16,8 +16,9 @@ from django.views.decorators.http import require_GET
 
 from accounts import oidc
 from accounts.models import Account, AuthProvider
+from accounts.providers import CONSENT_ADAPTERS
 from accounts.selectors.providers import provider_get_for_adapter
-from accounts.services.providers import CONSENT_ADAPTERS, provider_connect_admin
+from accounts.services.providers import provider_connect_admin
 from accounts.views.identity_providers.common import A, list_url, provider_url, redirect_uris
 from firezone.errors import NotFound, Refused, ValidationFailed
 from firezone.web.pages import redirect_error

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import oidc
 from accounts.models import Account, AuthProvider
+from accounts.providers import CONSENT_ADAPTERS
 from accounts.selectors.groups import groups_count_by_provider
 from accounts.selectors.identities import identities_count_by_provider
 from accounts.selectors.providers import (
@@ -23,7 +24,6 @@ from accounts.selectors.providers import (
     provider_stale_actors_count,
 )
 from accounts.services.providers import (
-    CONSENT_ADAPTERS,
     PENDING_ACCESS_TOKEN,
     provider_delete,
     provider_delete_stale_actors,

@@ -16,13 +16,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.features import feature_enabled
 from accounts.forms.providers import ADAPTER_LABELS, FORMS, ProviderForm
 from accounts.models import Account, AuthProvider
+from accounts.providers import CONSENT_ADAPTERS, adapters_for_creation
 from accounts.selectors.providers import provider_get_for_adapter
-from accounts.services.providers import (
-    CONSENT_ADAPTERS,
-    adapters_for_creation,
-    provider_create,
-    provider_update,
-)
+from accounts.services.providers import provider_create, provider_update
 from accounts.views.identity_providers.common import (
     UPSELL_ADAPTERS,
     A,
