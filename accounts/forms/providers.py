@@ -183,7 +183,7 @@ def _discovery_field(placeholder: str) -> forms.CharField:
 class OIDCFamilyForm(ProviderForm):
     """Name, client id and secret, plus the hidden `response_type` and `scope`."""
 
-    secret_fields = ("client_secret",)
+    secret_fields: ClassVar[tuple[str, ...]] = ("client_secret",)
     # The adapter's discovery document when the admin does not type one.
     fixed_discovery_uri: ClassVar[str | None] = None
 
