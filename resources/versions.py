@@ -36,7 +36,7 @@ def _with_address(resource: R, address: str) -> R:
     if dataclasses.is_dataclass(resource) and not isinstance(resource, type):
         return dataclasses.replace(resource, address=address)
     if isinstance(resource, dict):
-        return {**resource, "address": address}  # type: ignore[return-value]
+        return {**resource, "address": address}  # type: ignore[return-value]  # R is this dict
     adapted: Any = copy(resource)  # a model instance: never saved, the caller only serialises it
     adapted.address = address
     return adapted

@@ -168,7 +168,7 @@ def _subject_cache(request: HttpRequest) -> dict[tuple[str, str], Subject | None
     cache = getattr(request, "_fz_subjects", None)
     if cache is None:
         cache = {}
-        request._fz_subjects = cache  # type: ignore[attr-defined]
+        request._fz_subjects = cache  # type: ignore[attr-defined]  # a per-request cache
     return cache
 
 
