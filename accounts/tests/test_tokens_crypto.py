@@ -320,9 +320,9 @@ def test_garbage_decodes_to_none(garbage: str) -> None:
 
 
 def test_non_string_decodes_to_none() -> None:
-    wrong_type = b".SFMyNTY.a.b"  # bytes, not str: refused
-    assert tokens.decode(wrong_type, token_type=TokenType.CLIENT) is None  # type: ignore[arg-type]
-    assert tokens.decode(None, token_type=TokenType.CLIENT) is None  # type: ignore[arg-type]  # ditto
+    wrong_type = b".SFMyNTY.a.b"
+    assert tokens.decode(wrong_type, token_type=TokenType.CLIENT) is None  # type: ignore[arg-type]  # bytes
+    assert tokens.decode(None, token_type=TokenType.CLIENT) is None  # type: ignore[arg-type]  # None
 
 
 def _signed(token_type: str, payload: bytes) -> str:
