@@ -28,7 +28,6 @@ from resources.tests.factories import ConnectionFactory, PolicyFactory, Resource
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
 def _search(pattern: str, text: str) -> str:
     """The first match of `pattern` (across lines) in the page."""
     match = re.search(pattern, text, re.S)
@@ -36,6 +35,7 @@ def _search(pattern: str, text: str) -> str:
     return match.group(0)
 
 
+@pytest.fixture(autouse=True)
 def _presence_prefix(settings: Any) -> None:
     settings.PRESENCE_KEY_PREFIX = f"test-presence:{uuid.uuid4().hex}"
 
