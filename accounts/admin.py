@@ -22,6 +22,7 @@ from accounts.models import (
     Token,
 )
 from accounts.services.accounts import account_disable
+from firezone.models import LAST_SEEN_LOCATION
 from firezone.web.admin import (
     NoAddAdminMixin,
     ReadOnlyAdminMixin,
@@ -32,6 +33,7 @@ from firezone.web.admin import (
 )
 
 TIMESTAMPS = ("inserted_at", "updated_at")
+LAST_SEEN = ("last_seen_user_agent", "last_seen_remote_ip", *LAST_SEEN_LOCATION, "last_seen_at")
 DISABLED_REASON_DEFAULT = "Disabled by Firezone staff"
 _SLUG_RE = re.compile(r"^[a-z0-9_]{3,100}$")
 
@@ -360,13 +362,7 @@ class AuthIdentityAdmin(NoAddAdminMixin, admin.ModelAdmin):
         "provider",
         "provider_identifier",
         "provider_state_masked",
-        "last_seen_user_agent",
-        "last_seen_remote_ip",
-        "last_seen_remote_ip_location_region",
-        "last_seen_remote_ip_location_city",
-        "last_seen_remote_ip_location_lat",
-        "last_seen_remote_ip_location_lon",
-        "last_seen_at",
+        *LAST_SEEN,
         "created_by",
         "created_by_subject",
         "inserted_at",
@@ -402,12 +398,6 @@ class TokenAdmin(NoAddAdminMixin, admin.ModelAdmin):
         "created_by_subject",
         "created_by_user_agent",
         "created_by_remote_ip",
-        "last_seen_user_agent",
-        "last_seen_remote_ip",
-        "last_seen_remote_ip_location_region",
-        "last_seen_remote_ip_location_city",
-        "last_seen_remote_ip_location_lat",
-        "last_seen_remote_ip_location_lon",
-        "last_seen_at",
+        *LAST_SEEN,
         *TIMESTAMPS,
     )

@@ -98,6 +98,15 @@ class Context:
     remote_ip_location_lat: float | None = None
     remote_ip_location_lon: float | None = None
 
+    def last_seen_location(self) -> dict[str, Any]:
+        """The `last_seen_remote_ip_location_*` columns (`LastSeenLocation`) of this request."""
+        return {
+            "last_seen_remote_ip_location_region": self.remote_ip_location_region,
+            "last_seen_remote_ip_location_city": self.remote_ip_location_city,
+            "last_seen_remote_ip_location_lat": self.remote_ip_location_lat,
+            "last_seen_remote_ip_location_lon": self.remote_ip_location_lon,
+        }
+
 
 @dataclass(frozen=True)
 class Subject:

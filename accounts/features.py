@@ -9,6 +9,18 @@ from django.conf import settings
 if TYPE_CHECKING:
     from accounts.models import Account
 
+# Keys of `Account.features` (booleans, missing = off); each also has a global switch in
+# `settings.FEATURES` (this module imports no models, so the settings may read it).
+ACCOUNT_FEATURES = (
+    "policy_conditions",
+    "multi_site_resources",
+    "traffic_filters",
+    "self_hosted_relays",
+    "idp_sync",
+    "rest_api",
+    "internet_resource",
+)
+
 
 def globally_enabled(feature: str) -> bool:
     # traffic_filters has no global switch in the original: always allowed.

@@ -18,7 +18,10 @@ from django.db.models import F, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from accounts import providers
+from accounts.features import ACCOUNT_FEATURES
+from accounts.tokens import TokenType
 from firezone.fields import CITextField
+from firezone.models import Disableable, LastSeenLocation
 
 
 class CreatedBy(models.TextChoices):
@@ -39,20 +42,12 @@ def created_by_subject_field() -> models.JSONField:
     return models.JSONField(null=True, blank=True)
 
 
-class Account(models.Model):
+class Account(Disableable, models.Model):
     """A tenant (domain.md §1.1). `features`/`limits` are replaced wholesale, config merged."""
 
     # Keys of the `features` (booleans, missing = off) and `limits` (int >= 0, null = unlimited)
     # objects; the billing sync keeps only these.
-    FEATURES = (
-        "policy_conditions",
-        "multi_site_resources",
-        "traffic_filters",
-        "self_hosted_relays",
-        "idp_sync",
-        "rest_api",
-        "internet_resource",
-    )
+    FEATURES = ACCOUNT_FEATURES
     LIMITS = (
         "users_count",
         "monthly_active_users_count",
@@ -89,14 +84,6 @@ class Account(models.Model):
         return f"{self.name} ({self.slug})"
 
     @property
-    def is_active(self) -> bool:
-        return self.disabled_at is None
-
-    @property
-    def is_disabled(self) -> bool:
-        return self.disabled_at is not None
-
-    @property
     def stripe(self) -> dict:
         return (self.metadata or {}).get("stripe") or {}
 
@@ -106,7 +93,7 @@ class Account(models.Model):
         return self.stripe.get("product_name") or "Starter"
 
 
-class Actor(models.Model):
+class Actor(Disableable, models.Model):
     """A principal of an account: user, admin, service account or API client (domain.md §1.2)."""
 
     class Type(models.TextChoices):
@@ -160,20 +147,12 @@ class Actor(models.Model):
         return self.type == self.Type.API_CLIENT
 
     @property
-    def is_active(self) -> bool:
-        return self.disabled_at is None
-
-    @property
-    def is_disabled(self) -> bool:
-        return self.disabled_at is not None
-
-    @property
     def is_synced(self) -> bool:
         """Managed by IdP directory sync (its name comes from the IdP)."""
         return self.last_synced_at is not None
 
 
-class AuthProvider(models.Model):
+class AuthProvider(Disableable, models.Model):
     """An identity provider configured for an account (domain.md §1.5)."""
 
     class Adapter(models.TextChoices):
@@ -259,10 +238,6 @@ class AuthProvider(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.adapter})"
-
-    @property
-    def is_disabled(self) -> bool:
-        return self.disabled_at is not None
 
     @property
     def is_sync_adapter(self) -> bool:
@@ -378,7 +353,18 @@ class ActorGroupMembership(models.Model):
         return f"{self.actor_id} in {self.group_id}"
 
 
-class AuthIdentity(models.Model):
+class LastSeen(LastSeenLocation):
+    """Last use of a sign-in (identity) or a secret (token): unknown until first seen."""
+
+    last_seen_user_agent = models.CharField(max_length=255, null=True, blank=True)
+    last_seen_remote_ip = models.GenericIPAddressField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class AuthIdentity(LastSeen):
     """An actor's identity at one provider (domain.md §1.6)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -389,13 +375,6 @@ class AuthIdentity(models.Model):
     email = CITextField(null=True, blank=True)
     # Secret: password hash, OIDC tokens, email sign-in bookkeeping.
     provider_state = models.JSONField(default=dict, blank=True)
-    last_seen_user_agent = models.CharField(max_length=255, null=True, blank=True)
-    last_seen_remote_ip = models.GenericIPAddressField(null=True, blank=True)
-    last_seen_remote_ip_location_region = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_city = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_lat = models.FloatField(null=True, blank=True)
-    last_seen_remote_ip_location_lon = models.FloatField(null=True, blank=True)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
     created_by = created_by_field()
     created_by_subject = created_by_subject_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="auth_identities")
@@ -419,16 +398,11 @@ class AuthIdentity(models.Model):
         return self.email or self.provider_identifier
 
 
-class Token(models.Model):
+class Token(LastSeen):
     """An authentication secret of any principal kind (domain.md §1.7, format in §2.7)."""
 
-    class Type(models.TextChoices):
-        BROWSER = "browser"
-        CLIENT = "client"
-        API_CLIENT = "api_client"
-        RELAY_GROUP = "relay_group"
-        GATEWAY_GROUP = "gateway_group"
-        EMAIL = "email"
+    # The members of `accounts.tokens.TokenType` (the secrets' module needs no models).
+    Type = models.TextChoices("Type", [(t.name, t.value) for t in TokenType])
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     type = models.CharField(max_length=255, choices=Type.choices)
@@ -462,13 +436,6 @@ class Token(models.Model):
     created_by_subject = created_by_subject_field()
     created_by_user_agent = models.CharField(max_length=255, null=True, blank=True)
     created_by_remote_ip = models.GenericIPAddressField(null=True, blank=True)
-    last_seen_user_agent = models.CharField(max_length=255, null=True, blank=True)
-    last_seen_remote_ip = models.GenericIPAddressField(null=True, blank=True)
-    last_seen_remote_ip_location_region = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_city = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_lat = models.FloatField(null=True, blank=True)
-    last_seen_remote_ip_location_lon = models.FloatField(null=True, blank=True)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
     # NULL = never expires (gateway and relay tokens).
     expires_at = models.DateTimeField(null=True, blank=True)
     inserted_at = models.DateTimeField(auto_now_add=True)

@@ -40,7 +40,7 @@ from django.conf import settings
 
 
 class TokenType(enum.StrEnum):
-    """Same values as `accounts.models.Token.Type` (kept here so this module needs no models)."""
+    """The token types: `accounts.models.Token.Type` is made of them (this module has no models)."""
 
     BROWSER = "browser"
     CLIENT = "client"

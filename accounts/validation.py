@@ -86,22 +86,22 @@ def clean_slug(slug: str) -> str:
 
 def clean_name(name: str) -> str:
     """Account `name`: trimmed, 3-64 characters."""
-    name = name.strip()
-    if not name:
-        raise ValidationFailed({"name": [MSG_BLANK]})
-    if errors := _length_errors(name, 3, 64):
-        raise ValidationFailed({"name": errors})
-    return name
+    return _clean_text("name", name, 3, 64)
 
 
 def clean_legal_name(legal_name: str) -> str:
     """Account `legal_name`: trimmed, 1-255 characters."""
-    legal_name = legal_name.strip()
-    if not legal_name:
-        raise ValidationFailed({"legal_name": [MSG_BLANK]})
-    if errors := _length_errors(legal_name, 1, 255):
-        raise ValidationFailed({"legal_name": errors})
-    return legal_name
+    return _clean_text("legal_name", legal_name, 1, 255)
+
+
+def _clean_text(field: str, value: str, minimum: int, maximum: int) -> str:
+    """`value` trimmed; blank or out of `minimum`-`maximum` characters raises for `field`."""
+    value = value.strip()
+    if not value:
+        raise ValidationFailed({field: [MSG_BLANK]})
+    if errors := _length_errors(value, minimum, maximum):
+        raise ValidationFailed({field: errors})
+    return value
 
 
 def is_valid_id_or_slug(value: str) -> bool:

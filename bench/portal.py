@@ -21,7 +21,6 @@ in 5,000 groups each.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import secrets
 import statistics
@@ -32,20 +31,14 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
+from bench._env import configure_environment  # noqa: E402
+
 
 def setup_django() -> None:
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        if not os.environ.get(name):
-            raise SystemExit(
-                f"{name} is not set: run through `make bench-portal` or "
-                "`python -m firezone.devservices exec -- python bench/portal.py`"
-            )
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.update(
-        DEBUG="false",
-        ALLOWED_HOSTS="testserver,127.0.0.1,localhost",
-        DJANGO_SETTINGS_MODULE="firezone.settings",
-        FIREZONE_TESTING="false",
+    configure_environment(
+        make_target="bench-portal",
+        script="portal.py",
+        allowed_hosts="testserver,127.0.0.1,localhost",
     )
     import django
 

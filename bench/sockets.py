@@ -56,7 +56,6 @@ import os
 import platform
 import random
 import resource
-import secrets
 import shlex
 import socket
 import statistics
@@ -74,7 +73,8 @@ from urllib.parse import urlencode
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from firezone.devservices import DAPHNE_SOCKET_OPTIONS  # noqa: E402
+from bench._env import configure_environment as bench_environment  # noqa: E402
+from firezone.devservices import DAPHNE_SOCKET_OPTIONS, free_port, stop_process  # noqa: E402
 
 CLIENT_UA = "Mac OS/14.5 (arm64) connlib/1.4.0"
 GATEWAY_UA = "Linux/24.04 gateway/1.4.17"
@@ -95,21 +95,12 @@ now = time.monotonic  # CLOCK_MONOTONIC: comparable between this process and the
 
 def configure_environment() -> dict[str, str]:
     """The settings shared by this process (seeding), the service worker and every daphne."""
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        if not os.environ.get(name):
-            raise SystemExit(
-                f"{name} is not set: run through `make bench` or "
-                "`python -m firezone.devservices exec -- python bench/sockets.py`"
-            )
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.update(
-        DEBUG="false",  # DEBUG keeps every SQL query in memory: not what production runs
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SETTINGS_MODULE="firezone.settings",
+    return bench_environment(
+        make_target="bench",
+        script="sockets.py",
+        allowed_hosts="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
-        FIREZONE_TESTING="false",
     )
-    return dict(os.environ)
 
 
 def setup_django() -> None:
@@ -399,12 +390,6 @@ class ServiceWorker:
 # ------------------------------------------------------------------ the servers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -452,7 +437,7 @@ def daphne(env: dict[str, str], workdir: Path, name: str, app: str = REAL_APP) -
     """One daphne process with the production socket options (the bare consumer gets exactly
     the same command line); a deep listen backlog so a burst of connects is not throttled by
     SYN retries."""
-    port = _free_port()
+    port = free_port()
     log_path = workdir / f"daphne-{name}.log"
     command = [
         sys.executable, "-m", "daphne",
@@ -481,12 +466,7 @@ def daphne(env: dict[str, str], workdir: Path, name: str, app: str = REAL_APP) -
     finally:
         # Stopped before the bench closes its sockets: thousands of disconnect handlers would
         # only load the machine for the next phase.
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
         log_summary(log_path, name)
 
 

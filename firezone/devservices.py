@@ -41,10 +41,21 @@ SEED_TEXT = DATA_DIR / "seed.txt"
 DAPHNE_SOCKET_OPTIONS = "--websocket_timeout -1 --ping-interval 25 --ping-timeout 30"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on (the benchmark's servers use it too)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; reaped either way."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextlib.contextmanager
@@ -100,7 +111,7 @@ def redis_server(workdir: Path, *, share: bool = False) -> Iterator[str]:
         if running.isdigit() and _redis_ping(int(running)):
             yield f"redis://127.0.0.1:{running}/0"
             return
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(  # noqa: S603
         [
             _redis_binary(),
@@ -122,11 +133,7 @@ def redis_server(workdir: Path, *, share: bool = False) -> Iterator[str]:
     finally:
         if share:
             port_file.unlink(missing_ok=True)
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 5)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,9 @@
-"""Project-wide models: the change log every domain write records (`firezone.changes`)."""
+"""Project-wide models: the change log every domain write records (`firezone.changes`), and the
+abstract columns more than one app's tables share."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.db import models
 from django.db.models import Q
@@ -50,3 +53,39 @@ class ChangeLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lsn} {self.op} {self.table}"
+
+
+class Disableable:
+    """`is_active` / `is_disabled` of a row with a `disabled_at` column (NULL = enabled)."""
+
+    disabled_at: datetime | None
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
+
+
+# The columns of `LastSeenLocation`, for the lists of columns that include them.
+LAST_SEEN_LOCATION = (
+    "last_seen_remote_ip_location_region",
+    "last_seen_remote_ip_location_city",
+    "last_seen_remote_ip_location_lat",
+    "last_seen_remote_ip_location_lon",
+)
+
+
+class LastSeenLocation(models.Model):
+    """Where a session or device was last seen from, by GeoIP (`firezone.geo`): the lookup may
+    miss, so every column is nullable. Abstract: its columns live in each inheriting table."""
+
+    last_seen_remote_ip_location_region = models.TextField(null=True, blank=True)  # noqa: DJ001
+    last_seen_remote_ip_location_city = models.TextField(null=True, blank=True)  # noqa: DJ001
+    last_seen_remote_ip_location_lat = models.FloatField(null=True, blank=True)
+    last_seen_remote_ip_location_lon = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        abstract = True

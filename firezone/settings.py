@@ -14,6 +14,8 @@ import environ
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from accounts.features import ACCOUNT_FEATURES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -348,16 +350,7 @@ FEATURES = {
     name: env.bool(
         f"FEATURE_{name.upper()}_ENABLED", default=env.bool(f"FEATURE_{name.upper()}", default=True)
     )
-    for name in (
-        "flow_activities",
-        "policy_conditions",
-        "multi_site_resources",
-        "traffic_filters",
-        "self_hosted_relays",
-        "idp_sync",
-        "rest_api",
-        "internet_resource",
-    )
+    for name in ("flow_activities", *ACCOUNT_FEATURES)
 }
 FEATURE_SIGN_UP = env.bool(
     "FEATURE_SIGN_UP_ENABLED", default=env.bool("FEATURE_SIGN_UP", default=True)

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Model
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from accounts.models import CreatedBy, Token
 from firezone.web.admin import NoAddAdminMixin, ReadOnlyAdminMixin, changelist_link
 from gateways.models import Client, Gateway, NetworkAddress, Relay, RelayGroup, Site
+from gateways.services._upsert import LAST_SEEN_COLUMNS
 
 TIMESTAMPS = ("inserted_at", "updated_at")
-LAST_SEEN = (
-    "last_seen_user_agent",
-    "last_seen_remote_ip",
-    "last_seen_remote_ip_location_region",
-    "last_seen_remote_ip_location_city",
-    "last_seen_remote_ip_location_lat",
-    "last_seen_remote_ip_location_lon",
-    "last_seen_version",
-    "last_seen_at",
-)
+LAST_SEEN = (*LAST_SEEN_COLUMNS, "last_seen_at")
 SYSTEM_SUBJECT = {"name": "System", "email": None}
+
+
+def _members_and_tokens(
+    group: Site | RelayGroup, members: type[Model], label: str, token_field: str
+) -> str:
+    """Links to a group's members (their `group` FK) and to its tokens (their `token_field`)."""
+    if group.pk is None:
+        return "-"
+    return format_html(
+        "{} | {}",
+        changelist_link(members, label, group__id__exact=group.pk),
+        changelist_link(Token, "Tokens", **{f"{token_field}__id__exact": group.pk}),
+    )
 
 
 @admin.register(Site)
@@ -43,13 +49,7 @@ class SiteAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="related")
     def related_links(self, obj: Site) -> str:
-        if obj.pk is None:
-            return "-"
-        return format_html(
-            "{} | {}",
-            changelist_link(Gateway, "Gateways", group__id__exact=obj.pk),
-            changelist_link(Token, "Tokens", gateway_group__id__exact=obj.pk),
-        )
+        return _members_and_tokens(obj, Gateway, "Gateways", "gateway_group")
 
 
 @admin.register(Gateway)
@@ -102,13 +102,7 @@ class RelayGroupAdmin(admin.ModelAdmin):
 
     @admin.display(description="related")
     def related_links(self, obj: RelayGroup) -> str:
-        if obj.pk is None:
-            return "-"
-        return format_html(
-            "{} | {}",
-            changelist_link(Relay, "Relays", group__id__exact=obj.pk),
-            changelist_link(Token, "Tokens", relay_group__id__exact=obj.pk),
-        )
+        return _members_and_tokens(obj, Relay, "Relays", "relay_group")
 
 
 @admin.register(Relay)

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from django.core.cache import cache
 
-from accounts.auth import Subject
+from accounts.auth import Context, Subject
 from accounts.models import Token
 from accounts.request import ConnectContext
 from accounts.services.tokens import authenticate
@@ -37,6 +37,7 @@ from gateways.services.relays import DEFAULT_RELAY_PORT, relay_authenticate, rel
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+G = TypeVar("G", Site, RelayGroup)
 
 MISSING_TOKEN = "Missing token"
 INVALID_TOKEN = "Invalid token"
@@ -117,17 +118,31 @@ def authenticate_client(params: Mapping[str, str], ctx: ConnectContext) -> tuple
     return subject, client
 
 
+def _authenticate_group(
+    params: Mapping[str, str],
+    ctx: ConnectContext,
+    token_type: str,
+    authenticate_token: Callable[..., tuple[G, Token]],
+) -> tuple[G, Token, Context]:
+    """A site's or relay group's token → the group, the token and the context its device's
+    upsert takes; a device without a User-Agent is refused after the token is checked."""
+    encoded = _token(params)
+    context = ctx.auth_context(token_type)
+    try:
+        group, token = authenticate_token(encoded, context=context)
+    except Unauthorized:
+        raise _invalid_token() from None
+    _require_user_agent(ctx)
+    return group, token, context
+
+
 def authenticate_gateway(
     params: Mapping[str, str], ctx: ConnectContext
 ) -> tuple[Token, Site, Gateway]:
     """`/gateway/websocket` (§2.4): a site token → the token, its site and the upserted gateway."""
-    encoded = _token(params)
-    context = ctx.auth_context(Token.Type.GATEWAY_GROUP)
-    try:
-        site, token = gateway_authenticate(encoded, context=context)
-    except Unauthorized:
-        raise _invalid_token() from None
-    _require_user_agent(ctx)
+    site, token, context = _authenticate_group(
+        params, ctx, Token.Type.GATEWAY_GROUP, gateway_authenticate
+    )
     try:
         gateway = gateway_upsert(
             site=site,
@@ -147,13 +162,9 @@ def authenticate_relay(
 ) -> tuple[Token, RelayGroup, Relay]:
     """`/relay/websocket` (§2.5): a relay group token (global groups have no account) → the
     token, its group and the upserted relay."""
-    encoded = _token(params)
-    context = ctx.auth_context(Token.Type.RELAY_GROUP)
-    try:
-        group, token = relay_authenticate(encoded, context=context)
-    except Unauthorized:
-        raise _invalid_token() from None
-    _require_user_agent(ctx)
+    group, token, context = _authenticate_group(
+        params, ctx, Token.Type.RELAY_GROUP, relay_authenticate
+    )
     port: Any = params.get("port")
     if port is None or not port.strip():
         port = DEFAULT_RELAY_PORT

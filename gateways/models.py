@@ -26,6 +26,7 @@ from accounts.models import (
     created_by_field,
     created_by_subject_field,
 )
+from firezone.models import LastSeenLocation
 
 INTERNET_SITE_NAME = "Internet"
 
@@ -97,25 +98,45 @@ class NetworkAddress(models.Model):
         return self.address
 
 
-class Gateway(models.Model):
-    """A data-plane node of a site (domain.md §1.11)."""
+class DeviceLastSeen(LastSeenLocation):
+    """The last connection of a device (gateway, relay or client), written on every connect."""
+
+    last_seen_user_agent = models.CharField(max_length=255)
+    last_seen_remote_ip = models.GenericIPAddressField()
+    last_seen_version = models.CharField(max_length=255)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+
+class TunnelDevice(DeviceLastSeen):
+    """A WireGuard peer given tunnel addresses of its account: a gateway or a client."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # Gateway-provided stable id (FIREZONE_ID).
+    # Device-provided stable id (FIREZONE_ID).
     external_id = models.CharField(max_length=255)
     name = models.CharField(max_length=255)
     public_key = models.CharField(max_length=255)
     psk_base = models.BinaryField(default=random_psk_base)
     ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     ipv6 = models.GenericIPAddressField(protocol="IPv6", null=True, blank=True)
-    last_seen_user_agent = models.CharField(max_length=255)
-    last_seen_remote_ip = models.GenericIPAddressField()
-    last_seen_remote_ip_location_region = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_city = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_lat = models.FloatField(null=True, blank=True)
-    last_seen_remote_ip_location_lon = models.FloatField(null=True, blank=True)
-    last_seen_version = models.CharField(max_length=255)
-    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+
+def unique_tunnel_addresses(table: str) -> list[models.UniqueConstraint]:
+    """One tunnel address per device of an account (`<table>_account_id_ipvX_index`)."""
+    return [
+        models.UniqueConstraint(fields=["account", ip], name=f"{table}_account_id_{ip}_index")
+        for ip in ("ipv4", "ipv6")
+    ]
+
+
+class Gateway(TunnelDevice):
+    """A data-plane node of a site (domain.md §1.11)."""
+
     group = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="gateways")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="gateways")
     inserted_at = models.DateTimeField(auto_now_add=True)
@@ -135,12 +156,7 @@ class Gateway(models.Model):
             models.UniqueConstraint(
                 fields=["account", "public_key"], name="gateways_account_id_public_key_index"
             ),
-            models.UniqueConstraint(
-                fields=["account", "ipv4"], name="gateways_account_id_ipv4_index"
-            ),
-            models.UniqueConstraint(
-                fields=["account", "ipv6"], name="gateways_account_id_ipv6_index"
-            ),
+            *unique_tunnel_addresses("gateways"),
         ]
 
     def __str__(self) -> str:
@@ -179,7 +195,7 @@ class RelayGroup(models.Model):
         return self.account_id is None
 
 
-class Relay(models.Model):
+class Relay(DeviceLastSeen):
     """A TURN relay node (domain.md §1.13). The stamp secret lives in presence, not here."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -187,14 +203,6 @@ class Relay(models.Model):
     ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     ipv6 = models.GenericIPAddressField(protocol="IPv6", null=True, blank=True)
     port = models.IntegerField(default=3478)
-    last_seen_user_agent = models.CharField(max_length=255)
-    last_seen_remote_ip = models.GenericIPAddressField()
-    last_seen_remote_ip_location_region = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_city = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_lat = models.FloatField(null=True, blank=True)
-    last_seen_remote_ip_location_lon = models.FloatField(null=True, blank=True)
-    last_seen_version = models.CharField(max_length=255)
-    last_seen_at = models.DateTimeField()
     group = models.ForeignKey(RelayGroup, on_delete=models.CASCADE, related_name="relays")
     # NULL for global relays.
     account = models.ForeignKey(
@@ -237,25 +245,9 @@ class Relay(models.Model):
         return self.name or f"{self.ipv4 or self.ipv6}:{self.port}"
 
 
-class Client(models.Model):
+class Client(TunnelDevice):
     """An end-user device (domain.md §1.8)."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # Device-provided stable id (FIREZONE_ID).
-    external_id = models.CharField(max_length=255)
-    name = models.CharField(max_length=255)
-    public_key = models.CharField(max_length=255)
-    psk_base = models.BinaryField(default=random_psk_base)
-    ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
-    ipv6 = models.GenericIPAddressField(protocol="IPv6", null=True, blank=True)
-    last_seen_user_agent = models.CharField(max_length=255)
-    last_seen_remote_ip = models.GenericIPAddressField()
-    last_seen_remote_ip_location_region = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_city = models.TextField(null=True, blank=True)
-    last_seen_remote_ip_location_lat = models.FloatField(null=True, blank=True)
-    last_seen_remote_ip_location_lon = models.FloatField(null=True, blank=True)
-    last_seen_version = models.CharField(max_length=255)
-    last_seen_at = models.DateTimeField()
     # Hardware identifiers: changing any of them drops the verification.
     device_serial = models.CharField(max_length=255, null=True, blank=True)
     device_uuid = models.CharField(max_length=255, null=True, blank=True)
@@ -301,12 +293,7 @@ class Client(models.Model):
                 fields=["account", "actor", "public_key"],
                 name="clients_account_id_actor_id_public_key_index",
             ),
-            models.UniqueConstraint(
-                fields=["account", "ipv4"], name="clients_account_id_ipv4_index"
-            ),
-            models.UniqueConstraint(
-                fields=["account", "ipv6"], name="clients_account_id_ipv6_index"
-            ),
+            *unique_tunnel_addresses("clients"),
         ]
         indexes = [
             models.Index(fields=["account", "-last_seen_at"], name="clients_acct_last_seen_idx"),

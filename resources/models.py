@@ -24,6 +24,7 @@ from accounts.models import (
     created_by_field,
     created_by_subject_field,
 )
+from firezone.models import Disableable
 from gateways.models import Client, Gateway, Site
 
 
@@ -125,7 +126,7 @@ class ResourceConnection(models.Model):
         return f"{self.resource_id} @ {self.gateway_group_id}"
 
 
-class Policy(models.Model):
+class Policy(Disableable, models.Model):
     """Grants an actor group access to a resource, under conditions (domain.md §1.16)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -156,10 +157,6 @@ class Policy(models.Model):
 
     def __str__(self) -> str:
         return self.description or f"policy {self.id}"
-
-    @property
-    def is_disabled(self) -> bool:
-        return self.disabled_at is not None
 
 
 class Flow(models.Model):

@@ -202,10 +202,7 @@ def _last_seen(context: Context) -> dict[str, Any]:
     return {
         "last_seen_user_agent": (context.user_agent or "")[:255] or None,
         "last_seen_remote_ip": context.remote_ip,
-        "last_seen_remote_ip_location_region": context.remote_ip_location_region,
-        "last_seen_remote_ip_location_city": context.remote_ip_location_city,
-        "last_seen_remote_ip_location_lat": context.remote_ip_location_lat,
-        "last_seen_remote_ip_location_lon": context.remote_ip_location_lon,
+        **context.last_seen_location(),
         "last_seen_at": timezone.now(),
     }
 

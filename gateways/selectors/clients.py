@@ -13,6 +13,7 @@ from accounts.selectors.scopes import account_or_own
 from accounts.validation import is_uuid
 from firezone.errors import NotFound
 from firezone.lookup import get_or_not_found
+from firezone.peek import peek
 from gateways.models import Client
 
 
@@ -58,14 +59,11 @@ def client_peek_by_actor(
     """For each actor id: `{"count": n, "items": [its `limit` most recently seen clients]}`,
     in one query whatever the number of actors."""
     ensure_permissions(subject, P.CLIENT_MANAGE)
-    keys = [uuid.UUID(str(i)) for i in actor_ids]
-    result: dict[uuid.UUID, dict[str, Any]] = {k: {"count": 0, "items": []} for k in keys}
-    clients = Client.objects.filter(account_id=subject.account_id, actor_id__in=keys).order_by(
-        "actor_id", "-last_seen_at", "-id"
+    return peek(
+        actor_ids,
+        lambda keys: Client.objects.filter(
+            account_id=subject.account_id, actor_id__in=keys
+        ).order_by("actor_id", "-last_seen_at", "-id"),
+        key="actor_id",
+        limit=limit,
     )
-    for client in clients:
-        entry = result[client.actor_id]
-        entry["count"] += 1
-        if len(entry["items"]) < limit:
-            entry["items"].append(client)
-    return result

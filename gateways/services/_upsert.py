@@ -12,7 +12,8 @@ only a `publish_seen` event for the admin pages on `portal.<account_id>`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, connection, models, transaction
@@ -20,8 +21,10 @@ from django.db import IntegrityError, connection, models, transaction
 from accounts.auth import Context, Subject
 from accounts.validation import MSG_BLANK, MSG_INVALID
 from firezone import changes
+from firezone.models import LAST_SEEN_LOCATION
 from firezone.versions import parse_version
-from gateways.services._common import constraint_error
+from gateways.models import random_psk_base
+from gateways.services._common import constraint_error, length_errors, public_key_errors
 
 M = TypeVar("M", bound=models.Model)
 
@@ -29,10 +32,7 @@ M = TypeVar("M", bound=models.Model)
 LAST_SEEN_COLUMNS = (
     "last_seen_user_agent",
     "last_seen_remote_ip",
-    "last_seen_remote_ip_location_region",
-    "last_seen_remote_ip_location_city",
-    "last_seen_remote_ip_location_lat",
-    "last_seen_remote_ip_location_lon",
+    *LAST_SEEN_LOCATION,
     "last_seen_version",
 )
 
@@ -49,11 +49,38 @@ def last_seen_values(context: Context, errors: dict[str, list[str]]) -> dict[str
     return {
         "last_seen_user_agent": user_agent,
         "last_seen_remote_ip": context.remote_ip,
-        "last_seen_remote_ip_location_region": context.remote_ip_location_region,
-        "last_seen_remote_ip_location_city": context.remote_ip_location_city,
-        "last_seen_remote_ip_location_lat": context.remote_ip_location_lat,
-        "last_seen_remote_ip_location_lon": context.remote_ip_location_lon,
+        **context.last_seen_location(),
         "last_seen_version": version,
+    }
+
+
+# What a gateway or client (`TunnelDevice`) sends on connect, with the id and PSK seed an insert
+# takes (`tunnel_device_values`).
+TUNNEL_DEVICE_COLUMNS = ("id", "external_id", "name", "public_key", "psk_base")
+
+
+def tunnel_device_values(
+    *,
+    external_id: str,
+    name: str | None,
+    default_name: Callable[[], str],
+    public_key: str,
+    errors: dict[str, list[str]],
+) -> dict[str, Any]:
+    """The `TUNNEL_DEVICE_COLUMNS` of a connecting gateway or client: its external id and name
+    stripped (`default_name()` when it sent none), a new id and PSK seed for the insert; the
+    messages of invalid values go to `errors`."""
+    external_id = (external_id or "").strip()
+    errors["external_id"] = length_errors(external_id)
+    name = default_name() if name is None else name.strip()
+    errors["name"] = length_errors(name)
+    errors["public_key"] = public_key_errors(public_key)
+    return {
+        "id": uuid.uuid4(),
+        "external_id": external_id,
+        "name": name,
+        "public_key": public_key,
+        "psk_base": random_psk_base(),
     }
 
 
@@ -218,9 +245,12 @@ def run_upsert_with_previous(
         if (error := constraint_error(exc, constraints or {})) is None:
             raise
         raise error from exc
-    count = len(model._meta.concrete_fields)
+    fields = model._meta.concrete_fields
+    count = len(fields)
     row = _load(model, values[:count])
-    previous = _load(model, values[count:]) if values[count] is not None else None
+    # The previous row's columns are NULLs when there was none, its primary key included.
+    previous_pk = values[count + fields.index(model._meta.pk)]
+    previous = _load(model, values[count:]) if previous_pk is not None else None
     return row, previous
 
 

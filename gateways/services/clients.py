@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import uuid
 from typing import Any
 
 from django.db import transaction
@@ -17,16 +15,16 @@ from gateways.models import Client
 from gateways.services._common import (
     MSG_TAKEN,
     allocate_missing_addresses,
-    length_errors,
-    public_key_errors,
     raise_errors,
     rename,
 )
 from gateways.services._upsert import (
     LAST_SEEN_COLUMNS,
+    TUNNEL_DEVICE_COLUMNS,
     last_seen_values,
     record_connect,
     run_upsert_with_previous,
+    tunnel_device_values,
     upsert_with_previous_sql,
 )
 from resources.models import Flow
@@ -49,11 +47,7 @@ _CLIENT_UPSERT_SQL = upsert_with_previous_sql(
     model=Client,
     alias="c",
     columns=(
-        "id",
-        "external_id",
-        "name",
-        "public_key",
-        "psk_base",
+        *TUNNEL_DEVICE_COLUMNS,
         *LAST_SEEN_COLUMNS,
         *_HARDWARE_IDS,
         "actor_id",
@@ -103,11 +97,13 @@ def client_upsert(
     """
     ensure_permissions(subject, P.CLIENT_MANAGE_OWN)
     errors: dict[str, list[str]] = {}
-    external_id = (external_id or "").strip()
-    errors["external_id"] = length_errors(external_id)
-    name = short_device_name() if name is None else name.strip()
-    errors["name"] = length_errors(name)
-    errors["public_key"] = public_key_errors(public_key)
+    device = tunnel_device_values(
+        external_id=external_id,
+        name=name,
+        default_name=short_device_name,
+        public_key=public_key,
+        errors=errors,
+    )
     hardware = {
         field: _optional_text(value, field, errors)
         for field, value in zip(
@@ -120,11 +116,7 @@ def client_upsert(
     raise_errors(errors)
 
     params = {
-        "id": uuid.uuid4(),
-        "external_id": external_id,
-        "name": name,
-        "public_key": public_key,
-        "psk_base": secrets.token_bytes(32),
+        **device,
         **last_seen,
         **hardware,
         "actor_id": subject.actor_id,

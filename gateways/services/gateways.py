@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import uuid
 from typing import Any
 
 from django.db import transaction
@@ -18,15 +17,15 @@ from gateways.models import Gateway, Site
 from gateways.services._common import (
     MSG_TAKEN,
     allocate_missing_addresses,
-    length_errors,
-    public_key_errors,
     raise_errors,
 )
 from gateways.services._upsert import (
     LAST_SEEN_COLUMNS,
+    TUNNEL_DEVICE_COLUMNS,
     last_seen_values,
     record_connect,
     run_upsert_with_previous,
+    tunnel_device_values,
     upsert_with_previous_sql,
 )
 
@@ -39,11 +38,7 @@ _GATEWAY_UPSERT_SQL = upsert_with_previous_sql(
     model=Gateway,
     alias="g",
     columns=(
-        "id",
-        "external_id",
-        "name",
-        "public_key",
-        "psk_base",
+        *TUNNEL_DEVICE_COLUMNS,
         *LAST_SEEN_COLUMNS,
         "group_id",
         "account_id",
@@ -91,25 +86,22 @@ def gateway_upsert(
     if token.gateway_group_id != site.pk or token.account_id != site.account_id:
         raise invalid_token()
     errors: dict[str, list[str]] = {}
-    external_id = (external_id or "").strip()
-    errors["external_id"] = length_errors(external_id)
-    keep_name = name is None
-    name = default_gateway_name() if name is None else name.strip()
-    errors["name"] = length_errors(name)
-    errors["public_key"] = public_key_errors(public_key)
+    device = tunnel_device_values(
+        external_id=external_id,
+        name=name,
+        default_name=default_gateway_name,
+        public_key=public_key,
+        errors=errors,
+    )
     last_seen = last_seen_values(context, errors)
     raise_errors(errors)
 
     params = {
-        "id": uuid.uuid4(),
-        "external_id": external_id,
-        "name": name,
-        "public_key": public_key,
-        "psk_base": secrets.token_bytes(32),
+        **device,
         **last_seen,
         "group_id": site.pk,
         "account_id": site.account_id,
-        "keep_name": keep_name,
+        "keep_name": name is None,
     }
     # One statement locks, updates (or inserts) and returns the row before and after: a known
     # gateway's reconnect is BEGIN, this, COMMIT.

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from accounts import request
 from accounts.models import Token
-from accounts.request import ConnectContext, _networks, connect_context, real_ip
+from accounts.request import ConnectContext, connect_context, real_ip
 from accounts.services.tokens import token_create
 from accounts.tests.factories import IdentityFactory
 from firezone.phoenix.rejection import ConnectRejected
@@ -414,7 +415,7 @@ def test_real_ip_walks_forwarded_for_from_the_right() -> None:
     assert real_ip(["189.172.73.153"], "10.0.0.5") == "189.172.73.153"
     # Private hops and trusted proxies are skipped; the right-most other address wins.
     assert real_ip(["1.1.1.1, 189.172.73.153, 10.1.2.3"], "10.0.0.5") == "189.172.73.153"
-    proxies = _networks(("35.191.0.0/16",))
+    proxies = request._networks(("35.191.0.0/16",))
     assert (
         real_ip(["1.1.1.1, 189.172.73.153, 35.191.4.4"], "10.0.0.5", trusted_proxies=proxies)
         == "189.172.73.153"
@@ -424,7 +425,7 @@ def test_real_ip_walks_forwarded_for_from_the_right() -> None:
     assert real_ip(["192.168.1.1, garbage, fc00::1"], "203.0.113.9") == "203.0.113.9"
     assert real_ip([], "::ffff:203.0.113.9") == "203.0.113.9"
     # A private client explicitly allowed.
-    clients = _networks(("10.1.0.0/16",))
+    clients = request._networks(("10.1.0.0/16",))
     assert real_ip(["10.1.2.3"], "10.0.0.5", private_clients=clients) == "10.1.2.3"
     assert real_ip(["2001:db8::1"], "10.0.0.5") == "2001:db8::1"
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import ActorGroup
 from firezone.lookup import get_or_not_found
 from gateways.models import Site
-from resources.models import Flow, Policy, Resource, ResourceConnection
+from resources.models import Flow, Policy, Resource
 from resources.selectors import get_by_id_or_persistent_id
 from resources.selectors.flows import flow_list_for
+from resources.selectors.resources import with_sites
 
 ORDERING = ("inserted_at", "id")  # domain.md §0.7
 
@@ -118,18 +119,6 @@ def policy_group_options(
 RESOURCE_TYPE_ORDER = ("internet", "dns", "ip", "cidr")
 
 
-def _with_sites(resources: QuerySet[Resource]) -> QuerySet[Resource]:
-    """Resources carrying `connections` with their sites (for "(site1, site2)" labels)."""
-    return resources.prefetch_related(
-        Prefetch(
-            "connections",
-            queryset=ResourceConnection.objects.select_related("gateway_group").order_by(
-                "gateway_group__name", "id"
-            ),
-        )
-    )
-
-
 def policy_resource_options(
     subject: Subject, *, search: str = "", limit: int = OPTIONS_LIMIT
 ) -> Options:
@@ -145,7 +134,7 @@ def policy_resource_options(
         default=Value(len(RESOURCE_TYPE_ORDER)),
         output_field=IntegerField(),
     )
-    ordered = _with_sites(resources).order_by(kind, "name", "id")
+    ordered = with_sites(resources).order_by(kind, "name", "id")
     return Options(total=resources.count(), items=list(ordered[:limit]))
 
 
@@ -153,7 +142,7 @@ def policy_resource_option(subject: Subject, resource_id: Any) -> Resource:
     """One resource of the account with its connected sites (the locked or chosen option)."""
     ensure_permissions(subject, P.POLICY_MANAGE)
     return get_or_not_found(
-        _with_sites(Resource.objects.filter(account_id=subject.account_id)), resource_id
+        with_sites(Resource.objects.filter(account_id=subject.account_id)), resource_id
     )
 
 

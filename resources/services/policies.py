@@ -189,12 +189,7 @@ def policy_disable(*, subject: Subject, policy: Policy | Any) -> Policy:
     """Stop granting access (keeps an earlier `disabled_at`); ends the policy's flows."""
     ensure_permissions(subject, P.POLICY_MANAGE)
     policy = _load(subject, policy)
-    if policy.disabled_at is None:
-        old = changes.row_image(policy)
-        assert old is not None
-        policy.disabled_at = timezone.now()
-        policy.save(update_fields=["disabled_at", "updated_at"])
-        changes.updated(old, policy, subject=subject)
+    _set_disabled(policy, True, subject)
     _end_flows(policy, subject)
     return policy
 
@@ -203,13 +198,20 @@ def policy_disable(*, subject: Subject, policy: Policy | Any) -> Policy:
 def policy_enable(*, subject: Subject, policy: Policy | Any) -> Policy:
     ensure_permissions(subject, P.POLICY_MANAGE)
     policy = _load(subject, policy)
-    if policy.disabled_at is not None:
-        old = changes.row_image(policy)
-        assert old is not None
-        policy.disabled_at = None
-        policy.save(update_fields=["disabled_at", "updated_at"])
-        changes.updated(old, policy, subject=subject)
+    _set_disabled(policy, False, subject)
     return policy
+
+
+def _set_disabled(policy: Policy, disabled: bool, subject: Subject) -> None:
+    """Set `disabled_at` to now or clear it, and record the update; nothing when the policy
+    already is (a disabled policy keeps its earlier `disabled_at`)."""
+    if (policy.disabled_at is not None) == disabled:
+        return
+    old = changes.row_image(policy)
+    assert old is not None
+    policy.disabled_at = timezone.now() if disabled else None
+    policy.save(update_fields=["disabled_at", "updated_at"])
+    changes.updated(old, policy, subject=subject)
 
 
 @transaction.atomic
