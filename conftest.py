@@ -39,10 +39,8 @@ def _isolate_xdist_worker() -> None:
     settings.CELERY_BROKER_URL = url
     settings.STREAM_PREFIX = f"fz-{worker}"
     layer = settings.CHANNEL_LAYERS["default"]
-    settings.CHANNEL_LAYERS = {
-        **settings.CHANNEL_LAYERS,
-        "default": {**layer, "CONFIG": {**layer["CONFIG"], "hosts": [url]}},
-    }
+    config = {**layer["CONFIG"], "hosts": [url]}
+    settings.CHANNEL_LAYERS = {**settings.CHANNEL_LAYERS, "default": {**layer, "CONFIG": config}}
     cache = settings.CACHES["default"]
     settings.CACHES = {**settings.CACHES, "default": {**cache, "LOCATION": url}}
     caches.__dict__.pop("settings", None)  # re-read on first use

@@ -165,8 +165,11 @@ class Subject:
         }
 
 
-SYSTEM_TRAIL = {"created_by": "system", "created_by_subject": {"name": "System", "email": None}}
-PROVIDER_TRAIL = {
+SYSTEM_TRAIL: dict[str, Any] = {
+    "created_by": "system",
+    "created_by_subject": {"name": "System", "email": None},
+}
+PROVIDER_TRAIL: dict[str, Any] = {
     "created_by": "provider",
     "created_by_subject": {"name": "Provider", "email": None},
 }

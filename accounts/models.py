@@ -113,6 +113,9 @@ class Actor(Disableable, models.Model):
     inserted_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not a column: set on listed rows by the portal's group pages.
+    role_suffix: str
+
     class Meta:
         indexes = [
             models.Index(fields=["account", "type"], name="actors_account_id_type_index"),
@@ -398,8 +401,8 @@ class AuthIdentity(LastSeen):
 class Token(LastSeen):
     """An authentication secret of any principal kind (domain.md §1.7, format in §2.7)."""
 
-    # The members of `accounts.tokens.TokenType` (the secrets' module needs no models).
-    Type = models.TextChoices("Type", [(t.name, t.value) for t in TokenType])
+    # `accounts.tokens.TokenType`: the secrets' module defines them without models.
+    Type = TokenType
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     type = models.CharField(max_length=255, choices=Type.choices)

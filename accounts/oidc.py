@@ -232,7 +232,7 @@ def _key_set(jwks_uri: str, *, refresh: bool = False) -> KeySet:
         data = _get_json(jwks_uri)
         _key_sets.put(jwks_uri, data)
     try:
-        return KeySet.import_key_set(data)  # type: ignore[arg-type]
+        return KeySet.import_key_set({"keys": data["keys"]})  # the JWKS members it reads
     except (JoseError, ValueError, KeyError, TypeError) as exc:
         raise IdPUnreachable(MSG_UNAVAILABLE, reason="bad_jwks") from exc
 

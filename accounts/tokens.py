@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import functools
 import hashlib
 import hmac
@@ -37,10 +36,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.db.models import TextChoices
 
 
-class TokenType(enum.StrEnum):
-    """The token types: `accounts.models.Token.Type` is made of them (this module has no models)."""
+class TokenType(TextChoices):
+    """The token types, and `accounts.models.Token.Type` (Django choices, no models here)."""
 
     BROWSER = "browser"
     CLIENT = "client"

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -62,10 +62,8 @@ def own_group(table: str, row_id: Any) -> str | None:
     return f"{prefix}.{row_id}" if prefix and row_id else None
 
 
-def row_image(instance: models.Model | None) -> dict[str, Any] | None:
+def row_image(instance: models.Model) -> dict[str, Any]:
     """A JSON-safe dict of the row's columns (FKs as `<name>_id`), like a WAL row image."""
-    if instance is None:
-        return None
     # Binary columns are secrets (the PSK seed of clients and gateways): never logged or sent;
     # secret JSON keys and columns are redacted (firezone.redaction).
     data = {
@@ -173,21 +171,22 @@ def insert_logged(instance: models.Model, *, subject: Subject | None = None) -> 
     meta = instance._meta
     fields = list(meta.concrete_fields)
     values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    columns = [f.column for f in fields if f.column]  # every concrete field has a column
     quote = connection.ops.quote_name
     sql = _INSERT_LOGGED_SQL.format(
         table=quote(meta.db_table),
-        columns=", ".join(quote(f.column) for f in fields),
+        columns=", ".join(quote(column) for column in columns),
         values=", ".join(["%s"] * len(fields)),
         log=quote(ChangeLog._meta.db_table),
     )
     table = table_of(instance) or meta.db_table
     account_id = _account_id_of(instance)
     image = row_image(instance)
+    subject_image = _subject_image(subject)
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [*values, account_id, table, Jsonb(image), Jsonb(_subject_image(subject))],
-        )
+        # psycopg adapts Jsonb itself: Django's parameter types do not list it.
+        params: list[Any] = [*values, account_id, table, Jsonb(image), Jsonb(subject_image)]
+        cursor.execute(sql, params)
         lsn, xid = cursor.fetchone()
     instance._state.adding, instance._state.db = False, "default"
     return Change(
@@ -206,7 +205,6 @@ def updated(
 ) -> Change | None:
     """Record an update from the row image taken before the change; nothing if nothing changed."""
     new = row_image(instance)
-    assert new is not None
     if {k: v for k, v in old.items() if k != "updated_at"} == {
         k: v for k, v in new.items() if k != "updated_at"
     }:
@@ -400,7 +398,7 @@ def _publish(collected: Collected) -> None:
         _group_send_all(group_messages)
 
 
-def _sender(messages: list[tuple[str, dict[str, Any]]]) -> Callable[[], Awaitable[None]]:
+def _sender(messages: list[tuple[str, dict[str, Any]]]) -> Callable[[], Coroutine[Any, Any, None]]:
     async def send_all() -> None:
         layer = get_channel_layer()
         for group, message in messages:
@@ -440,7 +438,7 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
     return None
 
 
-def _run_soon(send_all: Callable[[], Awaitable[None]]) -> None:
+def _run_soon(send_all: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run the sends. In a server process, from a thread doing a socket's or a page's database
     work, they are handed to the process's event loop and not waited for: waiting would hold the
     database thread for a Redis round trip through a busy loop (the sends keep their order, the

@@ -27,6 +27,7 @@ def wants_html(request: HttpRequest) -> bool:
 def render_error(request: HttpRequest, status: int) -> HttpResponse:
     if not wants_html(request):
         return JsonResponse({"errors": {"detail": JSON_DETAIL[status]}}, status=status)
+    body: str
     try:
         # No request context for 500: context processors may be what failed.
         context = {"page_title": TITLES[status], "status": status}

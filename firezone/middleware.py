@@ -32,7 +32,7 @@ class CSPMiddleware(_DjangoCSPMiddleware):
 
     def process_request(self, request: HttpRequest) -> None:
         super().process_request(request)
-        str(request.csp_nonce)  # type: ignore[attr-defined]
+        str(request.csp_nonce)  # type: ignore[attr-defined]  # set by super() just above
 
     def get_policy_parts(
         self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False

@@ -42,7 +42,10 @@ class Precompiled(Generic[M]):
             select_fields = compiler.klass_info["select_fields"]
             start, end = select_fields[0], select_fields[-1] + 1
             init_list = [f[0].target.attname for f in compiler.select[start:end]]
-            populators = get_related_populators(compiler.klass_info, compiler.select, queryset.db)
+            # Django 5.2's signature; django-stubs 6 has 6.0's (with `fetch_mode`).
+            populators = get_related_populators(  # type: ignore[call-arg]  # Django 5.2 API
+                compiler.klass_info, compiler.select, queryset.db
+            )
             self._compiled = (
                 queryset.model,
                 queryset.db,

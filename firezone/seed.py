@@ -29,6 +29,7 @@ Differences from the original seeds (domain.md §8 item 15 and practicalities):
 from __future__ import annotations
 
 import base64
+import dataclasses
 import ipaddress
 import json
 import random
@@ -169,7 +170,7 @@ OIDC_CONFIG = {
     "scope": "openid email name groups",
     "discovery_document_uri": "https://common.auth0.com/.well-known/openid-configuration",
 }
-STANDARD_FILTERS = [
+STANDARD_FILTERS: list[dict[str, Any]] = [
     {"protocol": "tcp", "ports": ["80", "433"]},
     {"protocol": "udp", "ports": ["53"]},
     {"protocol": "icmp"},
@@ -217,12 +218,12 @@ ADMIN_STATIC_GROUPS = (
 GATEWAY_IPS = ["189.172.73.153", "164.112.78.62", *(f"164.112.78.{n}" for n in range(63, 73))]
 RELAY_IPV6 = ["::1", "::1", "::2", "::3", "::4", "::5"]
 CONNLIB_0_7 = "connlib/0.7.412"
-KYIV = {
-    "remote_ip_location_region": "UA",
-    "remote_ip_location_city": "Kyiv",
-    "remote_ip_location_lat": 50.4333,
-    "remote_ip_location_lon": 30.5167,
-}
+KYIV = Context(
+    remote_ip_location_region="UA",
+    remote_ip_location_city="Kyiv",
+    remote_ip_location_lat=50.4333,
+    remote_ip_location_lon=30.5167,
+)
 DEVICE_KINDS = [
     ("iOS", "iOS/12.7 (iPhone) connlib/1.5.0"),
     ("Android", "Android/14 connlib/1.5.0"),
@@ -374,10 +375,10 @@ def _rekey(instance: Model, new_pk: uuid.UUID, **values: Any) -> None:
     """
     model = type(instance)
     old_pk = instance.pk
-    model.objects.filter(pk=old_pk).update(id=new_pk, **values)
+    model._default_manager.filter(pk=old_pk).update(id=new_pk, **values)
     table = changes.table_of(model)
     for entry in ChangeLog.objects.filter(table=table, op="insert", data__id=str(old_pk)):
-        entry.data = {**entry.data, "id": str(new_pk)}
+        entry.data = {**(entry.data or {}), "id": str(new_pk)}
         if model is Account:
             entry.account_id = new_pk
         entry.save(update_fields=["data", "account_id"])
@@ -504,11 +505,11 @@ class _Builder:
             identity = self._oidc_identity(actor, oidc, f"user-{n}@localhost.local")
             session_token_create(
                 identity=identity,
-                context=Context(
+                context=dataclasses.replace(
+                    KYIV,
                     type=Token.Type.BROWSER,
                     user_agent="Windows/10.0.22631 seeds/1",
                     remote_ip="172.28.0.100",
-                    **KYIV,
                 ),
                 nonce="n",
             )
@@ -730,7 +731,7 @@ class _Builder:
         rng = self.rng
         trail = json.dumps(PROVIDER_TRAIL["created_by_subject"])
         groups = []
-        memberships = []
+        memberships: list[tuple[Any, ...]] = []
         for i in range(1, self.synced_groups + 1):
             group_id = _uuid(rng)
             name = f"{rng.choice(ADJECTIVES)}_{rng.choice(NOUNS)}-{i}"

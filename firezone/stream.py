@@ -208,8 +208,8 @@ class StreamSubscriber:
 
     async def _route(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        channel = message.get("channel")
-        channel = channel.decode() if isinstance(channel, bytes) else channel
+        raw = message.get("channel")
+        channel: str = raw.decode() if isinstance(raw, bytes) else str(raw)
         if kind == "subscribe":
             future = self._pending.get(channel)
             if future is not None and not future.done():

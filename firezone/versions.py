@@ -39,3 +39,11 @@ def version_key(version: str | None) -> tuple | None:
     # (major, minor, patch, is_release, pre-release identifiers)
     pre_key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in (pre or "").split("."))
     return (int(match["major"]), int(match["minor"]), int(match["patch"]), pre is None, pre_key)
+
+
+def release_key(version: str) -> tuple:
+    """`version_key` of a version written in the code (a threshold): a typo fails at import."""
+    key = version_key(version)
+    if key is None:
+        raise ValueError(f"not a semantic version: {version!r}")
+    return key

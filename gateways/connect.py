@@ -217,5 +217,5 @@ def throttled(
     try:
         return authenticate_fn(params, ctx)
     except ConnectRejected as rejected:
-        rejected.delay = record_connect_failure(rejected, ctx)  # type: ignore[attr-defined]
+        rejected.delay = record_connect_failure(rejected, ctx)
         raise

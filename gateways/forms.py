@@ -3,6 +3,8 @@ uniqueness, limits) and their `ValidationFailed` errors are put back on the form
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from firezone.web.forms import ServiceErrorsMixin
@@ -14,8 +16,8 @@ class SiteForm(ServiceErrorsMixin, forms.Form):
 
     name = forms.CharField(label="Name", required=False, strip=True)
 
-    def __init__(self, *args: object, placeholder: str = "Enter a name for this Site", **kw):
-        super().__init__(*args, **kw)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, placeholder: str = "Enter a name for this Site", **kw: Any):
+        super().__init__(*args, **kw)
         self.fields["name"].widget.attrs.update(
             {"placeholder": placeholder, "class": "input", "autocomplete": "off"}
         )

@@ -142,6 +142,10 @@ class Gateway(TunnelDevice):
     inserted_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not columns: set on listed rows by the portal's pages (presence, version check).
+    online: bool
+    outdated: bool
+
     class Meta:
         constraints = [
             # Upsert target on connect.
@@ -207,6 +211,10 @@ class Relay(DeviceLastSeen):
     inserted_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not columns: set on listed rows by the portal's relay pages.
+    online: bool
+    display_name: str | None
+
     class Meta:
         constraints = [
             # Upsert targets on connect (expression indexes: use raw SQL ON CONFLICT).
@@ -256,6 +264,10 @@ class Client(TunnelDevice):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="clients")
     inserted_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Not columns: set on listed rows by the portal's pages (presence, the actor's role).
+    online: bool
+    role_suffix: str
 
     class Meta:
         constraints = [

@@ -177,9 +177,10 @@ def load_balance_relays(
         locations.setdefault((candidate.lat, candidate.lon), []).append(candidate)
 
     def distance(location: tuple[float | None, float | None]) -> tuple[int, float]:
-        if location[0] is None or location[1] is None:
+        at_lat, at_lon = location
+        if at_lat is None or at_lon is None:
             return (1, 0.0)
-        return (0, distance_km((lat, lon), location))  # type: ignore[arg-type]
+        return (0, distance_km((lat, lon), (at_lat, at_lon)))
 
     nearest = sorted(locations, key=distance)[:MAX_RELAYS]
     return [rng.choice(locations[location]) for location in nearest]
@@ -351,7 +352,8 @@ class RelayWatch:
         timer_id = self._next_timer
         payload = Push((relay_id,), tuple(selection))
         self._timers[timer_id] = _Pending(relay_id, secret, payload)
-        delay = self.debounce_ms / 1000  # type: ignore[operator]
+        assert self.debounce_ms is not None  # set by __post_init__
+        delay = self.debounce_ms / 1000
         return [*actions, SchedulePush(timer_id, delay, now + delay)]
 
     def relay_restarted(self, relay_id: str, selection: Sequence[RelayCandidate]) -> list[Action]:

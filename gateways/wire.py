@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from accounts.validation import normalize_upstream_dns_address
 from firezone.addresses import parse_port_range
@@ -82,6 +82,10 @@ def _ip(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+@overload
+def unix(value: datetime | int | float) -> int: ...
+@overload
+def unix(value: None) -> None: ...
 def unix(value: datetime | int | float | None) -> int | None:
     """Unix seconds as a JSON integer (connlib parses `ts_seconds`; a float or string fails)."""
     if value is None:

@@ -31,7 +31,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import ActorGroupMembership, Token
 from firezone import changes
-from firezone.versions import version_key
+from firezone.versions import release_key, version_key
 from gateways.models import Client, Gateway
 from gateways.selectors.gateways import gateway_compatible, gateways_pick_nearest
 from resources import conditions as conds
@@ -42,7 +42,7 @@ from resources.versions import adapt_resource_for_version
 
 # `authorize_flow` / `flow_authorized` exist from 1.4.0 on; the plain compatibility window would
 # also admit 1.3.x gateways for 1.4.x clients (protocol.md §9 item 9).
-FLOW_PROTOCOL_SINCE: Final = version_key("1.4.0")
+FLOW_PROTOCOL_SINCE: Final = release_key("1.4.0")
 
 Status = Literal["ok", "not_found", "forbidden"]
 
@@ -81,7 +81,7 @@ class Grant:
     policy_id: uuid.UUID
     resource_id: uuid.UUID
     actor_group_id: uuid.UUID
-    membership_id: uuid.UUID
+    membership_id: uuid.UUID | None  # None in the hub's shared grant sets (one per group set)
     conditions: list[dict[str, Any]]
 
 
@@ -287,7 +287,7 @@ def gateway_eligible(
         return False
     if flow_protocol:
         key = version_key(gateway.last_seen_version)
-        if key is None or FLOW_PROTOCOL_SINCE is None or key < FLOW_PROTOCOL_SINCE:
+        if key is None or key < FLOW_PROTOCOL_SINCE:
             return False
     return adapt_resource_for_version(resource, gateway.last_seen_version) is not None
 
@@ -461,7 +461,13 @@ def flow_reauthorize(
     old_expires_at = _as_datetime(_image_value(deleted_flow, "expires_at"))
     if old_expires_at is None or old_expires_at <= now:
         return None
-    if None in (account_id, client_id, gateway_id, resource_id, token_id):
+    if (
+        account_id is None
+        or client_id is None
+        or gateway_id is None
+        or resource_id is None
+        or token_id is None
+    ):
         return None
     client = (
         Client.objects.filter(account_id=account_id, pk=client_id)

@@ -44,6 +44,14 @@ def recommended_ip_stack(address: str | None) -> str | None:
     return None
 
 
+class AnySiteField(forms.MultipleChoiceField):
+    """The sites offered, as choices; a site that is gone / not offered is the service's error,
+    not Django's."""
+
+    def valid_value(self, value: Any) -> bool:
+        return True
+
+
 class ResourceForm(ServiceErrorsMixin, forms.Form):
     type = forms.CharField(required=False)
     address = forms.CharField(required=False)
@@ -55,7 +63,7 @@ class ResourceForm(ServiceErrorsMixin, forms.Form):
     udp_enabled = forms.BooleanField(required=False)
     udp_ports = forms.CharField(required=False)
     icmp_enabled = forms.BooleanField(required=False)
-    connections = forms.MultipleChoiceField(required=False)
+    connections = AnySiteField(required=False)
 
     # Form field -> HTML input name (what the page posts).
     HTML_NAMES: Final[Mapping[str, str]] = {
@@ -75,9 +83,9 @@ class ResourceForm(ServiceErrorsMixin, forms.Form):
     def __init__(self, *args: Any, sites: Sequence[Site] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sites = list(sites)
-        self.fields["connections"].choices = [(str(s.pk), s.name) for s in self.sites]
-        # A site that is gone / not offered is the service's error, not Django's.
-        self.fields["connections"].valid_value = lambda value: True  # type: ignore[method-assign]
+        connections = self.fields["connections"]
+        assert isinstance(connections, AnySiteField)
+        connections.choices = [(str(s.pk), s.name) for s in self.sites]
 
     def add_prefix(self, field_name: str) -> str:
         return self.HTML_NAMES.get(field_name, field_name)
@@ -146,7 +154,7 @@ class ResourceForm(ServiceErrorsMixin, forms.Form):
     def errors_for(self, *names: str) -> list[str]:
         found: list[str] = []
         for name in names:
-            found.extend(self.errors.get(name, []))
+            found.extend(str(error) for error in self.errors.get(name, []))
         return found
 
     # --- service arguments --------------------------------------------------------------------

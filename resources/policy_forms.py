@@ -10,6 +10,7 @@ drops conditions left empty.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -90,7 +91,7 @@ def timezone_options() -> list[str]:
     return sorted(zone for zone in available_timezones() if time_windows.is_valid_timezone(zone))
 
 
-OPERATOR_LABELS: Final = {
+OPERATOR_LABELS: Final[dict[str, str]] = {
     conds.Operator.IS_IN: "is in",
     conds.Operator.IS_NOT_IN: "is not in",
     conds.Operator.IS_IN_CIDR: "is in",
@@ -138,22 +139,23 @@ class ListCondition:
     values: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
-    @property
+    # `property` is a field here: the decorator is the builtin's full name.
+    @builtins.property
     def operators(self) -> list[tuple[str, str]]:
         return [
             (op, OPERATOR_LABELS.get(op, op)) for op in conds.OPERATORS_BY_PROPERTY[self.property]
         ]
 
-    @property
+    @builtins.property
     def inputs(self) -> list[str]:
         """The filled values and one blank input after them ("or" another one)."""
         return [*self.values, ""]
 
-    @property
+    @builtins.property
     def is_open(self) -> bool:
         return bool(self.values or self.errors)
 
-    @property
+    @builtins.property
     def checked(self) -> bool:
         return self.values == ["true"]
 

@@ -10,13 +10,13 @@ import dataclasses
 from copy import copy
 from typing import Any, Final, TypeVar
 
-from firezone.versions import version_key
+from firezone.versions import release_key, version_key
 
 R = TypeVar("R")
 
 # Semantic-version keys (pre-releases sort before their release, as in Elixir's Version).
-WILDCARD_SYNTAX_SINCE: Final = version_key("1.2.0")  # `**` and `?` wildcards
-INTERNET_RESOURCE_SINCE: Final = version_key("1.3.0")
+WILDCARD_SYNTAX_SINCE: Final = release_key("1.2.0")  # `**` and `?` wildcards
+INTERNET_RESOURCE_SINCE: Final = release_key("1.3.0")
 
 
 def _legacy_dns_address(address: str) -> str | None:
@@ -34,9 +34,9 @@ def _legacy_dns_address(address: str) -> str | None:
 
 def _with_address(resource: R, address: str) -> R:
     if dataclasses.is_dataclass(resource) and not isinstance(resource, type):
-        return dataclasses.replace(resource, address=address)  # type: ignore[return-value]
+        return dataclasses.replace(resource, address=address)
     if isinstance(resource, dict):
-        return {**resource, "address": address}  # type: ignore[return-value]
+        return {**resource, "address": address}  # type: ignore[return-value]  # R is this dict
     adapted: Any = copy(resource)  # a model instance: never saved, the caller only serialises it
     adapted.address = address
     return adapted

@@ -320,7 +320,8 @@ class Device:
             )
         except InvalidStatus as exc:
             response = exc.response
-            raise Rejected(response.status_code, response.body or b"", response.headers) from None
+            body = bytes(response.body or b"")
+            raise Rejected(response.status_code, body, response.headers) from None
         return self
 
     async def send(self, topic: str, event: str, payload: Any, *, ref: Any = ...) -> Any:

@@ -113,9 +113,9 @@ def _seeded() -> dict[str, Any]:
         "details": {
             "actor": f"/actors/{identity.actor_id}",
             "site": f"/sites/{site.pk}",
-            "gateway": f"/gateways/{Gateway.objects.filter(group=site).first().pk}",
-            "client": f"/clients/{Client.objects.filter(account=account).first().pk}",
-            "resource": f"/resources/{Resource.objects.filter(account=account).first().pk}",
+            "gateway": f"/gateways/{Gateway.objects.filter(group=site)[0].pk}",
+            "client": f"/clients/{Client.objects.filter(account=account)[0].pk}",
+            "resource": f"/resources/{Resource.objects.filter(account=account)[0].pk}",
             "identity_provider_new": "/settings/identity_providers/new",
         },
     }

@@ -39,7 +39,7 @@ def test_site_gateway_resource_policy_from_the_browser(server: Any, page: Page) 
 
     # A gateway token, and a gateway connecting with it.
     page.get_by_role("link", name="Deploy Gateway").click()
-    token = page.locator("#terraform-token code").text_content().strip()
+    token = (page.locator("#terraform-token code").text_content() or "").strip()
     expect(page.locator("body")).to_have_attribute("data-live", "connected")
     gateway = gateway_socket(server, token, name="edge")
     try:

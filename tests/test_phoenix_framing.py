@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import RequestFactory
@@ -268,7 +269,7 @@ async def test_deny_uses_the_extension_when_advertised() -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"extensions": {"websocket.http.response": {}}}
+    scope: dict[str, Any] = {"extensions": {"websocket.http.response": {}}}
     await rejection.deny(send, scope, 422, "Invalid or missing connection parameters: é\n")
     body = "Invalid or missing connection parameters: é\n".encode()
     assert sent == [

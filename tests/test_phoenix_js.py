@@ -66,6 +66,7 @@ async def run_client(
     )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     lines = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+    assert proc.returncode is not None  # communicate() waited for the exit
     return proc.returncode, lines, stderr.decode()
 
 

@@ -19,10 +19,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
 pytestmark = pytest.mark.slow
 
@@ -89,10 +91,10 @@ async def send(ws: ClientConnection, frame: object) -> None:
 
 
 async def recv_raw(ws: ClientConnection) -> str:
-    return await asyncio.wait_for(ws.recv(), 5)
+    return await asyncio.wait_for(ws.recv(decode=True), 5)
 
 
-async def recv(ws: ClientConnection) -> object:
+async def recv(ws: ClientConnection) -> Any:
     return json.loads(await recv_raw(ws))
 
 
@@ -181,7 +183,7 @@ async def test_websocket_client_sees_the_401_and_its_body(server) -> None:
 
 
 async def test_origin_of_the_requested_host_is_accepted(server) -> None:
-    async with connect(server.url(), origin=f"http://127.0.0.1:{server.port}") as ws:
+    async with connect(server.url(), origin=Origin(f"http://127.0.0.1:{server.port}")) as ws:
         await heartbeat_roundtrip(ws)
 
 

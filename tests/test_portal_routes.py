@@ -207,7 +207,9 @@ def test_regular_users_get_404(acme: Acme, name: str) -> None:
 @pytest.mark.parametrize("name", ID_ROUTES)
 def test_another_accounts_object_is_404_and_untouched(acme: Acme, name: str) -> None:
     other = make_other_account()
-    obj = ROUTES[name][0](other)  # type: ignore[misc]
+    make = ROUTES[name][0]
+    assert make is not None  # an id route
+    obj = make(other)
     client = _admin_client(acme)
     # The other account's object under our account's URL.
     url = _url(name, acme.account, obj)

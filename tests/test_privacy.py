@@ -94,7 +94,7 @@ def _admin_page() -> HttpResponse:
     client = Client(HTTP_USER_AGENT=UA)
     inject_session(client, make_acme().admin_identity)
     response = client.get("/acme/settings/account")
-    assert response.status_code == 200
+    assert response.status_code == 200 and isinstance(response, HttpResponse)
     return response
 
 

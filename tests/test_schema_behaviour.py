@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import (
@@ -268,8 +269,12 @@ def test_database_cascades_an_account_delete() -> None:
         cursor.execute("DELETE FROM accounts_account WHERE id = %s", [world.account.id])
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     for model in ACCOUNT_SCOPED:
-        assert not model.objects.filter(account_id=world.account.id).exists(), model.__name__
-        assert model.objects.filter(account_id=survivor.account.id).exists(), model.__name__
+        assert not model._default_manager.filter(account_id=world.account.id).exists(), (
+            model.__name__
+        )
+        assert model._default_manager.filter(account_id=survivor.account.id).exists(), (
+            model.__name__
+        )
     # The audit log is kept.
     assert ChangeLog.objects.filter(account_id=world.account.id).count() == 1
 
@@ -280,7 +285,7 @@ def test_orm_delete_of_an_account_works_too() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     for model in ACCOUNT_SCOPED:
-        assert not model.objects.exists(), model.__name__
+        assert not model._default_manager.exists(), model.__name__
 
 
 @pytest.mark.parametrize(
@@ -295,7 +300,7 @@ def test_orm_delete_of_an_account_works_too() -> None:
     ],
 )
 def test_database_cascades_follow_the_cascade_map(
-    deleted: str, gone: list[type], kept: list[type]
+    deleted: str, gone: list[type[Model]], kept: list[type[Model]]
 ) -> None:
     world = make_world()
     row = getattr(world, deleted)
@@ -305,6 +310,6 @@ def test_database_cascades_follow_the_cascade_map(
             [row.pk],
         )
     for model in gone:
-        assert not model.objects.exists(), model.__name__
+        assert not model._default_manager.exists(), model.__name__
     for model in kept:
-        assert model.objects.exists(), model.__name__
+        assert model._default_manager.exists(), model.__name__

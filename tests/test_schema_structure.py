@@ -5,6 +5,7 @@ CHECKs, indexes, FK delete rules, the Internet-resource trigger, and models matc
 from __future__ import annotations
 
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -166,7 +167,7 @@ FOREIGN_KEYS = {
 }
 
 
-def _constraints(table: str) -> dict[str, dict]:
+def _constraints(table: str) -> dict[str, Any]:
     with connection.cursor() as cursor:
         return connection.introspection.get_constraints(cursor, table)
 

@@ -284,7 +284,7 @@ def test_resources_policies_sites_gateways_relays(seeded: dict) -> None:
     assert Site.objects.filter(account__slug="not_firezone").count() == 1
 
     global_group = RelayGroup.objects.get(account__isnull=True, name="fz-global-relays")
-    assert sorted(global_group.relays.values_list("ipv4", flat=True)) == [
+    assert sorted(str(ip) for ip in global_group.relays.values_list("ipv4", flat=True)) == [
         f"189.172.72.{n}" for n in range(111, 117)
     ]
     assert set(global_group.relays.values_list("account_id", flat=True)) == {None}
@@ -315,12 +315,14 @@ def test_clients_tokens_and_flow(seeded: dict) -> None:
     }
     laptop = Client.objects.get(name="FZ Admin Laptop")
     assert laptop.device_serial == "FVFHF246Q72Z"
-    assert Client.objects.get(name="FZ User iPhone").identifier_for_vendor.startswith("APPL-")
+    vendor_id = Client.objects.get(name="FZ User iPhone").identifier_for_vendor
+    assert vendor_id is not None and vendor_id.startswith("APPL-")
     for n in range(1, 11):
         clients = Client.objects.filter(actor__name=f"Firezone Unprivileged {n}")
         assert 2 <= clients.count() <= SMALL["max_clients_per_user"]
         assert all(c.name.startswith("My ") and c.ipv4 and c.ipv6 for c in clients)
-        assert all(c.identity.provider_identifier == f"user-{n}@localhost.local" for c in clients)
+        emails = {c.identity.provider_identifier for c in clients if c.identity is not None}
+        assert emails == {f"user-{n}@localhost.local"} and all(c.identity for c in clients)
     all_clients = Client.objects.filter(account=firezone)
     assert all_clients.values("ipv4").distinct().count() == all_clients.count()
 
@@ -333,12 +335,15 @@ def test_clients_tokens_and_flow(seeded: dict) -> None:
     for token_id, spec_hash in SPEC_HASHES.items():
         assert Token.objects.get(pk=token_id).secret_hash == spec_hash
     client_token = Token.objects.get(pk=seed.CLIENT_TOKEN.id)
+    assert client_token.identity is not None
     assert client_token.identity.provider.adapter == "email"
     assert client_token.created_by_user_agent == "iOS/18.1.0 connlib/1.3.5"
     expected_expiry = timezone.now() + timedelta(days=7)
+    assert client_token.expires_at is not None
     assert abs(client_token.expires_at - expected_expiry) < timedelta(minutes=5)
     backup = Token.objects.get(pk=seed.SERVICE_ACCOUNT_TOKEN.id)
-    assert backup.actor.name == "Backup Manager" and backup.name.startswith("tok-")
+    assert backup.actor is not None and backup.actor.name == "Backup Manager"
+    assert backup.name is not None and backup.name.startswith("tok-")
 
     flow = Flow.objects.select_related(
         "policy__actor_group", "actor_group_membership", "client", "gateway", "resource", "token"
@@ -349,7 +354,8 @@ def test_clients_tokens_and_flow(seeded: dict) -> None:
     # §8.15 fixed: the policy's group is the membership's group.
     assert flow.policy.actor_group_id == flow.actor_group_membership.group_id
     assert flow.policy.actor_group.name == seed.SYNCED_GROUP_NAME
-    assert flow.token.type == "browser" and flow.token.actor.name == "Firezone Unprivileged"
+    assert flow.token.type == "browser" and flow.token.actor is not None
+    assert flow.token.actor.name == "Firezone Unprivileged"
     assert flow.expires_at == flow.token.expires_at
 
 
@@ -425,8 +431,9 @@ def test_expired_tokens_are_extended_on_rerun(seeded: dict) -> None:
     again = seed.seed(**SMALL)
     assert again["device_tokens"] == seeded["device_tokens"]
     client = Token.objects.get(pk=seed.CLIENT_TOKEN.id)
-    assert client.expires_at > timezone.now() + timedelta(days=6)
-    assert Token.objects.get(pk=seed.SERVICE_ACCOUNT_TOKEN.id).expires_at > timezone.now()
+    assert client.expires_at is not None and client.expires_at > timezone.now() + timedelta(days=6)
+    service_expires_at = Token.objects.get(pk=seed.SERVICE_ACCOUNT_TOKEN.id).expires_at
+    assert service_expires_at is not None and service_expires_at > timezone.now()
     _check_device_tokens(again["device_tokens"])
 
 

@@ -69,7 +69,9 @@ class UserForm(ServiceErrorsMixin, forms.Form):
     def __init__(self, *args: Any, grantable: Sequence[str], **kwargs: Any) -> None:
         kwargs.setdefault("initial", {"type": Actor.Type.ACCOUNT_USER})
         super().__init__(*args, **kwargs)
-        self.fields["type"].choices = role_choices(grantable)
+        role = self.fields["type"]
+        assert isinstance(role, forms.ChoiceField)
+        role.choices = role_choices(grantable)
 
 
 class ServiceAccountForm(ServiceErrorsMixin, forms.Form):
@@ -91,7 +93,9 @@ class ActorEditForm(ServiceErrorsMixin, forms.Form):
             choices = role_choices(grantable)
             if actor.type not in dict(choices):  # keep the current role selectable
                 choices.append((actor.type, ROLE_LABELS.get(actor.type, actor.type)))
-            self.fields["type"].choices = choices
+            role = self.fields["type"]
+            assert isinstance(role, forms.ChoiceField)
+            role.choices = choices
         else:
             del self.fields["type"]
 
@@ -118,7 +122,9 @@ class IdentityForm(ServiceErrorsMixin, forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.provider = provider
-        self.fields["provider_id"].choices = [(str(p.pk), provider_label(p)) for p in providers]
+        provider_field = self.fields["provider_id"]
+        assert isinstance(provider_field, forms.ChoiceField)
+        provider_field.choices = [(str(p.pk), provider_label(p)) for p in providers]
         self.fields["provider_id"].initial = str(provider.pk) if provider else None
         self.fields["provider_id"].widget.attrs["data-identity-provider"] = ""
         adapter = provider.adapter if provider else None
@@ -159,7 +165,8 @@ class IdentityForm(ServiceErrorsMixin, forms.Form):
             )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         # The service checks the confirmation of email identities only; OIDC pre-provisioning
         # asks for it too, so the form compares both.
         identifier = data.get("provider_identifier")

@@ -183,7 +183,7 @@ def _discovery_field(placeholder: str) -> forms.CharField:
 class OIDCFamilyForm(ProviderForm):
     """Name, client id and secret, plus the hidden `response_type` and `scope`."""
 
-    secret_fields = ("client_secret",)
+    secret_fields: ClassVar[tuple[str, ...]] = ("client_secret",)
     # The adapter's discovery document when the admin does not type one.
     fixed_discovery_uri: ClassVar[str | None] = None
 
@@ -232,7 +232,8 @@ class OIDCFamilyForm(ProviderForm):
         return None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         typed = self.discovery_uri()
         if typed is not None and not self.errors:
             field, uri = typed

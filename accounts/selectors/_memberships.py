@@ -29,6 +29,7 @@ def peek_through_memberships(
     count = linked.values(f"memberships__{other_side}").annotate(n=Count("pk")).values("n")
     first = linked.order_by("name", "id").values("pk")[:limit]
     key_model = ActorGroupMembership._meta.get_field(other_side.removesuffix("_id")).related_model
+    assert key_model is not None  # a foreign key's
     rows = (
         key_model._default_manager.filter(pk__in=keys)
         .annotate(

@@ -173,6 +173,7 @@ def account_create(
         errors.setdefault("metadata", []).append(validation.MSG_INVALID)
     if errors:
         raise ValidationFailed(errors)
+    assert clean_name is not None and clean_legal is not None  # no errors: both are clean
     account = Account(
         name=clean_name,
         legal_name=clean_legal,

@@ -103,6 +103,7 @@ def _build(
             errors["id"] = [MSG_INVALID]
     if errors:
         raise ValidationFailed(errors)
+    assert clean_name is not None and provisioner is not None  # no errors: both were checked
     provider = AuthProvider(
         account_id=account_id,
         name=clean_name,

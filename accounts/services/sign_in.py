@@ -31,7 +31,7 @@ import functools
 import secrets
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from argon2.exceptions import InvalidHashError, VerificationError
 from django.db import transaction
@@ -169,7 +169,7 @@ def email_token_verify(*, identity: AuthIdentity, secret: str, context: Context)
     return _email_signed_in(identity)
 
 
-def email_token_verify_unknown(*, secret: str) -> None:
+def email_token_verify_unknown(*, secret: str) -> NoReturn:
     """The verification of a code for an email with no identity: the same argon2 work as a
     real one, then Unauthorized (no account enumeration through timing)."""
     code = secret.partition(".")[0].lower() if isinstance(secret, str) else ""

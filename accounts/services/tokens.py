@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.fields.mixins import FieldCacheMixin
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -243,11 +244,14 @@ def active_identity(identity_id: Any, account_id: Any) -> AuthIdentity | None:
 
 
 def _loaded(token: Token, name: str) -> bool:
-    return Token._meta.get_field(name).is_cached(token)
+    field = Token._meta.get_field(name)  # a foreign key: it caches the row it points at
+    return isinstance(field, FieldCacheMixin) and field.is_cached(token)
 
 
 def _active_actor(token: Token) -> Actor | None:
     """The token's actor with its account, if it is enabled and of the token's account."""
+    if token.actor_id is None or token.account_id is None:
+        return None
     if not _loaded(token, "actor"):
         return (
             Actor.objects.select_related("account")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import factory
+from django.db import models
 
 from accounts.auth import Context, Subject
 from accounts.models import (
@@ -18,8 +19,22 @@ from accounts.models import (
 
 ALL_FEATURES = {name: True for name in Account.FEATURES}
 
+M = TypeVar("M", bound=models.Model)
 
-class AccountFactory(factory.django.DjangoModelFactory):
+
+class ModelFactory(factory.django.DjangoModelFactory[M]):
+    """A Django model factory whose call is typed as returning the model: `SiteFactory()` is a
+    `Site`, as `SiteFactory.create()` is."""
+
+    class Meta:
+        abstract = True
+
+    if TYPE_CHECKING:
+        # factory_boy's metaclass `__call__` returns `create(**kwargs)`; mypy reads `__new__`.
+        def __new__(cls, **kwargs: Any) -> M: ...  # type: ignore[misc]  # not a class instance: the model
+
+
+class AccountFactory(ModelFactory[Account]):
     class Meta:
         model = Account
 
@@ -32,7 +47,7 @@ class AccountFactory(factory.django.DjangoModelFactory):
     )
 
 
-class ActorFactory(factory.django.DjangoModelFactory):
+class ActorFactory(ModelFactory[Actor]):
     class Meta:
         model = Actor
 
@@ -46,7 +61,7 @@ class ActorFactory(factory.django.DjangoModelFactory):
         api_client = factory.Trait(type=Actor.Type.API_CLIENT)
 
 
-class ProviderFactory(factory.django.DjangoModelFactory):
+class ProviderFactory(ModelFactory[AuthProvider]):
     class Meta:
         model = AuthProvider
 
@@ -73,7 +88,7 @@ class ProviderFactory(factory.django.DjangoModelFactory):
         )
 
 
-class IdentityFactory(factory.django.DjangoModelFactory):
+class IdentityFactory(ModelFactory[AuthIdentity]):
     class Meta:
         model = AuthIdentity
 
@@ -85,7 +100,7 @@ class IdentityFactory(factory.django.DjangoModelFactory):
     created_by = "system"
 
 
-class GroupFactory(factory.django.DjangoModelFactory):
+class GroupFactory(ModelFactory[ActorGroup]):
     class Meta:
         model = ActorGroup
 
@@ -95,7 +110,7 @@ class GroupFactory(factory.django.DjangoModelFactory):
     created_by = "system"
 
 
-class MembershipFactory(factory.django.DjangoModelFactory):
+class MembershipFactory(ModelFactory[ActorGroupMembership]):
     class Meta:
         model = ActorGroupMembership
 

@@ -83,13 +83,14 @@ def session_cookie_for(identity: AuthIdentity, user_agent: str) -> tuple[str, st
         ["browser", str(identity.account_id), browser_token(identity, user_agent)]
     ]
     store.save()
+    assert store.session_key is not None
     return settings.SESSION_COOKIE_NAME, store.session_key
 
 
 def last_code(to: str | None = None) -> str:
     for message in reversed(mail.outbox):
         if to is None or to in message.to:
-            match = CODE_RE.search(message.body)
+            match = CODE_RE.search(str(message.body))
             assert match, message.body
             return match.group(1)
     raise AssertionError("no sign in email")
@@ -98,7 +99,7 @@ def last_code(to: str | None = None) -> str:
 def last_link(to: str | None = None) -> str:
     for message in reversed(mail.outbox):
         if to is None or to in message.to:
-            match = LINK_RE.search(message.body)
+            match = LINK_RE.search(str(message.body))
             assert match, message.body
             return match.group(1)
     raise AssertionError("no sign in email")

@@ -51,6 +51,7 @@ def test_disable_action_calls_account_disable(staff: HttpClient, monkeypatch) ->
     assert other.account.disabled_at is None
     # The service's effects: the change is recorded and the account's flows are gone.
     update = ChangeLog.objects.get(account_id=world.account.pk, table="accounts", op="update")
+    assert update.data is not None
     assert update.data["disabled_reason"] == "Chargeback"
     assert not Flow.objects.filter(account=world.account).exists()
     deleted = ChangeLog.objects.filter(account_id=world.account.pk, table="flows", op="delete")

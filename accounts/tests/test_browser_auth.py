@@ -11,7 +11,7 @@ import pytest
 from django.core import mail
 from django.core.cache import cache
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from accounts.auth import Context
 from accounts.models import Account, Token
@@ -283,10 +283,13 @@ def test_23_client_sign_in_via_email(
     expect(page.get_by_text("Meant to sign in from a client instead?")).to_have_count(0)
     _request_code(page)
     # Hold the automatic refresh (a 204 keeps the page) to look at the page, then continue.
-    held: list[str] = []
-    page.route(
-        "**/sign_in/client_redirect", lambda route: (held.append(1), route.fulfill(status=204))
-    )
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+        route.fulfill(status=204)
+
+    page.route("**/sign_in/client_redirect", hold)
     _submit_code(page, last_code())
     expect(page.get_by_text("Sign in successful.")).to_be_visible()
     expect(page.get_by_text("You may close this window.")).to_be_visible()

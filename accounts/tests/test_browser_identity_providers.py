@@ -13,6 +13,7 @@ import os
 import select
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def test_62_add_oidc_provider(page: Page, live_server: Any, idp: str) -> None:
     expect(page).to_have_url(f"{live_server.url}{BASE}/openid_connect/{PROVIDER_ID}")
     expect(page.locator("#provider")).to_contain_text("Active")
     expect(page.locator("#provider-title")).not_to_contain_text("(disabled)")
-    identity = AuthIdentity.objects.get(provider_id=PROVIDER_ID)
+    identity = AuthIdentity.objects.get(provider_id=uuid.UUID(PROVIDER_ID))
     assert identity.actor_id == acme.admin.pk and identity.provider_identifier == "ada-3c1"
     expect(page.locator("#provider")).to_contain_text(CLIENT_ID)
 

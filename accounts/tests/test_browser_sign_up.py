@@ -63,10 +63,10 @@ def test_sign_up_then_sign_in(live_server: Any, page: Page, settings: Any) -> No
     expect(page.get_by_text("Please check your email")).to_be_visible(timeout=15_000)
     code_email = mail.outbox[-1]
     assert code_email is not welcome and code_email.to == [email]
-    match = re.search(r"Sign In form\s+(\w{5})\b", code_email.body) or re.search(
-        r"secret=(\w{5})", code_email.body
+    match = re.search(r"Sign In form\s+(\w{5})\b", str(code_email.body)) or re.search(
+        r"secret=(\w{5})", str(code_email.body)
     )
-    assert match, code_email.body
+    assert match, str(code_email.body)
     page.get_by_placeholder("Enter token from email").fill(match.group(1))
     page.get_by_role("button", name="Submit").click()
     expect(page).to_have_url(f"{live_server.url}/{account.slug}/sites")

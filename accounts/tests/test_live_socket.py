@@ -3,6 +3,7 @@ topics, and that presence diffs, change events and session revocation reach the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -51,7 +52,7 @@ async def open_live(
 
 async def next_event(ws: ClientConnection, event: str, timeout: float = 10) -> dict[str, Any]:
     while True:
-        data = json.loads(await ws.recv(timeout))  # type: ignore[call-arg]
+        data = json.loads(await asyncio.wait_for(ws.recv(), timeout))
         if data.get("event") == event:
             return data
 
@@ -154,8 +155,9 @@ async def test_change_events_and_session_revocation(live: LiveServer) -> None:
                 .first()
             )
         )
+        assert token is not None
         await run_sync(lambda: token_delete(subject=subject, token=token))
         assert (await next_event(ws, "session_revoked")) == {"event": "session_revoked"}
         with pytest.raises(ConnectionClosed):
-            await ws.recv(5)  # type: ignore[call-arg]
+            await asyncio.wait_for(ws.recv(), 5)
         assert ws.close_code == 4001

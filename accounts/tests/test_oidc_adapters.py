@@ -114,7 +114,9 @@ def test_identity_oidc_signed_in_records_the_change(provider: AuthProvider) -> N
     )
     assert signed_in.pk == identity.pk
     change = ChangeLog.objects.filter(table="auth_identities", op="update").latest("lsn")
+    assert change.old_data is not None
     assert change.old_data["provider_identifier"] == "carol@acme.test"
+    assert change.data is not None
     assert change.data["provider_identifier"] == "carol-sub"
     # Tokens never reach the change log.
     assert change.data["provider_state"]["id_token"] == "[redacted]"
@@ -132,6 +134,7 @@ def test_logout_url_is_the_end_session_endpoint(
 ) -> None:
     identity = admin_identity(provider, "sub-1", provider_state={"id_token": "h.e.y"})
     url = logout_url(provider, identity, account)
+    assert url is not None
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{idp.issuer}/logout"
     assert parse_qs(parts.query) == {
@@ -141,7 +144,8 @@ def test_logout_url_is_the_end_session_endpoint(
     }
     # Without a stored ID token the hint is left out.
     identity.provider_state = {}
-    assert "id_token_hint" not in logout_url(provider, identity, account)
+    without_hint = logout_url(provider, identity, account)
+    assert without_hint is not None and "id_token_hint" not in without_hint
 
 
 def test_logout_url_none_without_end_session_or_idp(

@@ -7,6 +7,7 @@ Shared fixtures: accounts/tests/_oidc.py.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -177,7 +178,8 @@ def test_sign_in_by_sub_stores_claims_and_id_token(
     assert idp.token_requests[-1]["code_verifier"]
     # The browser token lives no longer than the IdP session (1 h here).
     token = Token.objects.get(identity=identity, type=Token.Type.BROWSER)
-    assert token.expires_at <= timezone.now() + timezone.timedelta(hours=1, minutes=1)
+    assert token.expires_at is not None
+    assert token.expires_at <= timezone.now() + timedelta(hours=1, minutes=1)
     # The state cookie is consumed.
     assert response.cookies[state_cookie_name(provider.pk)]["max-age"] == 0
 

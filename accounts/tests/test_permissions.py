@@ -44,7 +44,7 @@ MATRIX: dict[P, set[str]] = {
 
 def _subject(actor_type: str, expires_at=None) -> Subject:
     actor = SimpleNamespace(pk=1, type=actor_type, name="A", account=SimpleNamespace(pk=1))
-    return Subject.build(actor=actor, expires_at=expires_at)  # type: ignore[arg-type]
+    return Subject.build(actor=actor, expires_at=expires_at)  # type: ignore[arg-type]  # a fake actor
 
 
 def test_matrix_covers_every_permission() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db.models import UniqueConstraint
 
 from accounts import providers
 from accounts.models import AuthProvider
@@ -14,7 +15,9 @@ def test_every_adapter_is_registered_once() -> None:
 
 def _condition_adapters(name: str) -> set[str]:
     constraint = next(c for c in AuthProvider._meta.constraints if c.name == name)
-    return {value for _, values in constraint.condition.children for value in values}
+    assert isinstance(constraint, UniqueConstraint) and constraint.condition is not None
+    lookups = [child for child in constraint.condition.children if isinstance(child, tuple)]
+    return {value for _, values in lookups for value in values}
 
 
 def test_the_unique_indexes_follow_the_capabilities() -> None:

@@ -55,12 +55,14 @@ def test_create_records_and_joins_everyone(django_capture_on_commit_callbacks) -
     groups = set(actor.memberships.values_list("group_id", flat=True))
     assert groups == {everyone.pk, group.pk}
     log = list(ChangeLog.objects.filter(account_id=account.pk).order_by("lsn"))
-    assert (log[0].table, log[0].op, log[0].data["id"]) == ("actors", "insert", str(actor.pk))
-    assert log[0].subject["actor_id"] == str(subject.actor_id)
+    first = log[0]
+    assert first.data is not None and first.subject is not None
+    assert (first.table, first.op, first.data["id"]) == ("actors", "insert", str(actor.pk))
+    assert first.subject["actor_id"] == str(subject.actor_id)
     new_memberships = [
         e.data["group_id"]
         for e in log[1:]
-        if e.table == "actor_group_memberships" and e.data["actor_id"] == str(actor.pk)
+        if e.table == "actor_group_memberships" and e.data and e.data["actor_id"] == str(actor.pk)
     ]
     assert sorted(new_memberships) == sorted([str(group.pk), str(everyone.pk)])
     # the admin (created directly, outside the services) joined Everyone in the recompute too
@@ -277,6 +279,7 @@ def test_disable_deletes_tokens_and_enable_clears(django_capture_on_commit_callb
     assert disabled.disabled_at is not None
     assert not Token.objects.filter(pk=issued.token.pk).exists()
     deleted = ChangeLog.objects.get(table="tokens", op="delete")
+    assert deleted.old_data is not None
     assert deleted.old_data["id"] == str(issued.token.pk)
     # token deletes go to the token's session group (disconnect), the actor update to the account
     assert len(callbacks) == 2

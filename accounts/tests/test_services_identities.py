@@ -272,6 +272,7 @@ def test_selectors_scope_own_vs_manage(setup) -> None:
     account = setup["account"]
     user_subject = subject_of_type(account, USER)
     own = user_subject.identity
+    assert own is not None
     other = IdentityFactory(actor=setup["actor"], provider=setup["oidc"])
     foreign = IdentityFactory()
     admin = setup["subject"]

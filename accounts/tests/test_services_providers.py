@@ -184,6 +184,7 @@ def test_update(subject) -> None:
     )
     assert updated.name == "Renamed" and updated.adapter_config["client_id"] == "new"
     entry = ChangeLog.objects.get(table="auth_providers", op="update")
+    assert entry.old_data is not None
     assert entry.old_data["name"] != "Renamed"
     with pytest.raises(ValidationFailed):
         provider_update(subject=subject, provider=provider, adapter_config={"client_id": "x"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -64,6 +65,7 @@ def test_request_issues_email_token(email_identity) -> None:
     assert fragment.startswith(".SFMyNTY.")
     assert token.type == "email" and token.remaining_attempts == 3
     assert token.created_by_user_agent == "Mozilla/5.0"
+    assert token.expires_at is not None
     remaining = token.expires_at - timezone.now()
     assert timedelta(minutes=9) < remaining <= timedelta(minutes=10)
     email_identity.refresh_from_db()
@@ -83,7 +85,8 @@ def test_verify_success_resets_state_and_deletes_tokens(email_identity) -> None:
     with pytest.raises(Unauthorized):  # reuse refused
         email_token_verify(identity=email_identity, secret=code + fragment, context=BROWSER)
     session = session_token_create(identity=identity, context=BROWSER)
-    assert authenticate(session.encoded, context=BROWSER).identity.pk == identity.pk
+    signed_in = authenticate(session.encoded, context=BROWSER).identity
+    assert signed_in is not None and signed_in.pk == identity.pk
 
 
 def test_three_wrong_codes_lock_the_token(email_identity) -> None:
@@ -169,9 +172,14 @@ def test_both_code_hashes_must_match(email_identity) -> None:
 
 
 def test_unknown_email_verification_costs_an_argon2_check(monkeypatch) -> None:
-    checks = []
+    checks: list[str] = []
     real = sign_in._password_matches
-    monkeypatch.setattr(sign_in, "_password_matches", lambda h, p: checks.append(p) or real(h, p))
+
+    def spy(h: Any, p: str) -> bool:
+        checks.append(p)
+        return real(h, p)
+
+    monkeypatch.setattr(sign_in, "_password_matches", spy)
     with pytest.raises(Unauthorized):
         sign_in.email_token_verify_unknown(secret="ABCDE.whatever")
     assert checks == ["abcde"]
@@ -198,9 +206,14 @@ def test_userpass_verify(userpass_identity) -> None:
 def test_userpass_unknown_identifier_still_hashes(userpass_identity, monkeypatch) -> None:
     from accounts.services import sign_in
 
-    calls = []
+    calls: list[Any] = []
     real = sign_in._password_matches
-    monkeypatch.setattr(sign_in, "_password_matches", lambda h, p: calls.append(h) or real(h, p))
+
+    def spy(h: Any, p: str) -> bool:
+        calls.append(h)
+        return real(h, p)
+
+    monkeypatch.setattr(sign_in, "_password_matches", spy)
     with pytest.raises(Unauthorized):
         userpass_verify(
             provider=userpass_identity.provider, identifier="ghost@example.com", password="x" * 12
@@ -232,6 +245,7 @@ def test_userpass_refuses_disabled_actor_and_provider(userpass_identity) -> None
 def test_session_token_lifetimes(userpass_identity) -> None:
     now = timezone.now()
     browser = session_token_create(identity=userpass_identity, context=BROWSER).token
+    assert browser.expires_at is not None
     assert timedelta(hours=10) <= browser.expires_at - now < timedelta(hours=10, minutes=1)
     assert browser.created_by == "identity"
     idp_expiry = now + timedelta(hours=1)
@@ -244,10 +258,11 @@ def test_session_token_lifetimes(userpass_identity) -> None:
         identity=userpass_identity, context=client_ctx, nonce="n", idp_expires_at=idp_expiry
     )
     assert issued.token.type == "client"
+    assert issued.token.expires_at is not None
     assert issued.token.expires_at - now > timedelta(days=6, hours=23)  # IdP expiry ignored
     assert issued.encoded.startswith("n.SFMyNTY.")
     subject = authenticate(issued.encoded, context=client_ctx)
-    assert subject.identity.pk == userpass_identity.pk
+    assert subject.identity is not None and subject.identity.pk == userpass_identity.pk
     assert ChangeLog.objects.filter(table="tokens", op="insert").count() == 3
 
 

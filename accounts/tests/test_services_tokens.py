@@ -166,6 +166,7 @@ def test_delete_disconnects_and_is_tenant_scoped(django_capture_on_commit_callba
     with django_capture_on_commit_callbacks() as callbacks:
         token_delete(subject=subject, token=token)
     entry = ChangeLog.objects.get(table="tokens", op="delete")
+    assert entry.old_data is not None
     assert entry.old_data["id"] == str(token.pk)
     assert len(callbacks) == 1  # the session disconnect, sent after commit
     layer = get_channel_layer()
@@ -297,6 +298,7 @@ def test_authenticate_browser_user_agent_and_last_seen() -> None:
     )
     ctx = Context(type="browser", user_agent=UA, remote_ip="192.0.2.1")
     subject = authenticate(issued.encoded, context=ctx)
+    assert subject.identity is not None
     assert subject.actor_id == actor.pk and subject.identity.pk == identity.pk
     assert subject.token_id == issued.token.pk and subject.expires_at == issued.token.expires_at
     identity.refresh_from_db()
@@ -377,6 +379,7 @@ def test_authenticate_is_one_select_and_one_update_and_keeps_refusal_side_effect
     ctx = Context(type="client", user_agent="connlib/1.3.0", remote_ip="192.0.2.7")
     with CaptureQueriesContext(connection) as queries:
         subject = authenticate(issued.encoded, context=ctx)
+        assert subject.identity is not None
         assert subject.account.pk == user.account_id and subject.identity.provider.pk
     assert _statements(queries) == ["SELECT", "WITH"]
     identity.refresh_from_db()

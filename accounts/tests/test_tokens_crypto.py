@@ -7,6 +7,7 @@ import hmac
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -217,7 +218,11 @@ def test_decode_checks_the_signature_with_compare_digest() -> None:
 
 def test_signed_at_makes_output_reproducible() -> None:
     args = (TOKEN_ID, "", "frag")
-    kwargs = {"token_type": TokenType.GATEWAY_GROUP, "account_id": ACCOUNT_ID, "signed_at": NOW}
+    kwargs: dict[str, Any] = {
+        "token_type": TokenType.GATEWAY_GROUP,
+        "account_id": ACCOUNT_ID,
+        "signed_at": NOW,
+    }
     assert tokens.encode(*args, **kwargs) == tokens.encode(*args, **kwargs)
 
 
@@ -315,8 +320,9 @@ def test_garbage_decodes_to_none(garbage: str) -> None:
 
 
 def test_non_string_decodes_to_none() -> None:
-    assert tokens.decode(b".SFMyNTY.a.b", token_type=TokenType.CLIENT) is None  # type: ignore[arg-type]
-    assert tokens.decode(None, token_type=TokenType.CLIENT) is None  # type: ignore[arg-type]
+    wrong_type = b".SFMyNTY.a.b"
+    assert tokens.decode(wrong_type, token_type=TokenType.CLIENT) is None  # type: ignore[arg-type]  # bytes
+    assert tokens.decode(None, token_type=TokenType.CLIENT) is None  # type: ignore[arg-type]  # None
 
 
 def _signed(token_type: str, payload: bytes) -> str:

@@ -299,6 +299,7 @@ def test_service_account_token(client: Client, acme: Acme) -> None:
     assert "Back to Service Account" in text
     token = Token.objects.get(actor=sa)
     assert token.type == "client" and token.name == "ci" and token.identity_id is None
+    assert token.expires_at is not None
     assert token.expires_at.astimezone(UTC).date() == expiry
     assert token.expires_at.astimezone(UTC).hour == 0
     assert response["Cache-Control"] == "no-store"

@@ -267,7 +267,7 @@ def test_new_client_then_token(client: Client, acme: Acme) -> None:
     assert "Back to API Client" in text
     token = Token.objects.get(actor=actor)
     assert token.type == Token.Type.API_CLIENT and token.name is None
-    assert token.expires_at.date().isoformat() == day
+    assert token.expires_at is not None and token.expires_at.date().isoformat() == day
     encoded = text.split('<div class="copy-block" id="token"><pre><code>', 1)[1].split("<", 1)[0]
     assert encoded.startswith(".")
     from accounts.auth import Context

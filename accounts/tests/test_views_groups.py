@@ -161,6 +161,7 @@ def test_list_renders_rows(client: Client, acme: Acme) -> None:
     assert f'href="/acme/groups/{eng.pk}#actors">and 1 more.</a>' in text
     assert "None" in text  # the synced group has no actors
     assert "Manually managed in Firezone" in text
+    assert synced.provider is not None
     assert f"Synced from {synced.provider.name}" in text
     assert "Search by Name" in text and "For any Provider" in text
     assert "Created" in text

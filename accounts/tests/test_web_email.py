@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core import mail
 from django.core.cache import cache
+from django.core.mail import EmailMultiAlternatives
 from django.test import Client
 from django.utils import timezone
 
@@ -83,8 +84,9 @@ def test_known_email_gets_code_and_magic_link(client, acme) -> None:
     assert "Finish Signing In!" in message.body
     assert "This email is valid for 10 minutes." in message.body
     assert "Account name: Acme" in message.body and f"User Agent: {UA}" in message.body
+    assert isinstance(message, EmailMultiAlternatives)
     html = message.alternatives[0]
-    assert html[1] == "text/html" and last_code() in html[0]
+    assert html[1] == "text/html" and last_code() in str(html[0])
     link = urlsplit(last_link())
     query = parse_qs(link.query)
     assert link.path == f"/acme/sign_in/providers/{acme.email_provider.pk}/verify_sign_in_token"
@@ -112,6 +114,7 @@ def test_code_is_stored_hashed_with_argon2(client, acme) -> None:
     assert code not in str(state)
     token = Token.objects.get(identity=acme.admin_identity, type="email")
     assert token.remaining_attempts == 3
+    assert token.expires_at is not None
     assert timedelta(minutes=9) < token.expires_at - timezone.now() <= timedelta(minutes=10)
 
 
@@ -296,7 +299,8 @@ def test_fourth_attempt_is_refused_even_with_the_right_code(client, acme) -> Non
     response = _verify(client, acme, code)
     assert _follow_flash(client, response) == [INVALID]
     token = Token.objects.get(identity=acme.admin_identity, type="email")
-    assert token.remaining_attempts == 0 and token.expires_at <= timezone.now()
+    assert token.remaining_attempts == 0
+    assert token.expires_at is not None and token.expires_at <= timezone.now()
     assert SESSIONS_KEY not in client.session
 
 
@@ -414,6 +418,7 @@ def test_client_sign_in_hands_the_fragment_to_the_app(client, acme) -> None:
     assert subject.actor.pk == acme.admin.pk
     token = Token.objects.get(pk=subject.token_id)
     assert token.type == "client"
+    assert token.expires_at is not None
     assert timedelta(days=6) < token.expires_at - timezone.now() <= timedelta(days=7)
     with pytest.raises(Unauthorized):
         authenticate(fragment, context=context)

@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.core.cache import cache
+from django.http import HttpRequest
 from django.test import Client
 from django.utils import timezone
 
@@ -107,10 +108,9 @@ def test_sign_in_sets_recent_accounts_cookie(client, acme) -> None:
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
     from accounts.sign_in.flow import recent_account_ids
 
-    class R:
-        COOKIES = {RECENT_ACCOUNTS_COOKIE: cookie.value}
-
-    assert recent_account_ids(R()) == [str(acme.account.pk), str(other.pk)]
+    request = HttpRequest()
+    request.COOKIES = {RECENT_ACCOUNTS_COOKIE: cookie.value}
+    assert recent_account_ids(request) == [str(acme.account.pk), str(other.pk)]
 
 
 # --- sign-in page -------------------------------------------------------------------------------
@@ -295,15 +295,14 @@ def test_several_accounts_at_once_and_at_most_six(client) -> None:
 
     from firezone.web.session import store_session
 
-    class Req:
-        session = client.session
-
+    request = HttpRequest()
+    request.session = client.session
     for identity in identities[2:]:
         from accounts.tests.portal import browser_token
 
-        store_session(Req, identity.account, browser_token(identity))
-    assert len(Req.session[SESSIONS_KEY]) == MAX_SESSIONS
-    assert Req.session[SESSIONS_KEY][0][1] == str(identities[1].account_id)
+        store_session(request, identity.account, browser_token(identity))
+    assert len(request.session[SESSIONS_KEY]) == MAX_SESSIONS
+    assert request.session[SESSIONS_KEY][0][1] == str(identities[1].account_id)
 
 
 # --- sign out -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client, override_settings
 
@@ -162,8 +163,10 @@ def test_sign_up_creates_a_ready_account(
     assert sign_in_url in message.body
     for detail in (str(account.pk), account.slug, "203.0.113.7", "Mozilla/5.0 SignUpTest"):
         assert detail in message.body
+    assert isinstance(message, EmailMultiAlternatives)
     ((html_body, mimetype),) = message.alternatives
     assert mimetype == "text/html"
+    assert isinstance(html_body, str)
     assert f'href="{sign_in_url}"' in html_body and "Thank you for signing up" in html_body
 
 

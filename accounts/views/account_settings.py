@@ -32,6 +32,7 @@ from accounts.services.support_emails import account_delete_request_send
 from firezone.errors import Unauthorized
 from firezone.web.edit import MSG_FORBIDDEN, edit_page
 from firezone.web.pages import account_url, action_of
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, 
 # --- account settings ----------------------------------------------------------------------------
 
 
-def _request_deletion(request: HttpRequest, account: Account) -> HttpResponse:
+def _request_deletion(request: PortalRequest, account: Account) -> HttpResponse:
     here = _settings_url(account)
     try:
         account_delete_request_send(subject=request.subject)
@@ -67,7 +68,7 @@ def _request_deletion(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def account_settings(request: HttpRequest, account: Account) -> HttpResponse:
+def account_settings(request: PortalRequest, account: Account) -> HttpResponse:
     if request.method == "POST":
         if action_of(request) == "delete_account":
             return _request_deletion(request, account)
@@ -85,7 +86,7 @@ def account_settings(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def account_edit(request: HttpRequest, account: Account) -> HttpResponse:
+def account_edit(request: PortalRequest, account: Account) -> HttpResponse:
     def save(form: AccountForm) -> str:
         account_update(subject=request.subject, account=account, name=form.cleaned_data["name"])
         return _settings_url(account)
@@ -104,7 +105,7 @@ def account_edit(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def notifications_edit(request: HttpRequest, account: Account) -> HttpResponse:
+def notifications_edit(request: PortalRequest, account: Account) -> HttpResponse:
     current = "true" if outdated_gateway_enabled(account) else "false"
     form = NotificationsForm(request.POST or None, initial={"outdated_gateway_enabled": current})
 
@@ -141,7 +142,7 @@ def _dns_event(request: HttpRequest, form: DnsSettingsForm) -> bool:
 
 
 @admin_required
-def dns_settings(request: HttpRequest, account: Account) -> HttpResponse:
+def dns_settings(request: PortalRequest, account: Account) -> HttpResponse:
     if request.method == "POST":
         form = DnsSettingsForm(request.POST)
         validate_only = bool(request.headers.get("X-Validate"))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -32,6 +32,7 @@ from firezone.errors import NotFound, Unauthorized
 from firezone.web.edit import MSG_FORBIDDEN, edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, action_of, redirect_error
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required, not_found
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable, name_contains
 
@@ -65,7 +66,7 @@ def rest_api_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     """Goes inside `admin_required`: without `rest_api` the page is the beta page (§4.12)."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, account: Account, **kw: Any) -> HttpResponse:
+    def wrapper(request: PortalRequest, *args: Any, account: Account, **kw: Any) -> HttpResponse:
         if not feature_enabled(account, "rest_api"):
             return HttpResponseRedirect(account_url(account, "api_clients_beta"))
         return view(request, *args, account=account, **kw)
@@ -73,7 +74,7 @@ def rest_api_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     return wrapper
 
 
-def _api_client(request: HttpRequest, id: str) -> Actor:
+def _api_client(request: PortalRequest, id: str) -> Actor:
     actor = actor_get(request.subject, actor_id=id)
     if not actor.is_api_client:
         raise NotFound()
@@ -84,7 +85,7 @@ def _api_client(request: HttpRequest, id: str) -> Actor:
 
 
 @admin_required
-def api_clients_beta(request: HttpRequest, account: Account) -> HttpResponse:
+def api_clients_beta(request: PortalRequest, account: Account) -> HttpResponse:
     if feature_enabled(account, "rest_api"):
         return HttpResponseRedirect(_list_url(account))
     here = account_url(account, "api_clients_beta")
@@ -134,7 +135,7 @@ CLIENTS_TABLE = LiveTable(
 
 @admin_required
 @rest_api_required
-def api_clients_list(request: HttpRequest, account: Account) -> HttpResponse:
+def api_clients_list(request: PortalRequest, account: Account) -> HttpResponse:
     queryset = actor_list(request.subject, type=Actor.Type.API_CLIENT)
     page = CLIENTS_TABLE.page(request, queryset)
     context = {
@@ -151,7 +152,7 @@ def api_clients_list(request: HttpRequest, account: Account) -> HttpResponse:
 
 @admin_required
 @rest_api_required
-def api_client_new(request: HttpRequest, account: Account) -> HttpResponse:
+def api_client_new(request: PortalRequest, account: Account) -> HttpResponse:
     def save(form: ApiClientForm) -> str:
         actor = actor_create(
             subject=request.subject, name=form.cleaned_data["name"], type=Actor.Type.API_CLIENT
@@ -172,7 +173,7 @@ def api_client_new(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def api_client_new_token(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def api_client_new_token(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     if not globally_enabled("rest_api"):
         return not_found(request)
     actor = _api_client(request, id)
@@ -210,7 +211,7 @@ TOKENS_TABLE = LiveTable(
 )
 
 
-def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpResponse:
+def _detail_event(request: PortalRequest, account: Account, actor: Actor) -> HttpResponse:
     here = _client_url(account, actor)
     handlers = actor_events(request, actor, here=here, gone=_list_url(account), noun="API Client")
     return page_events(request, here=here, handlers=handlers)
@@ -218,7 +219,7 @@ def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpR
 
 @admin_required
 @rest_api_required
-def api_client_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def api_client_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     actor = _api_client(request, id)
     if request.method == "POST":
         return _detail_event(request, account, actor)
@@ -238,7 +239,7 @@ def api_client_detail(request: HttpRequest, account: Account, id: str) -> HttpRe
 
 @admin_required
 @rest_api_required
-def api_client_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def api_client_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     actor = _api_client(request, id)
 
     def save(form: ApiClientForm) -> str:

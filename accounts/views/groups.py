@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.db.models import Prefetch, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.forms.groups import GroupForm
@@ -43,6 +43,7 @@ from firezone.errors import NotFound, Refused, ValidationFailed
 from firezone.web.edit import edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, action_of, redirect_error, uuids_in
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable, name_contains
 from resources.models import Policy
@@ -51,7 +52,7 @@ from resources.selectors.policies import policy_list
 MSG_MANAGED = "This group is managed by Firezone and cannot be edited."
 MSG_SYNCED = "This group is synced from an external source and cannot be edited."
 
-ROLE_SUFFIXES = {
+ROLE_SUFFIXES: dict[str, str] = {
     Actor.Type.ACCOUNT_ADMIN_USER: " (admin)",
     Actor.Type.SERVICE_ACCOUNT: " (service account)",
     Actor.Type.API_CLIENT: " (api client)",
@@ -69,7 +70,7 @@ def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, 
     return [("Groups", account_url(account, "groups")), *rest]
 
 
-def _editable_group(request: HttpRequest, id: str) -> ActorGroup:
+def _editable_group(request: PortalRequest, id: str) -> ActorGroup:
     """A static group of the account: the managed and synced ones have no edit pages."""
     group = group_get(request.subject, group_id=id)
     if not group.is_editable:
@@ -91,7 +92,7 @@ def _decorate_actors(actors: Iterable[Actor]) -> None:
 
 
 def _group_provider(queryset: QuerySet[ActorGroup], value: str) -> QuerySet[ActorGroup]:
-    return queryset.filter(provider_id=value)
+    return queryset.filter(provider_id=uuid.UUID(value))  # one of the choices: a valid id
 
 
 def _groups_table(providers: list[tuple[str, str]]) -> LiveTable:
@@ -116,7 +117,7 @@ def _groups_table(providers: list[tuple[str, str]]) -> LiveTable:
 
 
 @admin_required
-def groups_list(request: HttpRequest, account: Account) -> HttpResponse:
+def groups_list(request: PortalRequest, account: Account) -> HttpResponse:
     subject = request.subject
     # Email and username & password providers never sync groups: not worth a choice.
     providers = [
@@ -137,7 +138,7 @@ def groups_list(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def group_new(request: HttpRequest, account: Account) -> HttpResponse:
+def group_new(request: PortalRequest, account: Account) -> HttpResponse:
     def save(form: GroupForm) -> str:
         group = group_create(subject=request.subject, name=form.cleaned_data["name"])
         return account_url(account, "group_edit_actors", id=group.pk)
@@ -152,7 +153,7 @@ def group_new(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def group_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def group_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     group = _editable_group(request, id)
 
     def save(form: GroupForm) -> str:
@@ -211,7 +212,7 @@ POLICIES_TABLE = LiveTable(
 )
 
 
-def _detail_event(request: HttpRequest, account: Account, group: ActorGroup) -> HttpResponse:
+def _detail_event(request: PortalRequest, account: Account, group: ActorGroup) -> HttpResponse:
     def delete() -> HttpResponse:
         group_delete(subject=request.subject, group=group)
         return HttpResponseRedirect(account_url(account, "groups"))
@@ -220,7 +221,7 @@ def _detail_event(request: HttpRequest, account: Account, group: ActorGroup) -> 
 
 
 @admin_required
-def group_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def group_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     group = group_get(subject, group_id=id)
     if request.method == "POST":
@@ -261,7 +262,7 @@ def group_detail(request: HttpRequest, account: Account, id: str) -> HttpRespons
 
 
 def _pending(
-    request: HttpRequest, source: Any, members: set[uuid.UUID]
+    request: PortalRequest, source: Any, members: set[uuid.UUID]
 ) -> tuple[list[Actor], list[Actor]]:
     """The pending additions and removals named by `source` (a QueryDict), keeping only those
     that change something: additions of the account's non-members, removals of members."""
@@ -270,13 +271,14 @@ def _pending(
     if not add_ids and not remove_ids:
         return [], []
     named = actor_list(request.subject).filter(pk__in=add_ids | remove_ids)
-    adds, removes = [], []
+    adds: list[Actor] = []
+    removes: list[Actor] = []
     for actor in named:  # by name: the order of the confirm dialog
         (adds if actor.pk in add_ids else removes).append(actor)
     return adds, removes
 
 
-def _with_pending(request: HttpRequest, adds: set[uuid.UUID], removes: set[uuid.UUID]) -> str:
+def _with_pending(request: PortalRequest, adds: set[uuid.UUID], removes: set[uuid.UUID]) -> str:
     query = [(k, v) for k, vs in request.GET.lists() if k not in ("add", "remove") for v in vs]
     query += [("add", str(a)) for a in sorted(adds, key=str)]
     query += [("remove", str(a)) for a in sorted(removes, key=str)]
@@ -295,7 +297,7 @@ EDIT_ACTORS_TABLE = LiveTable(
 
 
 def _toggle_url(
-    request: HttpRequest, row: Any, add_ids: set[uuid.UUID], remove_ids: set[uuid.UUID]
+    request: PortalRequest, row: Any, add_ids: set[uuid.UUID], remove_ids: set[uuid.UUID]
 ) -> str:
     if row.pending == "add":
         return _with_pending(request, add_ids - {row.pk}, remove_ids)
@@ -307,7 +309,7 @@ def _toggle_url(
 
 
 @admin_required
-def group_edit_actors(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def group_edit_actors(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     group = _editable_group(request, id)
     members = group_member_ids(subject, group=group)

@@ -17,6 +17,7 @@ from accounts.forms.sign_up import SignUpForm
 from firezone.errors import Refused, ValidationFailed
 from firezone.web.pages import account_url
 from firezone.web.ratelimit import Limit
+from firezone.web.request import HtmxRequest
 from firezone.web.session import account_path, request_context
 from resources.services.provisioning import Provisioned
 from resources.services.sign_up import account_sign_up, sign_in_url, sign_up_enabled
@@ -38,7 +39,7 @@ def _page(request: HttpRequest, form: SignUpForm | None) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def sign_up(request: HttpRequest) -> HttpResponse:
+def sign_up(request: HtmxRequest) -> HttpResponse:
     if not sign_up_enabled():
         # Submissions are ignored while sign-up is switched off.
         return _page(request, None)

@@ -60,6 +60,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class ConnectRejected(Exception):
     """Raised by a socket's connect step: refuse the upgrade with `status` and a plain-text body."""
 
+    # Seconds to wait before answering (set by a throttled connect, `gateways.connect`).
+    delay: float = 0.0
+
     def __init__(self, status: int, body: str = "") -> None:
         super().__init__(status, body)
         self.status = status
@@ -197,7 +200,7 @@ def _lazy_autobahn_debug() -> None:
     from autobahn.websocket import protocol as autobahn_protocol
 
     if getattr(autobahn_protocol, "pformat", None) is pprint.pformat:
-        autobahn_protocol.pformat = _LazyPformat  # type: ignore[assignment]
+        autobahn_protocol.pformat = _LazyPformat  # type: ignore[assignment]  # a lazy stand-in
 
 
 def install() -> bool:

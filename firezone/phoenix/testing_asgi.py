@@ -14,7 +14,7 @@ handler raise.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "firezone.settings")
 
@@ -45,7 +45,7 @@ settings.CHANNEL_LAYERS = {
 
 class EchoConsumer(PhoenixConsumer):
     topic_name = "client"
-    idle_timeout = 307
+    idle_timeout: ClassVar[float] = 307
     channel_layer_alias = TEST_LAYER
 
     async def authenticate(self, scope: dict[str, Any]) -> None:

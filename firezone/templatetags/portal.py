@@ -180,10 +180,11 @@ def live_table(context: template.Context, page: TablePage) -> dict[str, Any]:
 
 
 @register.simple_tag(takes_context=True)
-def table_row(context: template.Context, page: TablePage, row: Any) -> SafeString:
-    """Render one row through the table's row template with the page context and `row`."""
+def table_row(context: template.Context, page: TablePage, row: Any) -> str:
+    """Render one row through the table's row template with the page context and `row` (the
+    template's output is already a SafeString)."""
     tpl = template.loader.get_template(page.table.row_template)
-    flat = context.flatten()
+    flat: dict[str, Any] = {str(key): value for key, value in context.flatten().items()}
     flat.update(page.row_context)
     flat["row"] = row
     return tpl.render(flat)

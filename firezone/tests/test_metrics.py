@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from celery.exceptions import AlwaysEagerIgnored
 from django.test import Client, override_settings
+from prometheus_client.metrics import MetricWrapperBase
 
 from firezone import metrics
 
@@ -118,8 +119,8 @@ def test_push_counter_is_a_cached_child() -> None:
 
 
 def test_module_api_names_and_labels() -> None:
-    def described(metric: object) -> tuple[str, tuple[str, ...]]:
-        return metric._name, metric._labelnames  # type: ignore[attr-defined]
+    def described(metric: MetricWrapperBase) -> tuple[str, tuple[str, ...]]:
+        return metric._name, metric._labelnames
 
     assert described(metrics.SOCKETS) == ("firezone_sockets", ("kind",))
     assert described(metrics.JOINS) == ("firezone_socket_joins", ("kind",))
@@ -130,9 +131,9 @@ def test_module_api_names_and_labels() -> None:
     assert described(metrics.HUBS) == ("firezone_hubs", ())
     assert described(metrics.PUSHES) == ("firezone_pushes", ("kind", "event"))
     assert described(metrics.CELERY_TASKS) == ("firezone_celery_tasks", ("task", "outcome"))
-    assert metrics.CREATE_FLOW_SECONDS._upper_bounds[0] == 0.001  # type: ignore[attr-defined]
-    assert metrics.CREATE_FLOW_SECONDS._upper_bounds[-2] == 5.0  # type: ignore[attr-defined]
-    assert metrics.CHANGE_APPLY_SECONDS._upper_bounds[-2] == 10.0  # type: ignore[attr-defined]
+    assert metrics.CREATE_FLOW_SECONDS._upper_bounds[0] == 0.001
+    assert metrics.CREATE_FLOW_SECONDS._upper_bounds[-2] == 5.0
+    assert metrics.CHANGE_APPLY_SECONDS._upper_bounds[-2] == 10.0
 
 
 # --- Celery --------------------------------------------------------------------------------------
@@ -157,7 +158,7 @@ def _boom() -> None:
 
 
 @app.task(name="firezone.tests.metrics_flaky", bind=True, max_retries=1, default_retry_delay=0)
-def _flaky(self) -> str:  # type: ignore[no-untyped-def]
+def _flaky(self) -> str:
     if self.request.retries == 0:
         raise self.retry(exc=_Boom("first attempt fails"))
     return "second attempt"

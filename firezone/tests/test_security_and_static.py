@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.http import FileResponse, HttpResponse
 from django.test import Client, override_settings
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +56,7 @@ def test_csp_nonce_in_templates(rf) -> None:
     from firezone.middleware import CSPMiddleware
 
     request = rf.get("/")
-    CSPMiddleware(lambda r: None).process_request(request)
+    CSPMiddleware(lambda r: HttpResponse()).process_request(request)
     html = Template('<script nonce="{{ CSP_NONCE }}"></script>').render(RequestContext(request))
     nonce = re.fullmatch(r'<script nonce="([^"]+)"></script>', html)
     assert nonce and nonce[1] == str(request.csp_nonce)
@@ -73,7 +74,7 @@ def test_static_files_with_debug_off(autorefresh: bool) -> None:
         response = client.get("/static/firezone/portal.css")
         assert response.status_code == 200
         assert response["Content-Type"].startswith("text/css")
-        assert b"".join(response.streaming_content)
+        assert isinstance(response, FileResponse) and b"".join(response.streaming_content)
         assert response["Cache-Control"] == "max-age=60, public"
         assert client.get("/static/admin/css/base.css").status_code == 200  # an app's files
         assert client.get("/static/firezone/nope.css").status_code == 404

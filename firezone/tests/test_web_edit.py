@@ -3,7 +3,7 @@ no database, a plain Django form and a fake service."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from django import forms
@@ -25,9 +25,13 @@ class NameForm(ServiceErrorsMixin, forms.Form):
     name = forms.CharField()
 
 
+def _never_saved(form: Any) -> NoReturn:
+    pytest.fail("the form was saved")
+
+
 def _request(method: str = "get", data: dict[str, str] | None = None) -> HttpRequest:
     request = getattr(RequestFactory(), method)("/acme/things/new", data or {})
-    request._messages = CookieStorage(request)  # type: ignore[attr-defined]
+    request._messages = CookieStorage(request)
     return request
 
 
@@ -121,7 +125,7 @@ def test_valid_post_saves_and_redirects_with_the_flash(rendered: list[dict[str, 
 def test_invalid_post_never_calls_the_service(rendered: list[dict[str, Any]]) -> None:
     request = _request("post", {})
     response = edit_page(
-        request, NameForm(request.POST), template="t.html", context={}, save=pytest.fail
+        request, NameForm(request.POST), template="t.html", context={}, save=_never_saved
     )
     assert response.status_code == 200
     assert rendered[0]["form"].errors["name"]
@@ -185,7 +189,7 @@ def test_not_submitted_posts_only_render(rendered: list[dict[str, Any]]) -> None
         NameForm(request.POST),
         template="t",
         context={},
-        save=pytest.fail,
+        save=_never_saved,
         submitted=False,
     )
     assert len(rendered) == 1

@@ -2,6 +2,8 @@
 
 * `session`   — multi-account browser sessions, the request context, account lookup from the URL,
   and the `admin_required` / `signed_out_only` decorators (§1.1, §3.2).
+* `request`   — typed requests for views: `PortalRequest` (`admin_required`: `subject`,
+  `account`), `AccountRequest`, `HtmxRequest`.
 * `context`   — the `portal` template context (sidebar, banners, the signed-in subject).
 * `pages`     — small helpers every admin view uses (feature gates, flash-and-redirect).
 * `events`    — the one dispatch of an interactive page's events (POST `action`).

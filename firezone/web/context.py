@@ -122,7 +122,7 @@ def account_banners(account: Account, subject: Subject | None) -> list[Banner]:
 def sidebar(account: Account, path: str) -> list[NavItem]:
     """The app layout's sidebar; the item whose path prefixes the current one is active."""
 
-    def item(label: str, name: str, **kwargs: str) -> NavItem:
+    def item(label: str, name: str, **kwargs: Any) -> NavItem:
         href = account_url(account, name, **kwargs)
         return NavItem(label, href, path == href or path.startswith(href + "/"))
 

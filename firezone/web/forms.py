@@ -73,7 +73,7 @@ class ServiceErrorsMixin:
         return f"{label} {message}"
 
     def put_service_error(self, field: str | None, message: str) -> None:
-        self.add_error(field, message)  # type: ignore[attr-defined]
+        self.add_error(field, message)  # type: ignore[attr-defined]  # mixed into a Form
 
 
 def extend_unique(target: list[str], messages: Sequence[str] | str) -> None:

@@ -36,6 +36,7 @@ from accounts.services.tokens import authenticate
 from accounts.sign_in.params import SignInParams
 from firezone.error_views import render_not_found
 from firezone.errors import DomainError, NotFound
+from firezone.web.request import AccountRequest, PortalRequest
 from firezone.web.tables import TableReset
 
 SESSIONS_KEY = "sessions"
@@ -167,7 +168,7 @@ def _subject_cache(request: HttpRequest) -> dict[tuple[str, str], Subject | None
     cache = getattr(request, "_fz_subjects", None)
     if cache is None:
         cache = {}
-        request._fz_subjects = cache  # type: ignore[attr-defined]
+        request._fz_subjects = cache  # type: ignore[attr-defined]  # a per-request cache
     return cache
 
 
@@ -237,9 +238,9 @@ def admin_required(view: View) -> View:
     """
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, account: str, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: PortalRequest, *args: Any, account: str, **kwargs: Any) -> HttpResponse:
         found = account_from_path(account)
-        request.account = found  # type: ignore[attr-defined]
+        request.account = found
         subject = fetch_subject(request, found, type="browser")
         if subject is None:
             messages.error(request, MSG_SIGN_IN_REQUIRED)
@@ -249,7 +250,7 @@ def admin_required(view: View) -> View:
             return _redirect(request, target)
         if not subject.actor.is_admin:
             return not_found(request)
-        request.subject = subject  # type: ignore[attr-defined]
+        request.subject = subject
         try:
             return view(request, *args, account=found, **kwargs)
         except NotFound:
@@ -259,7 +260,6 @@ def admin_required(view: View) -> View:
             messages.error(request, reset.message)
             return _redirect(request, reset.url)
 
-    wrapper.admin_required = True  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -269,13 +269,13 @@ def signed_out_only(view: View) -> View:
     `view(request, *args, account=<Account>, **kwargs)` with `request.account` set."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, account: str, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: PortalRequest, *args: Any, account: str, **kwargs: Any) -> HttpResponse:
         found = account_from_path(account)
-        request.account = found  # type: ignore[attr-defined]
+        request.account = found
         params = SignInParams.from_request(request)
         subject = fetch_subject(request, found, type=params.context_type)
         if subject is not None:
-            request.subject = subject  # type: ignore[attr-defined]
+            request.subject = subject
             return _redirect(request, post_sign_in_url(found, params))
         return view(request, *args, account=found, **kwargs)
 
@@ -287,9 +287,9 @@ def with_account(view: View) -> View:
     unknown) and call `view(request, *args, account=<Account>, **kwargs)`."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, account: str, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: AccountRequest, *args: Any, account: str, **kwargs: Any) -> HttpResponse:
         found = account_from_path(account)
-        request.account = found  # type: ignore[attr-defined]
+        request.account = found
         return view(request, *args, account=found, **kwargs)
 
     return wrapper

@@ -226,7 +226,7 @@ class LiveTable:
         parts = raw.split(":")
         if len(parts) != 3 or parts[1] not in ("asc", "desc") or parts[2] not in self.orders:
             raise _Invalid(MSG_FILTER)
-        return parts[2], parts[1]  # type: ignore[return-value]
+        return parts[2], "asc" if parts[1] == "asc" else "desc"
 
     def _read_cursor(self, raw: str | None, order_name: str) -> tuple[str, Any, str] | None:
         if not raw:

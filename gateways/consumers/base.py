@@ -166,7 +166,7 @@ class DeviceConsumer(PhoenixConsumer):
             )
         except ConnectRejected as rejected:
             metrics.REJECTIONS.labels(kind=self.topic_name, status=str(rejected.status)).inc()
-            delay = getattr(rejected, "delay", 0.0)
+            delay = rejected.delay
             if delay:
                 await asyncio.sleep(delay)
             raise

@@ -16,22 +16,27 @@ from firezone.errors import NotFound, Refused
 from firezone.phoenix.consumer import NO_REPLY, ErrorReply
 from firezone.phoenix.framing import Message
 from gateways import crypto, wire
-from gateways.consumers.base import device_group
-from gateways.models import Gateway
+from gateways.consumers.base import DeviceConsumer, device_group
+from gateways.models import Client, Gateway
 from resources import access as ra
-
-if TYPE_CHECKING:
-    from gateways.consumers.client import ClientConsumer
 
 Build = Callable[[Any, dict[str, Any]], tuple[str, dict[str, Any]] | None]
 
 
-class LegacyFlows:
+class LegacyFlows(DeviceConsumer):
     """`prepare_connection` / `request_connection` / `reuse_connection` handlers."""
 
-    async def _prepare_connection(
-        self: ClientConsumer, payload: dict[str, Any], message: Message
-    ) -> Any:
+    if TYPE_CHECKING:  # `ClientConsumer`'s, used here
+        client: Client | None
+
+        def _authorize(self, resource_id: Any) -> ra.Authorization: ...
+        def _granted_resource(self, auth: ra.Authorization) -> ra.AccessResource | None: ...
+        async def _online_gateway_ids(self) -> set[str]: ...
+        def _insert_flow(self, auth: ra.Authorization, gateway: Gateway) -> Any: ...
+        @staticmethod
+        def _gateway_message(kind: str, flow: Any, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def _prepare_connection(self, payload: dict[str, Any], message: Message) -> Any:
         if "resource_id" not in payload:
             return None
         resource_id = payload["resource_id"]
@@ -48,7 +53,7 @@ class LegacyFlows:
         return wire.prepare_connection_reply(resource_id=resource_id, gateway=gateway)
 
     def _legacy_choose(
-        self: ClientConsumer, auth: ra.Authorization, online: set[str], connected: list[Any]
+        self, auth: ra.Authorization, online: set[str], connected: list[Any]
     ) -> Gateway | None:
         assert self.client is not None
         resource = self._granted_resource(auth)
@@ -67,7 +72,7 @@ class LegacyFlows:
         )
 
     async def _legacy_flow(
-        self: ClientConsumer, payload: dict[str, Any], build: Build
+        self, payload: dict[str, Any], build: Build
     ) -> ErrorReply | tuple[Gateway, dict[str, Any] | None]:
         """Shared checks of `request_connection` / `reuse_connection`: authorised → the named
         gateway exists in one of the resource's sites → it is online; then the flow row and the
@@ -83,7 +88,7 @@ class LegacyFlows:
         return result
 
     def _legacy_flow_sync(
-        self: ClientConsumer,
+        self,
         auth: ra.Authorization,
         gateway_id: Any,
         online: set[str],
@@ -113,9 +118,7 @@ class LegacyFlows:
         kind, gateway_payload = built
         return gateway, self._gateway_message(kind, flow, gateway_payload)
 
-    async def _request_connection(
-        self: ClientConsumer, payload: dict[str, Any], message: Message
-    ) -> Any:
+    async def _request_connection(self, payload: dict[str, Any], message: Message) -> Any:
         keys = ("gateway_id", "resource_id", "client_preshared_key", "client_payload")
         if any(key not in payload for key in keys):
             return None
@@ -144,9 +147,7 @@ class LegacyFlows:
 
         return await self._send_legacy(await self._legacy_flow(payload, build))
 
-    async def _reuse_connection(
-        self: ClientConsumer, payload: dict[str, Any], message: Message
-    ) -> Any:
+    async def _reuse_connection(self, payload: dict[str, Any], message: Message) -> Any:
         if any(key not in payload for key in ("gateway_id", "resource_id", "payload")):
             return None
         assert self.client is not None
@@ -167,9 +168,7 @@ class LegacyFlows:
         # §9 item 10: never answered on success.
         return await self._send_legacy(await self._legacy_flow(payload, build))
 
-    async def _send_legacy(
-        self: ClientConsumer, result: ErrorReply | tuple[Gateway, dict[str, Any] | None]
-    ) -> Any:
+    async def _send_legacy(self, result: ErrorReply | tuple[Gateway, dict[str, Any] | None]) -> Any:
         if isinstance(result, ErrorReply):
             return result
         gateway, gateway_message = result
@@ -179,7 +178,7 @@ class LegacyFlows:
             )
         return NO_REPLY  # request_connection is answered when the gateway sends connection_ready
 
-    async def client_connection_ready(self: ClientConsumer, event: dict[str, Any]) -> None:
+    async def client_connection_ready(self, event: dict[str, Any]) -> None:
         """The gateway answered a legacy `request_connection`: reply to the client's frame."""
         if self.joined_topic is None:
             return

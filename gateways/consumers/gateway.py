@@ -142,9 +142,11 @@ def _load_flow_cache(gateway_id: Any, account_id: Any) -> dict[Pair, dict[str, i
 def _reauthorize(deleted_flow: Mapping[str, Any]) -> tuple[str, int] | None:
     """Sync (§5.5): a replacement for the last deleted flow of a pair, as (flow id, expiry), or
     None. A disabled account re-authorises nothing: its flows were deleted on purpose."""
-    if Account.objects.filter(
-        pk=deleted_flow.get("account_id"), disabled_at__isnull=False
-    ).exists():
+    account_id = deleted_flow.get("account_id")
+    if (
+        account_id is None
+        or Account.objects.filter(pk=account_id, disabled_at__isnull=False).exists()
+    ):
         return None
     flow = flow_reauthorize(deleted_flow)
     if flow is None:

@@ -29,7 +29,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -160,15 +160,8 @@ class AccountHub:
         self.clients_by_id.setdefault(socket.hub_client_id, set()).add(socket)
 
     def detach_client(self, socket: ClientSocket) -> None:
-        for index, key in (
-            (self.clients_by_actor, socket.hub_actor_id),
-            (self.clients_by_id, socket.hub_client_id),
-        ):
-            sockets = index.get(key)  # type: ignore[call-overload]
-            if sockets is not None:
-                sockets.discard(socket)
-                if not sockets:
-                    del index[key]  # type: ignore[arg-type]
+        _discard(self.clients_by_actor, socket.hub_actor_id, socket)
+        _discard(self.clients_by_id, socket.hub_client_id, socket)
 
     def client_sockets(self) -> list[ClientSocket]:
         return [s for sockets in self.clients_by_actor.values() for s in sockets]
@@ -457,3 +450,15 @@ async def release(hub: AccountHub) -> None:
 
 def loaded() -> dict[str, AccountHub]:
     return dict(_registry())
+
+
+K = TypeVar("K")
+
+
+def _discard(index: dict[K, set[ClientSocket]], key: K, socket: ClientSocket) -> None:
+    """Take a socket out of an index of socket sets; an emptied set leaves the index."""
+    sockets = index.get(key)
+    if sockets is not None:
+        sockets.discard(socket)
+        if not sockets:
+            del index[key]

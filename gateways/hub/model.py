@@ -160,7 +160,7 @@ class AccessModel:
     """One account's access model. Not thread-safe: used from one event loop."""
 
     def __init__(self, account_id: Any) -> None:
-        self.account_id = _uuid(account_id)
+        self.account_id = uuid.UUID(str(account_id))
         self.snapshot = Snapshot(0, 0, frozenset())
         self.config: dict[str, Any] = {}
         self.slug = ""
@@ -243,13 +243,15 @@ class AccessModel:
         if self._actor_groups is None:
             self._index_memberships()
         assert self._actor_groups is not None
-        return self._actor_groups.get(_uuid(actor_id), {})  # type: ignore[arg-type]
+        key = _uuid(actor_id)
+        return self._actor_groups.get(key, {}) if key is not None else {}
 
     def group_actors(self, group_id: Any) -> set[uuid.UUID]:
         if self._group_actors is None:
             self._index_memberships()
         assert self._group_actors is not None
-        return self._group_actors.get(_uuid(group_id), set())  # type: ignore[arg-type]
+        key = _uuid(group_id)
+        return self._group_actors.get(key, set()) if key is not None else set()
 
     def resource_sites(self, resource_id: uuid.UUID) -> tuple[SiteRef, ...]:
         if self._resource_sites is None:
@@ -292,7 +294,7 @@ class AccessModel:
                     policy_id=policy.id,
                     resource_id=policy.resource_id,
                     actor_group_id=policy.group_id,
-                    membership_id=None,  # type: ignore[arg-type]  # per actor: see authorize()
+                    membership_id=None,  # per actor: see authorize()
                     conditions=list(policy.conditions),
                 )
             )
@@ -399,7 +401,8 @@ class AccessModel:
         )
         if not auth.ok:
             return auth
-        membership_id = self.actor_groups(actor_id).get(auth.actor_group_id)  # type: ignore[arg-type]
+        group_id = auth.actor_group_id
+        membership_id = self.actor_groups(actor_id).get(group_id) if group_id else None
         if membership_id is None:  # pragma: no cover - the grant set came from the memberships
             return Authorization(status="not_found", resource_id=resource_id)
         return Authorization(
@@ -414,7 +417,7 @@ class AccessModel:
 
     def granted_resource(self, actor_id: Any, resource_id: Any) -> AccessResource | None:
         key = _uuid(resource_id)
-        return self.grantset(actor_id).access.resources.get(key) if key else None  # type: ignore[arg-type]
+        return self.grantset(actor_id).access.resources.get(key) if key else None
 
     # ---------------------------------------------------------------- applying changes
 
@@ -428,7 +431,8 @@ class AccessModel:
     def apply(self, change: Mapping[str, Any], effects: Effects) -> None:
         """Apply one change (a `firezone.changes.Change` as a dict) and note its effects."""
         table, op = change["table"], change["op"]
-        old, new = change.get("old") or {}, change.get("new") or {}
+        old: Mapping[str, Any] = change.get("old") or {}
+        new: Mapping[str, Any] = change.get("new") or {}
         image = new or old
         if table in ("flows", "gateways", "resources", "accounts", "gateway_groups"):
             effects.device_changes.append(dict(change))
@@ -451,14 +455,25 @@ class AccessModel:
             self.slug = new.get("slug") or ""
             return
         # Everything below can change access: the derived caches are rebuilt lazily.
-        key = _uuid(row_id) if table != "resource_connections" else row_id
+        if table == "resource_connections":
+            rid, sid = _uuid(image.get("resource_id")), _uuid(image.get("gateway_group_id"))
+            if deleted:
+                self.connections.pop(row_id, None)
+            elif rid is not None and sid is not None:
+                self.connections[row_id] = (rid, sid)
+            if rid is not None:
+                self._touch_resources({rid}, effects)
+            return
+        key = _uuid(row_id)
+        if key is None:
+            return
         if table == "resources":
             if deleted:
-                self.resources.pop(key, None)  # type: ignore[arg-type]
+                self.resources.pop(key, None)
             else:
-                self.resources[key] = AccessResource(  # type: ignore[index]
-                    id=key,  # type: ignore[arg-type]
-                    type=new.get("type"),  # type: ignore[arg-type]
+                self.resources[key] = AccessResource(
+                    id=key,
+                    type=new.get("type") or "",
                     address=new.get("address"),
                     address_description=new.get("address_description"),
                     name=new.get("name") or "",
@@ -466,32 +481,25 @@ class AccessModel:
                     filters=new.get("filters") or [],
                     sites=(),
                 )
-            self._touch_resources({key}, effects)  # type: ignore[arg-type]
-        elif table == "resource_connections":
-            rid, sid = _uuid(image.get("resource_id")), _uuid(image.get("gateway_group_id"))
-            if deleted:
-                self.connections.pop(key, None)
-            elif rid is not None and sid is not None:
-                self.connections[key] = (rid, sid)
-            if rid is not None:
-                self._touch_resources({rid}, effects)
+            self._touch_resources({key}, effects)
         elif table == "gateway_groups":
             if deleted:
-                self.sites.pop(key, None)  # type: ignore[arg-type]
+                self.sites.pop(key, None)
             else:
-                self.sites[key] = new.get("name") or ""  # type: ignore[index]
+                self.sites[key] = new.get("name") or ""
             self._touch_resources(
                 {rid for rid, sid in self.connections.values() if sid == key}, effects
             )
         elif table == "policies":
-            before = self.policies.get(key)  # type: ignore[arg-type]
-            if deleted:
-                self.policies.pop(key, None)  # type: ignore[arg-type]
+            before = self.policies.get(key)
+            rid, gid = _uuid(new.get("resource_id")), _uuid(new.get("actor_group_id"))
+            if deleted or rid is None or gid is None:  # both columns are NOT NULL
+                self.policies.pop(key, None)
             else:
-                self.policies[key] = PolicyRow(  # type: ignore[index]
-                    key,  # type: ignore[arg-type]
-                    _uuid(new.get("resource_id")),  # type: ignore[arg-type]
-                    _uuid(new.get("actor_group_id")),  # type: ignore[arg-type]
+                self.policies[key] = PolicyRow(
+                    key,
+                    rid,
+                    gid,
                     new.get("conditions") or [],
                     new.get("disabled_at") is None,
                     _ms(new.get("inserted_at")),
@@ -516,14 +524,14 @@ class AccessModel:
             self._invalidate()
         elif table == "actor_group_memberships":
             if deleted:
-                self.memberships.pop(key, None)  # type: ignore[arg-type]
+                self.memberships.pop(key, None)
             else:
-                actor, group = _uuid(new.get("actor_id")), _uuid(new.get("group_id"))
-                if actor is not None and group is not None:
-                    self.memberships[key] = (actor, group)  # type: ignore[index]
-            for actor in (_uuid(old.get("actor_id")), _uuid(new.get("actor_id"))):
-                if actor is not None:
-                    effects.actors.add(actor)
+                member, group_id = _uuid(new.get("actor_id")), _uuid(new.get("group_id"))
+                if member is not None and group_id is not None:
+                    self.memberships[key] = (member, group_id)
+            for actor_id in (_uuid(old.get("actor_id")), _uuid(new.get("actor_id"))):
+                if actor_id is not None:
+                    effects.actors.add(actor_id)
             self._invalidate()
 
     def _touch_resources(self, resource_ids: set[uuid.UUID], effects: Effects) -> None:

@@ -32,7 +32,8 @@ class Flight:
             return
         waiters, start = self.queued, self.queued_start
         self.queued = self.queued_start = None
-        self._launch(start).add_done_callback(lambda f: _relay_outcome(f, waiters))  # type: ignore[arg-type]
+        assert start is not None  # queued with its waiters
+        self._launch(start).add_done_callback(lambda f: _relay_outcome(f, waiters))
 
     async def join(self, start: Callable[[], Awaitable[Any]]) -> Any:
         if self.running is None:
@@ -51,8 +52,8 @@ def _relay_outcome(source: asyncio.Future, target: asyncio.Future) -> None:
         return
     if source.cancelled():
         target.cancel()
-    elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
+    elif (error := source.exception()) is not None:
+        target.set_exception(error)
     else:
         target.set_result(source.result())
 

@@ -14,6 +14,7 @@ from accounts.auth import Subject
 from accounts.validation import MSG_BLANK
 from firezone import changes
 from firezone.errors import ValidationFailed
+from gateways.models import Client, Gateway, RelayGroup, Site
 from gateways.services.addresses import address_allocate
 
 MSG_TAKEN = "has already been taken"
@@ -98,7 +99,7 @@ def allocate_missing_addresses(instance: Any) -> None:
 
 
 def rename(
-    instance: models.Model,
+    instance: Site | Gateway | Client | RelayGroup,
     name: str | None,
     *,
     subject: Subject,

@@ -289,7 +289,6 @@ def record_connect(
         return
     old = changes.row_image(previous)
     new = changes.row_image(row)
-    assert old is not None and new is not None
     if any(old.get(k) != new.get(k) for k in old.keys() | new.keys() if k not in SEEN_COLUMNS):
         changes.updated(old, row, subject=subject)
     else:

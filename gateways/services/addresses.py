@@ -87,7 +87,12 @@ def address_allocate(*, account_id: Any, type: AddressType, cidr: str | None = N
     if last < 2:
         raise no_free_addresses(type)
     host = str(network.network_address)
-    params = {"host": host, "last": last, "account_id": str(account_id), "type": type}
+    params: dict[str, str | int] = {
+        "host": host,
+        "last": last,
+        "account_id": str(account_id),
+        "type": type,
+    }
     with connection.cursor() as cursor:
         for _ in range(_MAX_ATTEMPTS):
             # secrets.randbelow: offset uniform in [2, last].

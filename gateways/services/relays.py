@@ -156,7 +156,8 @@ def relay_group_token_create_global(*, group: RelayGroup) -> IssuedToken:
 def relay_authenticate(encoded: str, *, context: Context) -> tuple[RelayGroup, Token]:
     """System path: a relay token string → its group and token (Unauthorized otherwise)."""
     token = token_use(encoded, context=dataclasses.replace(context, type="relay_group"))
-    group = RelayGroup.objects.filter(pk=token.relay_group_id).first()
+    group_id = token.relay_group_id
+    group = RelayGroup.objects.filter(pk=group_id).first() if group_id is not None else None
     if group is None or group.account_id != token.account_id:
         raise invalid_token()
     return group, token
@@ -250,7 +251,7 @@ def relay_upsert(
         .filter(Q(account__isnull=True) if is_global else Q(account_id=group.account_id))
         .first()
     )
-    old_image = changes.row_image(existing)
+    old_image = changes.row_image(existing) if existing is not None else None
     params = {
         "id": uuid.uuid4(),
         "name": name,

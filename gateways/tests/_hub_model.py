@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -92,7 +92,9 @@ class StreamFeed:
 def published_seq(account_id: Any) -> int:
     """The account's stream sequence number in Redis (the last published message)."""
     client, _ = stream._client()
-    return int(client.get(stream.seq_key(account_id)) or 0)
+    reply = client.get(stream.seq_key(account_id))
+    assert not isinstance(reply, Awaitable)  # redis-py types sync replies as maybe-awaitable
+    return int(reply or 0)
 
 
 @dataclass

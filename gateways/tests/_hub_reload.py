@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -254,3 +254,12 @@ async def joined_fixture() -> AsyncIterator[Joined]:
 
 def sync_redis() -> redis.Redis:
     return redis.Redis.from_url(django_settings.REDIS_URL)
+
+
+def stream_seq(conn: redis.Redis | None = None, *, account_id: Any, incr: bool = False) -> int:
+    """The account's stream sequence number (0 before the first), or the next one (`incr`)."""
+    conn = conn or sync_redis()
+    key = stream.seq_key(account_id)
+    reply = conn.incr(key) if incr else conn.get(key)
+    assert not isinstance(reply, Awaitable)  # redis-py types sync replies as maybe-awaitable
+    return int(reply or 0)

@@ -84,12 +84,13 @@ class ClientWorld:
     g1: ActorGroup
     internet_site: Site
     gateway: Gateway
-    rdns: Resource
-    rcidr: Resource
-    rip: Resource
     rinet: Resource
-    rnc: Resource
-    roff: Resource
+    # Created once the world exists (`ClientWorld.resource`).
+    rdns: Resource = field(init=False)
+    rcidr: Resource = field(init=False)
+    rip: Resource = field(init=False)
+    rnc: Resource = field(init=False)
+    roff: Resource = field(init=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,7 +104,9 @@ class ClientWorld:
     @property
     def expiry(self) -> int:
         """E: the client token's expiry, unix seconds."""
-        return int(self.w.client_token_row.expires_at.timestamp())
+        expires_at = self.w.client_token_row.expires_at
+        assert expires_at is not None
+        return int(expires_at.timestamp())
 
     def admin(self) -> Subject:
         return subject_for(self.w.actor, identity=self.w.identity)
@@ -142,12 +145,7 @@ def client_world(*, grant_all: bool = True) -> ClientWorld:
         g1=g1,
         internet_site=internet_site,
         gateway=gateway,
-        rdns=None,  # type: ignore[arg-type]
-        rcidr=None,  # type: ignore[arg-type]
-        rip=None,  # type: ignore[arg-type]
         rinet=rinet,
-        rnc=None,  # type: ignore[arg-type]
-        roff=None,  # type: ignore[arg-type]
     )
     cw.rdns = cw.resource(
         w.site,

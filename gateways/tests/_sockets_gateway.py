@@ -199,6 +199,7 @@ def authorize_flow_message(
     view = wire.gateway_resource_view_for(
         Resource.objects.get(pk=flow.resource_id), gateway.last_seen_version
     )
+    assert view is not None
     payload = wire.authorize_flow(
         ref=ref,
         resource=view,

@@ -7,6 +7,7 @@ Importing this module registers the cases in `gateways.tests._wire.CASES`.
 from __future__ import annotations
 
 import copy
+import functools
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -34,6 +35,12 @@ from gateways.tests._wire import (
 from resources.access import SiteRef
 
 # Client channel -----------------------------------------------------------------------------------
+
+
+def _client_view(stored: Any, version: str) -> dict[str, Any]:
+    view = client_view_for(stored, version)
+    assert view is not None
+    return view
 
 
 @case("client_init_full.synthesized.json")
@@ -165,7 +172,7 @@ def _client_resources_with_unknown_type() -> Case:
 
 
 def _dns_sample_case(name: str, ip_stack: str | None) -> Case:
-    row = {
+    row: dict[str, Any] = {
         "id": "03000143-e25e-45c7-aafb-144990e57dce",
         "type": "dns",
         "address": "example.com",
@@ -184,7 +191,7 @@ def _dns_sample_case(name: str, ip_stack: str | None) -> Case:
 
 for _stack in ("dual", "ipv4_only", "ipv6_only"):
     _name = f"client_resource_dns_ip_stack_{_stack}.json"
-    case(_name)(lambda _name=_name, _stack=_stack: _dns_sample_case(_name, _stack))
+    case(_name)(functools.partial(_dns_sample_case, _name, _stack))
 
 case("client_resource_dns_no_ip_stack.json")(
     lambda: _dns_sample_case("client_resource_dns_no_ip_stack.json", None)
@@ -202,7 +209,7 @@ def _resource_created() -> Case:
 @case("client_resource_created_or_updated_internet.synthesized.json")
 def _resource_created_internet() -> Case:
     return Case(
-        wire.resource_created_or_updated(client_view_for(INTERNET, "1.5.4")),
+        wire.resource_created_or_updated(_client_view(INTERNET, "1.5.4")),
         payload_of("client_resource_created_or_updated_internet.synthesized.json"),
     )
 
@@ -305,7 +312,7 @@ for _name in (
     "client_invalidate_ice_candidates_from_gateway.synthesized.json",
     "client_gateway_ice_candidates_with_faulty.json",
 ):
-    case(_name)(lambda _name=_name: _client_ice_case(_name))
+    case(_name)(functools.partial(_client_ice_case, _name))
 
 
 def _relays_presence_case(name: str) -> Case:
@@ -322,7 +329,7 @@ for _name in (
     "client_relays_presence_leave.synthesized.json",
     "gateway_relays_presence.json",
 ):
-    case(_name)(lambda _name=_name: _relays_presence_case(_name))
+    case(_name)(functools.partial(_relays_presence_case, _name))
 
 # Legacy client replies (the `response` of the phx_reply) ------------------------------------------
 

@@ -7,7 +7,9 @@ Importing this module registers the cases in `gateways.tests._wire.CASES`.
 from __future__ import annotations
 
 import copy
+import functools
 from types import SimpleNamespace
+from typing import Any
 
 from gateways import wire
 from gateways.tests._wire import (
@@ -31,6 +33,17 @@ from gateways.tests._wire import (
 )
 
 # Gateway channel ----------------------------------------------------------------------------------
+
+
+def _view_for(resource: Any, version: str) -> dict[str, Any]:
+    """The gateway's view of a resource that this version can be sent."""
+    view = wire.gateway_resource_view_for(resource, version)
+    assert view is not None
+    return view
+
+
+def _disconnect_case(name: str) -> Case:
+    return Case(wire.disconnect_token_expired(), payload_of(name))
 
 
 @case("gateway_init_full.synthesized.json")
@@ -64,7 +77,7 @@ def _authorize_flow() -> Case:
     return Case(
         wire.authorize_flow(
             ref=REF,
-            resource=wire.gateway_resource_view_for(HTTPBIN, "1.4.17"),
+            resource=_view_for(HTTPBIN, "1.4.17"),
             client=CLIENT,
             preshared_key=PSK,
             ice=ICE,
@@ -79,7 +92,7 @@ def _authorize_flow_internet() -> Case:
     return Case(
         wire.authorize_flow(
             ref=REF,
-            resource=wire.gateway_resource_view_for(INTERNET, "1.4.17"),
+            resource=_view_for(INTERNET, "1.4.17"),
             client=CLIENT,
             preshared_key=PSK,
             ice=ICE,
@@ -116,7 +129,7 @@ def _request_connection() -> Case:
     return Case(
         wire.request_connection(
             ref=REF,
-            resource=wire.gateway_resource_view_for(MYCORP, "1.3.2"),
+            resource=_view_for(MYCORP, "1.3.2"),
             client=CLIENT,
             client_payload=copy.deepcopy(theirs["client"]["payload"]),
             client_preshared_key=PSK,
@@ -180,7 +193,7 @@ def _request_connection_with_domain() -> Case:
     return Case(
         wire.request_connection(
             ref=theirs["ref"],
-            resource=wire.gateway_resource_view_for(stored, "1.1.3"),
+            resource=_view_for(stored, "1.1.3"),
             client=client,
             client_payload=copy.deepcopy(theirs["client"]["payload"]),
             client_preshared_key=peer["preshared_key"],
@@ -199,7 +212,7 @@ def _allow_access() -> Case:
         wire.allow_access(
             ref=REF,
             client=CLIENT,
-            resource=wire.gateway_resource_view_for(HTTPBIN, "1.3.2"),
+            resource=_view_for(HTTPBIN, "1.3.2"),
             expires_at=EXPIRES,
             payload=copy.deepcopy(theirs["payload"]),
         ),
@@ -238,7 +251,7 @@ def _resource_updated_sample() -> Case:
         filters=[{"protocol": "icmp"}, {"protocol": "tcp", "ports": []}],
     )
     return Case(
-        wire.resource_updated(wire.gateway_resource_view_for(stored, "1.4.17")),
+        wire.resource_updated(_view_for(stored, "1.4.17")),
         payload_of("gateway_resource_updated.json"),
     )
 
@@ -249,7 +262,7 @@ def _resource_updated_cidr() -> Case:
 
     updated = replace(SINGLE_HOST, filters=[{"protocol": "tcp", "ports": ["22"]}])
     return Case(
-        wire.resource_updated(wire.gateway_resource_view_for(updated, "1.4.17")),
+        wire.resource_updated(_view_for(updated, "1.4.17")),
         payload_of("gateway_resource_updated_cidr.synthesized.json"),
     )
 
@@ -282,7 +295,7 @@ def _gateway_resources_with_internet() -> Case:
 
 @case("gateway_filters.json")
 def _gateway_filters() -> Case:
-    stored = [
+    stored: list[dict[str, Any]] = [
         {"protocol": "udp", "ports": ["10 - 20"]},
         {"protocol": "udp", "ports": []},
         {"protocol": "tcp", "ports": ["10-20"]},
@@ -302,7 +315,7 @@ for _name in (
     "gateway_invalidate_ice_candidates.json",
     "gateway_client_ice_candidates_with_faulty.json",
 ):
-    case(_name)(lambda _name=_name: _gateway_ice_case(_name))
+    case(_name)(functools.partial(_gateway_ice_case, _name))
 
 # Relay channel / disconnects ----------------------------------------------------------------------
 
@@ -314,4 +327,4 @@ for _name in (
     "relay_disconnect_token_expired.synthesized.json",
     "phoenix_disconnect_token_expired.json",
 ):
-    case(_name)(lambda _name=_name: Case(wire.disconnect_token_expired(), payload_of(_name)))
+    case(_name)(functools.partial(_disconnect_case, _name))

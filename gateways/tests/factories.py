@@ -10,7 +10,7 @@ import factory
 from django.utils import timezone
 
 from accounts.auth import SYSTEM_TRAIL, Context
-from accounts.tests.factories import AccountFactory, ActorFactory
+from accounts.tests.factories import AccountFactory, ActorFactory, M, ModelFactory
 from gateways.models import Client, Gateway, Relay, RelayGroup, Site
 
 CLIENT_UA = "macOS/14.4 apple-client/1.3.0"
@@ -28,7 +28,7 @@ def device_context(user_agent: str = CLIENT_UA, **kwargs) -> Context:
     return Context(type="client", user_agent=user_agent, **kwargs)
 
 
-class SiteFactory(factory.django.DjangoModelFactory):
+class SiteFactory(ModelFactory[Site]):
     class Meta:
         model = Site
 
@@ -41,7 +41,7 @@ class SiteFactory(factory.django.DjangoModelFactory):
         internet = factory.Trait(name="Internet", managed_by=Site.ManagedBy.SYSTEM)
 
 
-class _LastSeen(factory.django.DjangoModelFactory):
+class _LastSeen(ModelFactory[M]):
     class Meta:
         abstract = True
 
@@ -49,7 +49,7 @@ class _LastSeen(factory.django.DjangoModelFactory):
     last_seen_at = factory.LazyFunction(timezone.now)
 
 
-class GatewayFactory(_LastSeen):
+class GatewayFactory(_LastSeen[Gateway]):
     class Meta:
         model = Gateway
 
@@ -62,7 +62,7 @@ class GatewayFactory(_LastSeen):
     last_seen_version = "1.3.2"
 
 
-class ClientFactory(_LastSeen):
+class ClientFactory(_LastSeen[Client]):
     class Meta:
         model = Client
 
@@ -75,7 +75,7 @@ class ClientFactory(_LastSeen):
     last_seen_version = "1.3.0"
 
 
-class RelayGroupFactory(factory.django.DjangoModelFactory):
+class RelayGroupFactory(ModelFactory[RelayGroup]):
     class Meta:
         model = RelayGroup
 
@@ -87,7 +87,7 @@ class RelayGroupFactory(factory.django.DjangoModelFactory):
         global_ = factory.Trait(account=None)
 
 
-class RelayFactory(_LastSeen):
+class RelayFactory(_LastSeen[Relay]):
     class Meta:
         model = Relay
 

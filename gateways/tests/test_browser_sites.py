@@ -137,7 +137,7 @@ def test_36_deploy_gateway_and_live_connect(portal_server: Any, page: Page) -> N
     expect(page.locator("#docker-command code")).to_contain_text("docker run")
     expect(page.locator("#systemd-instructions")).to_be_hidden()
 
-    token = page.locator("#terraform-token code").text_content().strip()
+    token = (page.locator("#terraform-token code").text_content() or "").strip()
     assert Token.objects.filter(gateway_group=site).count() == 1  # tab switch kept the token
     _connected(page)
     with gateway_socket(portal_server, token):

@@ -84,8 +84,8 @@ def test_upsert_fills_defaults_addresses_and_last_seen(django_capture_on_commit_
     assert client.last_seen_remote_ip_location_lat == 52.5
     assert client.last_seen_at is not None
     assert len(bytes(client.psk_base)) == 32
-    assert ipaddress.ip_address(client.ipv4) in ipaddress.ip_network("100.64.0.0/11")
-    assert ipaddress.ip_address(client.ipv6) in ipaddress.ip_network("fd00:2021:1111::/107")
+    assert ipaddress.ip_address(str(client.ipv4)) in ipaddress.ip_network("100.64.0.0/11")
+    assert ipaddress.ip_address(str(client.ipv6)) in ipaddress.ip_network("fd00:2021:1111::/107")
     [log] = _logs()
     assert log.op == "insert" and log.data["ipv4"] == client.ipv4
     assert log.account_id == subject.account_id
@@ -264,6 +264,7 @@ def test_verify_requires_client_verify(kind) -> None:
         client = client_verify(subject=subject, client=own)
         assert client.verified_at is not None
         assert client.verified_by == ("identity" if subject.identity else "actor")
+        assert client.verified_by_subject is not None
         assert client.verified_by_subject["name"] == subject.actor.name
     else:
         with pytest.raises(Unauthorized):

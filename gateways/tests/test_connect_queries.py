@@ -116,7 +116,9 @@ def test_new_client_then_known_client_reconnects(world, sent) -> None:
     assert groups == [f"portal.{world.account.pk}"]
     change = changes.Change.from_message(message)
     assert (change.lsn, change.table, change.op) == (0, "clients", "update")
+    assert change.new is not None
     assert change.new["id"] == str(client.pk)
+    assert change.old is not None
     assert change.old["last_seen_remote_ip"] == "203.0.113.9"
     assert change.new["last_seen_remote_ip"] == "203.0.113.10"
 
@@ -137,7 +139,9 @@ def test_client_reconnect_with_a_new_public_key_is_a_change(world, sent) -> None
     )
     assert count <= KNOWN_DEVICE_QUERIES + 1  # the change-log row
     assert _logs("clients") == [("clients", "insert"), ("clients", "update")]
-    assert ChangeLog.objects.filter(table="clients").last().data["public_key"] == client.public_key
+    last = ChangeLog.objects.filter(table="clients").last()
+    assert last is not None and last.data is not None
+    assert last.data["public_key"] == client.public_key
     assert sent == [("recorded", ("clients", "update"))]
 
 
@@ -162,7 +166,10 @@ def test_client_hardware_id_change_drops_verification_and_flows(world, sent) -> 
         ("clients", "update"),
     ]
     update = ChangeLog.objects.get(table="clients")
+    assert update.old_data is not None
+    assert update.data is not None
     assert update.old_data["verified_at"] is not None and update.data["verified_at"] is None
+    assert update.subject is not None
     assert update.subject["identity_id"] == str(world.identity.pk)
     assert sent[-2:] == [("recorded", ("flows", "delete")), ("recorded", ("clients", "update"))]
 
@@ -209,6 +216,7 @@ def test_authenticate_costs_two_statements(world) -> None:
         subject = authenticate(world.client_token, context=context)
         # Everything the subject offers is loaded with it.
         assert subject.account.slug == "acme"
+        assert subject.identity is not None
         assert subject.identity.provider.disabled_at is None
         assert subject.identity.actor.pk == world.actor.pk
         assert subject.identity.account.pk == world.account.pk
@@ -255,6 +263,7 @@ def test_new_gateway_then_known_gateway_reconnects(world, sent) -> None:
     assert groups == [f"portal.{world.account.pk}"]
     change = changes.Change.from_message(message)
     assert (change.lsn, change.table, change.op) == (0, "gateways", "update")
+    assert change.new is not None
     assert change.new["id"] == str(gateway.pk)
     assert "psk_base" not in change.new
     assert Gateway.objects.get(pk=gateway.pk).last_seen_remote_ip == "198.51.100.10"
@@ -324,5 +333,7 @@ def test_concurrent_verification_is_seen_by_the_reconnect(world) -> None:
     [(_, moved)] = results
     assert moved.verified_at is None
     update = ChangeLog.objects.get(table="clients", op="update")
+    assert update.old_data is not None
     assert update.old_data["verified_at"] is not None and update.old_data["device_serial"] == "SN1"
+    assert update.data is not None
     assert update.data["verified_at"] is None and update.data["device_serial"] == "SN2"

@@ -105,7 +105,7 @@ def test_every_vector_section_is_covered() -> None:
 
 
 class _Row:
-    def __init__(self, id: str, public_key: str, psk_base: object) -> None:
+    def __init__(self, id: str | uuid.UUID, public_key: str, psk_base: object) -> None:
         self.id, self.public_key, self.psk_base = id, public_key, psk_base
 
 
@@ -119,7 +119,7 @@ def test_pair_credentials_from_rows_match_the_vectors() -> None:
         memoryview(bytes.fromhex(psk_v["client_psk_base_hex"])),
     )
     gateway = _Row(
-        uuid.UUID(psk_v["gateway_id"]),  # type: ignore[arg-type]
+        uuid.UUID(psk_v["gateway_id"]),
         psk_v["gateway_public_key"],
         bytes.fromhex(psk_v["gateway_psk_base_hex"]),
     )

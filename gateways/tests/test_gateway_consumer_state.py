@@ -24,7 +24,7 @@ class Recording(GatewayConsumer):
         self.device_id = uuid.uuid4()
         self.account_id = uuid.uuid4()
         self.joined_topic = "gateway"
-        self.watch = object()  # type: ignore[assignment]
+        self.watch = object()  # type: ignore[assignment]  # a stand-in: only its identity counts
         self.pushed: list[tuple[str, Any]] = []
 
     async def push(self, event: str, payload: Any) -> None:

@@ -20,7 +20,7 @@ async def test_refresh_renews_the_membership_of_every_live_socket() -> None:
             pipe.zadd(layer._group_key(group), {channel: old})
         await pipe.execute()
     local = _Local()
-    local.channels[channel] = SimpleNamespace(  # type: ignore[assignment]
+    local.channels[channel] = SimpleNamespace(  # type: ignore[assignment]  # a consumer stand-in
         channel_layer=layer, channel_name=channel, groups=groups
     )
     assert await refresh_groups(local) == 2

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 from django.db import connections, transaction
+from django.db.models import Model
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -157,8 +158,8 @@ class HubModelMachine(RuleBasedStateMachine):
 
     # ---------------------------------------------------------------- helpers
 
-    def _alive(self, ids: list[Any], model: type) -> list[Any]:
-        existing = set(model.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    def _alive(self, ids: list[Any], model: type[Model]) -> list[Any]:
+        existing = set(model._default_manager.filter(pk__in=ids).values_list("pk", flat=True))
         ids[:] = [i for i in ids if i in existing]
         return ids
 
@@ -380,8 +381,8 @@ class HubModelMachine(RuleBasedStateMachine):
                 actor=Actor.objects.get(pk=actor),
             )
         else:  # policy
-            service = policy_svc.policy_enable if value else policy_svc.policy_disable
-            service(subject=self.subject, policy=target)
+            toggle = policy_svc.policy_enable if value else policy_svc.policy_disable
+            toggle(subject=self.subject, policy=target)
 
     def _race_target(self, data: Any, kind: str) -> Any:
         if kind == "rename":

@@ -41,6 +41,7 @@ from gateways.tests._hub_reload import (
     revoke_one,
     revoke_two,
     settle,
+    stream_seq,
     sync_redis,
 )
 from tests.live import run_sync
@@ -129,14 +130,14 @@ async def test_d_message_already_in_the_loaded_snapshot_is_skipped(joined, monke
     world, hub, fake = joined.world, joined.hub, joined.fake
     from gateways.hub import model as model_module
 
-    real_load = model_module.AccessModel.load.__func__
-    written = []
+    real_load = model_module.AccessModel.load
+    written: list[bool] = []
 
     def load_after_a_write(cls: Any, account_id: Any) -> Any:
         if not written:
             written.append(True)
             grant_two(world)  # commits (and publishes) between the seq read and the snapshot
-        return real_load(cls, account_id)
+        return real_load(account_id)
 
     monkeypatch.setattr(model_module.AccessModel, "load", classmethod(load_after_a_write))
     applied: list[Any] = []
@@ -149,10 +150,10 @@ async def test_d_message_already_in_the_loaded_snapshot_is_skipped(joined, monke
         applied.append(changes)
         return real_apply_all(changes)
 
-    hub.model.apply_all = spy  # type: ignore[method-assign]
+    hub.model.apply_all = spy
     # The write's message reaches the hub (buffered during the load or just after it).
     await eventually(
-        lambda: hub.last_seq == int(sync_redis().get(stream.seq_key(world.account_id))),
+        lambda: hub.last_seq == stream_seq(account_id=world.account_id),
         what="the hub took the message's number",
     )
     assert applied == []  # skipped: its transaction is in the snapshot
@@ -206,9 +207,9 @@ def burst_world(world: HubWorld) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
 async def test_e_a_burst_of_200_membership_changes_is_one_refresh(joined) -> None:
     world, fake = joined.world, joined.fake
     groups, others = await run_sync(burst_world, world)
-    seq_before = int(sync_redis().get(stream.seq_key(world.account_id)) or 0)
+    seq_before = stream_seq(account_id=world.account_id)
     await run_sync(burst, world, groups, others)
-    assert int(sync_redis().get(stream.seq_key(world.account_id))) == seq_before + 1
+    assert stream_seq(account_id=world.account_id) == seq_before + 1
     expected = await converged(fake, world)
     await settle()
     assert fake.refreshes == 1

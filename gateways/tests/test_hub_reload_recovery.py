@@ -10,6 +10,7 @@ gateways/tests/_hub_reload.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from gateways.tests._hub_reload import (
     rename_one,
     revoke_one,
     settle,
+    stream_seq,
     sync_redis,
 )
 from tests.live import run_sync
@@ -42,7 +44,7 @@ async def test_a_gap_reloads_and_converges_with_the_lost_change(joined, monkeypa
 
     def lose(account_id: Any, xid: Any, changes: Any) -> int:
         """The message is numbered but never delivered (lost on the way)."""
-        return int(sync_redis().incr(stream.seq_key(account_id)))
+        return stream_seq(account_id=account_id, incr=True)
 
     monkeypatch.setattr(stream, "publish", lose)
     await run_sync(grant_two, world)
@@ -59,7 +61,7 @@ async def test_a_gap_reloads_and_converges_with_the_lost_change(joined, monkeypa
         (wire.RESOURCE_CREATED_OR_UPDATED, expected[0]),
         (wire.RESOURCE_DELETED, str(world.one)),
     ]
-    assert hub.last_seq == int(sync_redis().get(stream.seq_key(world.account_id)))
+    assert hub.last_seq == stream_seq(account_id=world.account_id)
 
 
 async def test_a_gap_faked_by_incrementing_the_sequence(joined) -> None:
@@ -98,7 +100,9 @@ def kill_pubsub_connection(conn: redis.Redis, subscriber: stream.StreamSubscribe
     """Kill exactly the subscriber's pub/sub connection (found by its local address)."""
     writer = subscriber._pubsub.connection._writer
     host, port = writer.get_extra_info("sockname")[:2]
-    (found,) = [c for c in conn.client_list(_type="pubsub") if c["addr"] == f"{host}:{port}"]
+    clients = conn.client_list(_type="pubsub")
+    assert not isinstance(clients, Awaitable)  # redis-py types sync replies as maybe-awaitable
+    (found,) = [c for c in clients if c["addr"] == f"{host}:{port}"]
     conn.execute_command("CLIENT", "KILL", "ID", found["id"])
 
 
@@ -130,13 +134,13 @@ async def test_b_reconnect_reloads_and_converges(joined, monkeypatch) -> None:
     delivered = spy_on_deliveries(subscriber, world.account_id)
     kill_pubsub_connection(conn, subscriber)
     await run_sync(grant_two, world)  # committed while the subscriber is (re)connecting
-    published = int(conn.get(stream.seq_key(world.account_id)))
+    published = stream_seq(conn, account_id=world.account_id)
 
     await converged(fake, world, timeout=8)
     assert reloads("reconnect") == before + 1
     assert None in delivered  # the subscriber told the hub it had been away
     assert published not in delivered, "the write was not lost: the test raced"
-    assert hub.last_seq == int(conn.get(stream.seq_key(world.account_id)))
+    assert hub.last_seq == stream_seq(conn, account_id=world.account_id)
 
 
 # --- (c) an oversized transaction is announced as a reload marker ---------------------------------
@@ -181,7 +185,7 @@ async def test_a_batch_that_fails_to_apply_reloads(joined) -> None:
 async def test_an_undecodable_message_reloads(joined) -> None:
     world, hub, fake = joined.world, joined.hub, joined.fake
     before = reloads("reconnect")
-    seq = int(sync_redis().incr(stream.seq_key(world.account_id)))
+    seq = stream_seq(account_id=world.account_id, incr=True)
     sync_redis().publish(stream.channel_name(world.account_id), f"{seq}|not json")
     await eventually(lambda: reloads("reconnect") == before + 1, what="a reload")
     await run_sync(grant_two, world)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
@@ -11,6 +12,7 @@ from channels.layers import get_channel_layer
 
 from gateways import presence
 from gateways.relay_selection import (
+    Action,
     Push,
     RelayCandidate,
     RelayLeft,
@@ -71,7 +73,7 @@ def test_unknown_relay_coordinates_sort_after_every_known_distance() -> None:
 @pytest.mark.parametrize(("lat", "lon"), [(None, None), (52.0, None), (None, 13.0)])
 def test_unknown_device_location_takes_two_random_relays(lat, lon) -> None:
     candidates = [_relay(f"r{i}", *BERLIN) for i in range(6)]
-    seen = set()
+    seen: set[Any] = set()
     for seed in range(30):
         picked = load_balance_relays(candidates, lat, lon, random.Random(seed))
         assert len(picked) == 2 and len(set(picked)) == 2
@@ -378,7 +380,7 @@ class Device:
     def __init__(self, account_id) -> None:
         self.layer = get_channel_layer()
         self.watch = RelayWatch(account_id)
-        self.pushes: list[Push] = []
+        self.pushes: list[Action] = []
         self.channel = ""
 
     async def start(self) -> list[RelayCandidate]:
@@ -396,10 +398,10 @@ class Device:
             elif isinstance(action, Push):
                 self.pushes.append(action)
             elif isinstance(action, SchedulePush):
-                asyncio.get_running_loop().call_later(
-                    action.delay,
-                    lambda t=action.timer_id: self.pushes.extend(self.watch.timer_fired(t)),
-                )
+                asyncio.get_running_loop().call_later(action.delay, self._fire, action.timer_id)
+
+    def _fire(self, timer_id: int) -> None:
+        self.pushes.extend(self.watch.timer_fired(timer_id))
 
     async def pump(self, seconds: float) -> None:
         """Handle presence diffs for `seconds`."""
@@ -420,6 +422,7 @@ class Device:
 def _global_relays(n: int):
     group = RelayGroupFactory(global_=True)
     account = RelayGroupFactory().account  # the device's account
+    assert account is not None
     return account.id, [RelayFactory(group=group) for _ in range(n)]
 
 

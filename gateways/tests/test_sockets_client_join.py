@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -88,7 +89,7 @@ async def test_19_init_content(live) -> None:
         payload = joined.init["payload"]
         assert payload["relays"] == []
         assert payload["interface"] == interface(client)
-        expected = [
+        expected: list[dict[str, Any]] = [
             {
                 "id": str(cw.rdns.pk),
                 "type": "dns",
@@ -125,7 +126,7 @@ async def test_19_init_content(live) -> None:
             },
         ]
         by_id = sorted(payload["resources"], key=lambda r: r["id"])
-        assert by_id == sorted(expected, key=lambda r: r["id"])
+        assert by_id == sorted(expected, key=lambda r: str(r["id"]))
         await joined.device.expect_nothing(0.3)
 
 

@@ -8,6 +8,7 @@ Shared setup: gateways/tests/_sockets_gateway.py.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -60,7 +61,7 @@ def client_frame(event: str, payload: Any) -> dict[str, Any]:
     return frame("client", event, payload)
 
 
-async def create_flow(client: Device, resource: Resource, connected: list[Any] = ()) -> None:
+async def create_flow(client: Device, resource: Resource, connected: Sequence[Any] = ()) -> None:
     payload = {
         "resource_id": str(resource.pk),
         "connected_gateway_ids": [str(g) for g in connected],
@@ -178,7 +179,7 @@ async def test_47_prefer_connected_gateway(live) -> None:
         assert Flow.objects.get().gateway_id == gateway2.pk
         await create_flow(client, setup.rdns, [gateway1.pk])
         assert await complete_flow(gw1, client) == flow_created_frame(setup.rdns, gateway1, row)
-        assert Flow.objects.order_by("-inserted_at").first().gateway_id == gateway1.pk
+        assert Flow.objects.latest("inserted_at").gateway_id == gateway1.pk
         await gw1.expect_nothing(0.2)
         await gw2.expect_nothing(0.1)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from channels.layers import get_channel_layer
@@ -47,6 +48,10 @@ from tests.live import frame, reply, run_sync
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # ------------------------------------------------------------------ 67 and the other messages
+
+
+def _by_resource(authorization: dict[str, Any]) -> str:
+    return str(authorization["resource_id"])
 
 
 async def test_67_ice_candidates_to_every_socket_of_a_client(live) -> None:
@@ -164,7 +169,7 @@ async def test_legacy_pushes_are_cached(live) -> None:
 
         await run_sync(account_update_system, account=setup.account, slug="acme_2")
         init = await device.recv()
-        assert sorted(init["payload"]["authorizations"], key=lambda a: a["resource_id"]) == sorted(
+        assert sorted(init["payload"]["authorizations"], key=_by_resource) == sorted(
             [
                 {
                     "client_id": str(setup.client.pk),
@@ -173,7 +178,7 @@ async def test_legacy_pushes_are_cached(live) -> None:
                 }
                 for f in (f1, f2)
             ],
-            key=lambda a: a["resource_id"],
+            key=_by_resource,
         )
 
 
@@ -206,7 +211,7 @@ async def test_relays_in_init_and_relays_presence(live) -> None:
     assert await relay_device.recv() == frame("relay", "init", {})
     from gateways.models import Relay
 
-    relay = Relay.objects.get(account_id=None)
+    relay = Relay.objects.get(account__isnull=True)
 
     async def relay_online() -> bool:
         found = await presence.list_presences(presence.GLOBAL_RELAYS)

@@ -71,7 +71,7 @@ def test_relay_views_match_the_relays_presence_fixture() -> None:
 def test_relay_views_one_entry_per_address_ipv4_first() -> None:
     key = "fiAjSBWDgQfD1CFJkTwOf4zg+1QhH0eTT+oLaVIMpH8="
     only_v6 = _relay(id="r2", ipv4=None, ipv6="2001:db8::1", port=3479, secret="other")
-    views = relay_views([_relay(ipv6=None), only_v6], key, 1760000000.0)
+    views = relay_views([_relay(ipv6=None), only_v6], key, 1760000000)
     assert [(v["id"], v["addr"]) for v in views] == [
         ("0a133356-7a9e-4b9a-b413-0d95a5720fd8", "172.28.0.101:3478"),
         ("r2", "[2001:db8::1]:3479"),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firezone.versions import parse_version, version_key
+from firezone.versions import parse_version, release_key, version_key
 from gateways.models import Gateway
 from gateways.selectors.gateways import gateway_compatible, gateways_pick_nearest, haversine_km
 
@@ -68,8 +69,8 @@ def test_compatibility_is_the_minor_window(gateway: str, client: str) -> None:
 
 
 def test_version_key_orders_semantically() -> None:
-    assert version_key("1.10.0") > version_key("1.9.9")
-    assert version_key("1.0.0-rc.1") < version_key("1.0.0")
+    assert release_key("1.10.0") > release_key("1.9.9")
+    assert release_key("1.0.0-rc.1") < release_key("1.0.0")
     assert version_key("v1.0.0") is None
 
 
@@ -90,6 +91,12 @@ def test_haversine() -> None:
     assert haversine_km(*BERLIN, *BERLIN) == 0
 
 
+def _nearest_name(gateways: list[Gateway], *args: Any, **kwargs: Any) -> str:
+    picked = gateways_pick_nearest(gateways, *args, **kwargs)
+    assert picked is not None
+    return picked.name
+
+
 def test_pick_nearest_location_then_newest_version() -> None:
     gateways = [
         _gw("ny", *NEW_YORK, version="9.9.9"),
@@ -98,22 +105,19 @@ def test_pick_nearest_location_then_newest_version() -> None:
         _gw("nowhere", version="9.9.9"),
     ]
     for seed in range(20):
-        picked = gateways_pick_nearest(gateways, *BERLIN, rng=random.Random(seed))
-        assert picked.name == "paris-new"
-    assert gateways_pick_nearest(gateways, *NEW_YORK).name == "ny"
+        assert _nearest_name(gateways, *BERLIN, rng=random.Random(seed)) == "paris-new"
+    assert _nearest_name(gateways, *NEW_YORK) == "ny"
 
 
 def test_pick_random_within_the_best_group_and_without_location() -> None:
     gateways = [_gw("a", *PARIS), _gw("b", *PARIS), _gw("c", *NEW_YORK)]
-    near = {gateways_pick_nearest(gateways, *BERLIN, rng=random.Random(s)).name for s in range(50)}
+    near = {_nearest_name(gateways, *BERLIN, rng=random.Random(s)) for s in range(50)}
     assert near == {"a", "b"}
-    anywhere = {
-        gateways_pick_nearest(gateways, None, None, rng=random.Random(s)).name for s in range(50)
-    }
+    anywhere = {_nearest_name(gateways, None, None, rng=random.Random(s)) for s in range(50)}
     assert anywhere == {"a", "b", "c"}
 
 
 def test_pick_locationless_gateways_last_and_empty() -> None:
-    assert gateways_pick_nearest([_gw("x"), _gw("y", *NEW_YORK)], *BERLIN).name == "y"
-    assert gateways_pick_nearest([_gw("x")], *BERLIN).name == "x"
+    assert _nearest_name([_gw("x"), _gw("y", *NEW_YORK)], *BERLIN) == "y"
+    assert _nearest_name([_gw("x")], *BERLIN) == "x"
     assert gateways_pick_nearest([], *BERLIN) is None

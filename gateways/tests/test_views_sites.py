@@ -28,6 +28,13 @@ from resources.tests.factories import ConnectionFactory, PolicyFactory, Resource
 pytestmark = pytest.mark.django_db
 
 
+def _search(pattern: str, text: str) -> str:
+    """The first match of `pattern` (across lines) in the page."""
+    match = re.search(pattern, text, re.S)
+    assert match is not None, pattern
+    return match.group(0)
+
+
 @pytest.fixture(autouse=True)
 def _presence_prefix(settings: Any) -> None:
     settings.PRESENCE_KEY_PREFIX = f"test-presence:{uuid.uuid4().hex}"
@@ -112,7 +119,7 @@ def test_sites_list_rows_with_peeks(client: Client, acme: Acme) -> None:
 
     text = _text(client.get("/acme/sites"))
     assert f'id="group-{site.pk}"' in text
-    row = re.search(rf'<tr id="group-{site.pk}">.*?</tr>', text, re.S).group(0)
+    row = _search(rf'<tr id="group-{site.pk}">.*?</tr>', text)
     assert f'href="/acme/sites/{site.pk}">HQ</a>' in row
     for resource in resources[:5]:
         assert f"/acme/resources/{resource.pk}?site_id={site.pk}" in row
@@ -129,7 +136,7 @@ def test_sites_list_rows_with_peeks(client: Client, acme: Acme) -> None:
 def test_sites_list_internet_banner(client: Client, acme: Acme) -> None:
     site, _resource = _internet(acme.account)
     text = _text(client.get("/acme/sites"))
-    banner = re.search(r'<section[^>]*id="internet-site-banner".*?</section>', text, re.S).group(0)
+    banner = _search(r'<section[^>]*id="internet-site-banner".*?</section>', text)
     assert "Manage Internet Site" in banner and f"/acme/sites/{site.pk}" in banner
     assert 'title="Offline"' in banner and "UPGRADE TO UNLOCK" not in banner
     assert (
@@ -146,7 +153,7 @@ def test_sites_list_internet_banner(client: Client, acme: Acme) -> None:
         features={**acme.account.features, "internet_resource": False}
     )
     text = _text(client.get("/acme/sites"))
-    banner = re.search(r'<section[^>]*id="internet-site-banner".*?</section>', text, re.S).group(0)
+    banner = _search(r'<section[^>]*id="internet-site-banner".*?</section>', text)
     assert "UPGRADE TO UNLOCK" in banner and "/acme/settings/billing" in banner
     assert "Manage Internet Site" not in banner and 'title="Online"' not in banner
 
@@ -422,8 +429,8 @@ def test_site_gateways_lists_all(client: Client, acme: Acme) -> None:
     text = _text(client.get(f"/acme/sites/{site.pk}/gateways"))
     assert "<title>Site Gateways · Firezone</title>" in text
     assert "Site <code>HQ</code> Gateways" in text
-    up_row = re.search(rf'<tr id="gateway-{up.pk}">.*?</tr>', text, re.S).group(0)
-    down_row = re.search(rf'<tr id="gateway-{down.pk}">.*?</tr>', text, re.S).group(0)
+    up_row = _search(rf'<tr id="gateway-{up.pk}">.*?</tr>', text)
+    down_row = _search(rf'<tr id="gateway-{down.pk}">.*?</tr>', text)
     assert "Online" in up_row and "New version available" in up_row
     assert "Offline" in down_row and "Up to date" in down_row
     assert "sort-link" in text  # instance is sortable

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ from gateways.tests._wire import (
 
 
 def test_filters_ports_become_one_entry_each_and_bad_elements_are_skipped() -> None:
-    stored = [
+    stored: list[dict[str, Any]] = [
         {"protocol": "tcp", "ports": ["80", " 8000 - 8080 ", "nope"]},
         {"protocol": "icmp", "ports": ["1"]},  # ICMP never has ports on the wire
         {"ports": ["1"]},

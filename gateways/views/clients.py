@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from accounts.models import Account, Actor
@@ -26,6 +26,7 @@ from firezone.web.client_os import os_of
 from firezone.web.edit import edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, redirect_info
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable
 from gateways.client_forms import ClientForm
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 MSG_DELETED = "Client was deleted."
 
-ROLE_SUFFIXES = {
+ROLE_SUFFIXES: dict[str, str] = {
     Actor.Type.ACCOUNT_ADMIN_USER: " (admin)",
     Actor.Type.SERVICE_ACCOUNT: " (service account)",
     Actor.Type.API_CLIENT: " (api client)",
@@ -138,7 +139,7 @@ def _clients_table(account: Account, online: list[uuid.UUID]) -> LiveTable:
 
 
 @admin_required
-def clients_list(request: HttpRequest, account: Account) -> HttpResponse:
+def clients_list(request: PortalRequest, account: Account) -> HttpResponse:
     online = _ids(_presences(account_clients_topic(account.pk)))
     page = _clients_table(account, online).page(request, client_list(request.subject))
     _decorate(page.rows, set(online))
@@ -163,7 +164,7 @@ def _crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, 
     return [("Clients", account_url(account, "clients")), *rest]
 
 
-def _detail_event(request: HttpRequest, account: Account, client: Client) -> HttpResponse:
+def _detail_event(request: PortalRequest, account: Account, client: Client) -> HttpResponse:
     subject = request.subject
 
     def verify() -> None:
@@ -186,7 +187,7 @@ def _location(client: Client) -> str:
 
 
 @admin_required
-def client_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def client_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     client = client_get(subject, client_id=id)
     if request.method == "POST":
@@ -224,7 +225,7 @@ def client_detail(request: HttpRequest, account: Account, id: str) -> HttpRespon
 
 
 @admin_required
-def client_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def client_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     client = client_get(request.subject, client_id=id)
 
     def save(form: ClientForm) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
@@ -35,6 +35,7 @@ from firezone.web.pages import (
     redirect_info,
     render_secret,
 )
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, LiveTable
 from gateways.models import Relay, RelayGroup
@@ -124,7 +125,7 @@ def _groups_table(account: Account) -> LiveTable:
 
 @admin_required
 @feature_required(FEATURE)
-def relay_groups_list(request: HttpRequest, account: Account) -> HttpResponse:
+def relay_groups_list(request: PortalRequest, account: Account) -> HttpResponse:
     relays = Relay.objects.order_by("inserted_at", "id")
     groups = relay_group_list(request.subject).prefetch_related(
         Prefetch("relays", queryset=relays, to_attr="relay_rows")
@@ -153,7 +154,7 @@ def relay_groups_list(request: HttpRequest, account: Account) -> HttpResponse:
 
 @admin_required
 @feature_required(FEATURE)
-def relay_group_new(request: HttpRequest, account: Account) -> HttpResponse:
+def relay_group_new(request: PortalRequest, account: Account) -> HttpResponse:
     def save(form: RelayGroupForm) -> str:
         group = relay_group_create(subject=request.subject, name=form.cleaned_data["name"])
         return _group_url(account, group)
@@ -167,7 +168,7 @@ def relay_group_new(request: HttpRequest, account: Account) -> HttpResponse:
     )
 
 
-def _account_group(request: HttpRequest, id: str) -> RelayGroup:
+def _account_group(request: PortalRequest, id: str) -> RelayGroup:
     """A self-hosted group of the account (global groups have no edit or deploy page)."""
     group = relay_group_get(request.subject, group_id=id)
     if group.is_global:
@@ -177,7 +178,7 @@ def _account_group(request: HttpRequest, id: str) -> RelayGroup:
 
 @admin_required
 @feature_required(FEATURE)
-def relay_group_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def relay_group_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     group = _account_group(request, id)
 
     def save(form: RelayGroupForm) -> str:
@@ -215,7 +216,7 @@ def _relays_table(group: RelayGroup) -> LiveTable:
     )
 
 
-def _group_event(request: HttpRequest, account: Account, group: RelayGroup) -> HttpResponse:
+def _group_event(request: PortalRequest, account: Account, group: RelayGroup) -> HttpResponse:
     here = _group_url(account, group)
 
     def revoke_all() -> HttpResponse:
@@ -231,7 +232,7 @@ def _group_event(request: HttpRequest, account: Account, group: RelayGroup) -> H
 
 @admin_required
 @feature_required(FEATURE)
-def relay_group_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def relay_group_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     group = relay_group_get(request.subject, group_id=id)
     if request.method == "POST":
         return _group_event(request, account, group)
@@ -331,7 +332,7 @@ def docker_command(env: list[tuple[str, str]]) -> str:
 
 @admin_required
 @feature_required(FEATURE)
-def relay_group_new_token(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def relay_group_new_token(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     group = _account_group(request, id)
     if request.method != "GET":
         return HttpResponseRedirect(request.path)
@@ -359,7 +360,7 @@ def relay_group_new_token(request: HttpRequest, account: Account, id: str) -> Ht
 # --- relay page ----------------------------------------------------------------------------------
 
 
-def _relay_event(request: HttpRequest, account: Account, relay: Relay) -> HttpResponse:
+def _relay_event(request: PortalRequest, account: Account, relay: Relay) -> HttpResponse:
     def delete() -> HttpResponse:
         relay_delete(subject=request.subject, relay=relay)
         return HttpResponseRedirect(_group_url(account, relay.group))
@@ -370,7 +371,7 @@ def _relay_event(request: HttpRequest, account: Account, relay: Relay) -> HttpRe
 
 @admin_required
 @feature_required(FEATURE)
-def relay_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def relay_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     relay = relay_get(request.subject, relay_id=id)
     group = relay.group
     if request.method == "POST":

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
@@ -25,6 +25,7 @@ from firezone.web.pages import (
     redirect_info,
     render_secret,
 )
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required, not_found
 from firezone.web.tables import Column, LiveTable
 from gateways import presence
@@ -141,8 +142,8 @@ def _site_breadcrumbs(account: Account, site: Site, *tail: tuple[str, str | None
 
 
 @admin_required
-def sites_list(request: HttpRequest, account: Account) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def sites_list(request: PortalRequest, account: Account) -> HttpResponse:
+    subject = request.subject
     internet = internet_site_find(subject)
     # One Redis call: the account's online gateways and the Internet site's.
     online = gateways_online(subject, account=True, sites=[internet] if internet else [])
@@ -174,10 +175,10 @@ def sites_list(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def site_new(request: HttpRequest, account: Account) -> HttpResponse:
+def site_new(request: PortalRequest, account: Account) -> HttpResponse:
     def save(form: SiteForm) -> str:
         name = form.cleaned_data["name"] or None  # blank: a generated name
-        site = site_create(subject=request.subject, name=name)  # type: ignore[attr-defined]
+        site = site_create(subject=request.subject, name=name)
         return _site_url(account, site)
 
     return edit_page(
@@ -193,14 +194,14 @@ def site_new(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def site_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    site = site_get(request.subject, site_id=id)  # type: ignore[attr-defined]
+def site_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
+    site = site_get(request.subject, site_id=id)
     if site.is_internet_site:
         return not_found(request)
 
     def save(form: SiteForm) -> str:
         site_update(
-            subject=request.subject,  # type: ignore[attr-defined]
+            subject=request.subject,
             site=site,
             name=form.cleaned_data["name"],
         )
@@ -224,8 +225,8 @@ def site_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
 # --- site detail ------------------------------------------------------------------------------
 
 
-def _site_event(request: HttpRequest, account: Account, site: Site) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def _site_event(request: PortalRequest, account: Account, site: Site) -> HttpResponse:
+    subject = request.subject
     here = _site_url(account, site)
 
     def revoke_all() -> HttpResponse:
@@ -243,8 +244,8 @@ def _site_event(request: HttpRequest, account: Account, site: Site) -> HttpRespo
 
 
 @admin_required
-def site_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def site_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject
     site = site_get(subject, site_id=id)
     if request.method == "POST":
         return _site_event(request, account, site)
@@ -364,8 +365,8 @@ def deploy_instructions(token: str, firezone_id: str) -> dict[str, str]:
 
 
 @admin_required
-def site_new_token(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def site_new_token(request: PortalRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject
     site = site_get(subject, site_id=id)
     methods = dict(METHODS)
     method = request.GET.get("method", "")
@@ -398,8 +399,8 @@ def site_new_token(request: HttpRequest, account: Account, id: str) -> HttpRespo
 
 
 @admin_required
-def site_gateways(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def site_gateways(request: PortalRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject
     site = site_get(subject, site_id=id)
     online = gateways_online(subject, sites=[site]).of_site(site)
     table = ALL_GATEWAYS_TABLE
@@ -438,9 +439,9 @@ def _location(gateway: Gateway) -> dict[str, Any]:
     }
 
 
-def _gateway_event(request: HttpRequest, account: Account, gateway: Gateway) -> HttpResponse:
+def _gateway_event(request: PortalRequest, account: Account, gateway: Gateway) -> HttpResponse:
     def delete() -> HttpResponse:
-        gateway_delete(subject=request.subject, gateway=gateway)  # type: ignore[attr-defined]
+        gateway_delete(subject=request.subject, gateway=gateway)
         return redirect_info(request, _site_url(account, gateway.group), MSG_GATEWAY_DELETED)
 
     here = account_url(account, "gateway", id=gateway.pk)
@@ -448,8 +449,8 @@ def _gateway_event(request: HttpRequest, account: Account, gateway: Gateway) -> 
 
 
 @admin_required
-def gateway_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def gateway_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject
     gateway = gateway_get(subject, gateway_id=id)
     site = gateway.group
     if request.method == "POST":

@@ -26,7 +26,7 @@ NOON = datetime(2025, 10, 8, 12, 0, tzinfo=UTC)  # a Wednesday
 
 def ctx_for(client: Any, now: datetime = NOON, **overrides: Any) -> conds.RequestContext:
     base = flow_svc.client_request_context(client, now=now)
-    fields = {
+    fields: dict[str, Any] = {
         "now": base.now,
         "remote_ip": base.remote_ip,
         "remote_ip_location_region": base.remote_ip_location_region,

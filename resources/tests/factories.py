@@ -15,13 +15,14 @@ from accounts.tests.factories import (
     ActorFactory,
     GroupFactory,
     MembershipFactory,
+    ModelFactory,
     subject_for,
 )
 from gateways.models import INTERNET_SITE_NAME, Client, Gateway, Site
 from resources.models import Flow, Policy, Resource, ResourceConnection
 
 
-class SiteFactory(factory.django.DjangoModelFactory):
+class SiteFactory(ModelFactory[Site]):
     class Meta:
         model = Site
 
@@ -34,7 +35,7 @@ class SiteFactory(factory.django.DjangoModelFactory):
         internet = factory.Trait(name=INTERNET_SITE_NAME, managed_by=Site.ManagedBy.SYSTEM)
 
 
-class GatewayFactory(factory.django.DjangoModelFactory):
+class GatewayFactory(ModelFactory[Gateway]):
     class Meta:
         model = Gateway
 
@@ -49,7 +50,7 @@ class GatewayFactory(factory.django.DjangoModelFactory):
     last_seen_at = factory.LazyFunction(timezone.now)
 
 
-class ClientFactory(factory.django.DjangoModelFactory):
+class ClientFactory(ModelFactory[Client]):
     class Meta:
         model = Client
 
@@ -66,7 +67,7 @@ class ClientFactory(factory.django.DjangoModelFactory):
     last_seen_at = factory.LazyFunction(timezone.now)
 
 
-class ResourceFactory(factory.django.DjangoModelFactory):
+class ResourceFactory(ModelFactory[Resource]):
     class Meta:
         model = Resource
 
@@ -82,7 +83,7 @@ class ResourceFactory(factory.django.DjangoModelFactory):
         internet = factory.Trait(type="internet", address=None, ip_stack=None, name="Internet")
 
 
-class ConnectionFactory(factory.django.DjangoModelFactory):
+class ConnectionFactory(ModelFactory[ResourceConnection]):
     class Meta:
         model = ResourceConnection
 
@@ -92,7 +93,7 @@ class ConnectionFactory(factory.django.DjangoModelFactory):
     created_by = "system"
 
 
-class PolicyFactory(factory.django.DjangoModelFactory):
+class PolicyFactory(ModelFactory[Policy]):
     class Meta:
         model = Policy
 

@@ -198,8 +198,14 @@ def test_gateway_choice_is_one_query_plus_one_for_a_flow_tie_break(
 
 def test_nearest_location_then_newest_semver() -> None:
     world = World()
-    berlin = {"last_seen_remote_ip_location_lat": 52.52, "last_seen_remote_ip_location_lon": 13.40}
-    sydney = {"last_seen_remote_ip_location_lat": -33.87, "last_seen_remote_ip_location_lon": 151.2}
+    berlin: dict[str, Any] = {
+        "last_seen_remote_ip_location_lat": 52.52,
+        "last_seen_remote_ip_location_lon": 13.40,
+    }
+    sydney: dict[str, Any] = {
+        "last_seen_remote_ip_location_lat": -33.87,
+        "last_seen_remote_ip_location_lon": 151.2,
+    }
     # The world's own gateway has no location: it comes last.
     far = gw(world, "1.5.0", **sydney)
     near_old = gw(world, "1.4.9", **berlin)

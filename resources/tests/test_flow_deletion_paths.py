@@ -37,9 +37,10 @@ def _published_flow_deletes(callbacks: list[Callable[[], Any]]) -> None:
     assert callbacks
 
 
-def _static(world: World) -> None:
+def _static(world: World) -> World:
     world.group.type = "static"
     world.group.save(update_fields=["type"])
+    return world
 
 
 PATHS: dict[str, Callable[[World, Any, Flow], Any]] = {
@@ -101,6 +102,7 @@ def test_path_deletes_the_flow_through_changes(path, django_capture_on_commit_ca
         PATHS[path](world, admin, flow)
     assert not Flow.objects.filter(pk=flow.pk).exists(), path
     change = ChangeLog.objects.get(table="flows", op="delete")
+    assert change.old_data is not None
     assert change.old_data["id"] == str(flow.pk)
     assert change.old_data["gateway_id"] == str(world.gateway.pk)
     _published_flow_deletes(callbacks)

@@ -232,6 +232,7 @@ def test_delete_expired_records_deletes(django_capture_on_commit_callbacks):
         assert svc.flows_delete_expired() == 1
     assert list(Flow.objects.all()) == [live]
     change = ChangeLog.objects.get(table="flows", op="delete")
+    assert change.old_data is not None
     assert change.old_data["id"] == str(expired.pk)
     assert len(callbacks) == 1
 
@@ -287,6 +288,7 @@ def test_decided_flow_is_one_statement_logged_like_record(django_capture_on_comm
     assert stored.client_remote_ip == "192.0.2.44"
     entry = ChangeLog.objects.get(table="flows", op="insert")
     assert entry.data == changes.row_image(stored)
+    assert entry.subject is not None
     assert entry.subject["token_id"] == str(token.pk) and entry.xid
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from accounts.models import Account, Actor, ActorGroup, AuthIdentity, AuthProvider
@@ -14,7 +16,7 @@ from resources.services.provisioning import account_provision
 
 pytestmark = pytest.mark.django_db
 
-SIGN_UP = {
+SIGN_UP: dict[str, Any] = {
     "name": "FooBar",
     "slug": None,
     "legal_name": None,

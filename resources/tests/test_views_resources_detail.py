@@ -156,7 +156,7 @@ def test_detail_query_count_does_not_grow(client: Client, acme: Acme) -> None:
 def test_detail_site_id_links(client: Client, acme: Acme) -> None:
     hq = SiteFactory(account=acme.account)
     resource = _resource(acme, hq)
-    html = client.get(f"/acme/resources/{resource.pk}", {"site_id": hq.pk}).content.decode()
+    html = client.get(f"/acme/resources/{resource.pk}", {"site_id": str(hq.pk)}).content.decode()
     assert f'href="/acme/resources/{resource.pk}/edit?site_id={hq.pk}"' in html
     assert f'href="/acme/policies/new?resource_id={resource.pk}&amp;site_id={hq.pk}"' in html
 
@@ -244,7 +244,9 @@ def test_edit_without_traffic_filters_keeps_filters(client: Client, acme: Acme) 
 def test_edit_from_site_keeps_connections(client: Client, acme: Acme) -> None:
     hq, dc = SiteFactory(account=acme.account), SiteFactory(account=acme.account)
     resource = _resource(acme, hq, dc, name="Old")
-    html = client.get(f"/acme/resources/{resource.pk}/edit", {"site_id": hq.pk}).content.decode()
+    html = client.get(
+        f"/acme/resources/{resource.pk}/edit", {"site_id": str(hq.pk)}
+    ).content.decode()
     assert 'id="resource-sites"' not in html
     response = client.post(f"/acme/resources/{resource.pk}/edit?site_id={hq.pk}", _form(name="New"))
     assert response["Location"] == f"/acme/sites/{hq.pk}"

@@ -151,7 +151,7 @@ def test_other_account_and_malformed_ids_404(client: Client, acme: Acme) -> None
     assert Resource.objects.filter(pk=other.resource.pk).exists()
     # A site of another account (or no site at all) as `site_id`.
     mine = _resource(acme)
-    for sid in (other.site.pk, "bogus"):
+    for sid in (str(other.site.pk), "bogus"):
         assert client.get("/acme/resources/new", {"site_id": sid}).status_code == 404
         assert client.get(f"/acme/resources/{mine.pk}", {"site_id": sid}).status_code == 404
         assert client.get(f"/acme/resources/{mine.pk}/edit", {"site_id": sid}).status_code == 404

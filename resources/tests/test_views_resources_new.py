@@ -79,7 +79,7 @@ def test_new_page_multi_site_and_locked_filters(client: Client, acme: Acme) -> N
 
 def test_new_page_with_site_id_hides_sites(client: Client, acme: Acme) -> None:
     hq = SiteFactory(account=acme.account, name="HQ")
-    html = client.get("/acme/resources/new", {"site_id": hq.pk}).content.decode()
+    html = client.get("/acme/resources/new", {"site_id": str(hq.pk)}).content.decode()
     assert 'id="resource-sites"' not in html
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.features import feature_enabled
@@ -17,6 +17,7 @@ from accounts.selectors.providers import provider_list
 from firezone.web.edit import edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from resources import policy_forms
@@ -81,7 +82,7 @@ FLOWS_TABLE = flows_table(
 
 
 @admin_required
-def policies_list(request: HttpRequest, account: Account) -> HttpResponse:
+def policies_list(request: PortalRequest, account: Account) -> HttpResponse:
     page = POLICIES_TABLE.page(request, policy_list(request.subject))
     return render(
         request,
@@ -142,16 +143,16 @@ def _resource_optgroups(
     return list(groups.items())
 
 
-def _chosen_group(request: HttpRequest, group_id: str) -> ActorGroup | None:
+def _chosen_group(request: PortalRequest, group_id: str) -> ActorGroup | None:
     return policy_group_option(request.subject, group_id) if group_id else None
 
 
-def _chosen_resource(request: HttpRequest, resource_id: str) -> Resource | None:
+def _chosen_resource(request: PortalRequest, resource_id: str) -> Resource | None:
     return policy_resource_option(request.subject, resource_id) if resource_id else None
 
 
 def _form_page(
-    request: HttpRequest,
+    request: PortalRequest,
     account: Account,
     form: PolicyForm,
     save: Callable[[PolicyForm], str],
@@ -194,7 +195,7 @@ def _form_page(
 
 
 def _form_context(
-    request: HttpRequest,
+    request: PortalRequest,
     account: Account,
     form: PolicyForm,
     *,
@@ -240,7 +241,7 @@ def _conditions(account: Account, form: PolicyForm, resource: Resource | None) -
 
 
 @admin_required
-def policy_new(request: HttpRequest, account: Account) -> HttpResponse:
+def policy_new(request: PortalRequest, account: Account) -> HttpResponse:
     subject = request.subject
     # `?resource_id=` / `?actor_group_id=` lock the pickers; `?site_id=` only sends us back there.
     locked_resource = _chosen_resource(request, request.GET.get("resource_id", ""))
@@ -294,7 +295,7 @@ def _policy_name(policy: Policy) -> str:
 
 
 @admin_required
-def policy_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def policy_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     policy = policy_get_by_id_or_persistent_id(subject, id)
     here = account_url(account, "policy", id=policy.pk)
@@ -331,7 +332,7 @@ def provider_url(account: Account, provider: AuthProvider) -> str:
     return account_url(account, "identity_provider", adapter=provider.adapter, id=provider.pk)
 
 
-def _sentence(request: HttpRequest, account: Account, policy: Policy) -> Any:
+def _sentence(request: PortalRequest, account: Account, policy: Policy) -> Any:
     if not policy.conditions:
         return None
     wants_providers = any(
@@ -345,7 +346,7 @@ def _sentence(request: HttpRequest, account: Account, policy: Policy) -> Any:
     )
 
 
-def _detail_event(request: HttpRequest, account: Account, policy: Policy) -> HttpResponse:
+def _detail_event(request: PortalRequest, account: Account, policy: Policy) -> HttpResponse:
     subject = request.subject
 
     def disable() -> None:
@@ -366,7 +367,7 @@ def _detail_event(request: HttpRequest, account: Account, policy: Policy) -> Htt
 
 
 @admin_required
-def policy_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def policy_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     policy = policy_get_by_id_or_persistent_id(subject, id)
     if request.method == "POST":

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from accounts.features import feature_enabled
@@ -20,6 +20,7 @@ from firezone.errors import NotFound, ValidationFailed
 from firezone.web.edit import edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, redirect_info
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from gateways.models import Site
 from gateways.selectors.sites import site_get, site_list
@@ -82,12 +83,12 @@ FLOWS_TABLE = flows_table(
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _bound_site(request: HttpRequest) -> Site | None:
+def _bound_site(request: PortalRequest) -> Site | None:
     """The `?site_id=` the page is opened for (404 when it names no site of the account)."""
     site_id = request.GET.get("site_id")
     if not site_id:
         return None
-    return site_get(request.subject, site_id=site_id)  # type: ignore[attr-defined]
+    return site_get(request.subject, site_id=site_id)
 
 
 def _with_site(
@@ -104,8 +105,8 @@ def _site_or_resources(account: Account, site: Site | None) -> str:
     return account_url(account, "site", id=site.pk) if site else account_url(account, "resources")
 
 
-def _get_resource(request: HttpRequest, id: str) -> Resource:
-    subject = request.subject  # type: ignore[attr-defined]
+def _get_resource(request: PortalRequest, id: str) -> Resource:
+    subject = request.subject
     if id == "internet":
         return internet_resource_get(subject)
     return resource_get_by_id_or_persistent_id(subject, id)
@@ -130,7 +131,7 @@ def _form_context(
 
 
 def _submitted(
-    request: HttpRequest, form: ResourceForm, account: Account, site: Site | None
+    request: PortalRequest, form: ResourceForm, account: Account, site: Site | None
 ) -> bool:
     """Whether the POST saves. Validate-as-you-type (§4: forms validate on every change): a POST
     with `X-Validate` only puts the errors the save would report on the form; nothing is
@@ -172,8 +173,8 @@ def _connections(form: ResourceForm, account: Account, site: Site | None) -> lis
 
 
 @admin_required
-def resources_list(request: HttpRequest, account: Account) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def resources_list(request: PortalRequest, account: Account) -> HttpResponse:
+    subject = request.subject
     resources = with_sites(resource_list(subject, exclude_internet=True))
     page = RESOURCES_TABLE.page(request, resources)
     peek_groups(subject, page.rows)
@@ -190,8 +191,8 @@ def resources_list(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def resource_new(request: HttpRequest, account: Account) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def resource_new(request: PortalRequest, account: Account) -> HttpResponse:
+    subject = request.subject
     site = _bound_site(request)
     sites = [] if site else list(site_list(subject))
     form = ResourceForm(request.POST if request.method == "POST" else None, sites=sites)
@@ -228,10 +229,10 @@ def resource_new(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 def _resource_event(
-    request: HttpRequest, account: Account, resource: Resource, site: Site | None
+    request: PortalRequest, account: Account, resource: Resource, site: Site | None
 ) -> HttpResponse:
     def delete() -> HttpResponse:
-        resource_delete(subject=request.subject, resource=resource)  # type: ignore[attr-defined]
+        resource_delete(subject=request.subject, resource=resource)
         return redirect_info(request, _site_or_resources(account, site), DELETED)
 
     # A refused deletion goes back to the page as it was opened (with its `?site_id=`).
@@ -240,8 +241,8 @@ def _resource_event(
 
 
 @admin_required
-def resource_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def resource_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject
     resource = _get_resource(request, id)
     site = _bound_site(request)
     if request.method == "POST":
@@ -278,8 +279,8 @@ def resource_detail(request: HttpRequest, account: Account, id: str) -> HttpResp
 
 
 @admin_required
-def resource_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def resource_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject
     resource = _get_resource(request, id)
     if resource.is_internet:
         raise NotFound()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 
 from accounts.auth import can_grant_role
 from accounts.forms.actors import ServiceAccountTokenForm
@@ -26,11 +26,12 @@ from firezone.web.client_os import os_of
 from firezone.web.edit import edit_page
 from firezone.web.events import Handler
 from firezone.web.pages import account_url, redirect_error, redirect_info
+from firezone.web.request import PortalRequest
 from gateways.presence import list_presences_sync
 
 logger = logging.getLogger(__name__)
 
-TYPE_LABELS = {
+TYPE_LABELS: dict[str, str] = {
     Actor.Type.ACCOUNT_USER: "User",
     Actor.Type.ACCOUNT_ADMIN_USER: "User",
     Actor.Type.SERVICE_ACCOUNT: "Service Account",
@@ -52,7 +53,7 @@ def crumbs(account: Account, *rest: tuple[str, str | None]) -> list[tuple[str, s
     return [("Actors", account_url(account, "actors")), *rest]
 
 
-def grantable(request: HttpRequest) -> list[str]:
+def grantable(request: PortalRequest) -> list[str]:
     return [t for t in Actor.USER_TYPES if can_grant_role(request.subject, t)]
 
 
@@ -72,7 +73,7 @@ def online_ids(topic: str) -> set[str]:
         return set()
 
 
-def user_actor(request: HttpRequest, id: str) -> Actor:
+def user_actor(request: PortalRequest, id: str) -> Actor:
     """A user or admin of the account (identities belong to users only)."""
     actor = actor_get(request.subject, actor_id=id)
     if not actor.is_user:
@@ -80,7 +81,7 @@ def user_actor(request: HttpRequest, id: str) -> Actor:
     return actor
 
 
-def managed_actor(request: HttpRequest, id: str) -> Actor:
+def managed_actor(request: PortalRequest, id: str) -> Actor:
     """An actor whose pages live under /actors (API clients have theirs under Settings)."""
     actor = actor_get(request.subject, actor_id=id)
     if actor.is_api_client:
@@ -100,7 +101,7 @@ def name_or_email(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
 
 
 def new_token_page(
-    request: HttpRequest,
+    request: PortalRequest,
     actor: Actor,
     form: ServiceAccountTokenForm,
     *,
@@ -128,7 +129,7 @@ def new_token_page(
 # --- events --------------------------------------------------------------------------------------
 
 
-def event_token(request: HttpRequest, actor: Actor) -> Token:
+def event_token(request: PortalRequest, actor: Actor) -> Token:
     """The token an event names (`token_id`): one of the page's actor, else the standard 404."""
     token = token_get(request.subject, token_id=request.POST.get("token_id"))
     if token.actor_id != actor.pk:
@@ -137,7 +138,7 @@ def event_token(request: HttpRequest, actor: Actor) -> Token:
 
 
 def actor_events(
-    request: HttpRequest, actor: Actor, *, here: str, gone: str, noun: str
+    request: PortalRequest, actor: Actor, *, here: str, gone: str, noun: str
 ) -> dict[str, Handler]:
     """The events of an actor's page (firezone.web.events): disable, enable, delete (then to
     `gone`), revoke_token and revoke_all; the flashes name the actor `noun` ("Actor")."""

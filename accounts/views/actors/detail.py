@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -35,6 +35,7 @@ from firezone.errors import NotFound
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, redirect_error, redirect_info
 from firezone.web.ratelimit import Limit
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable, name_contains
 from gateways.presence import actor_clients_topic
@@ -51,7 +52,7 @@ MSG_IDENTITY_DELETED = "Identity was deleted."
 MSG_WELCOME_LIMITED = "You sent too many welcome emails to this address. Please try again later."
 MSG_WELCOME_FAILED = "Unknown error while sending welcome email. We're looking into it."
 
-ROLE_NAMES = {
+ROLE_NAMES: dict[str, str] = {
     Actor.Type.ACCOUNT_USER: "user",
     Actor.Type.ACCOUNT_ADMIN_USER: "admin",
     Actor.Type.SERVICE_ACCOUNT: "service account",
@@ -125,14 +126,14 @@ GROUPS_TABLE = LiveTable(
 )
 
 
-def _event_identity(request: HttpRequest, actor: Actor) -> AuthIdentity:
+def _event_identity(request: PortalRequest, actor: Actor) -> AuthIdentity:
     identity = identity_get(request.subject, identity_id=request.POST.get("identity_id"))
     if identity.actor_id != actor.pk:
         raise NotFound()
     return identity
 
 
-def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpResponse:
+def _detail_event(request: PortalRequest, account: Account, actor: Actor) -> HttpResponse:
     subject = request.subject
     here = actor_url(account, actor)
 
@@ -149,7 +150,7 @@ def _detail_event(request: HttpRequest, account: Account, actor: Actor) -> HttpR
     return page_events(request, here=here, handlers=handlers)
 
 
-def _send_welcome(request: HttpRequest, here: str, identity: AuthIdentity) -> HttpResponse:
+def _send_welcome(request: PortalRequest, here: str, identity: AuthIdentity) -> HttpResponse:
     if not identity_welcome_address(identity):
         return HttpResponseRedirect(here)
     if not WELCOME_EMAILS_PER_IDENTITY.hit(identity.pk):
@@ -163,7 +164,7 @@ def _send_welcome(request: HttpRequest, here: str, identity: AuthIdentity) -> Ht
 
 
 @admin_required
-def actor_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def actor_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     actor = actor_get(subject, actor_id=id)
     if actor.is_api_client:

@@ -27,6 +27,7 @@ from accounts.views.actors.common import (
 from firezone.errors import Refused, ValidationFailed
 from firezone.web.edit import edit_page
 from firezone.web.pages import action_of, redirect_error, uuids_in
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable, name_contains
 
@@ -34,7 +35,7 @@ from firezone.web.tables import Column, Filter, LiveTable, name_contains
 
 
 @admin_required
-def actor_edit(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def actor_edit(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     actor = managed_actor(request, id)
 
     def save(form: ActorEditForm) -> str:
@@ -111,7 +112,7 @@ EDIT_GROUPS_TABLE = LiveTable(
 
 
 @admin_required
-def actor_edit_groups(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def actor_edit_groups(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     actor = managed_actor(request, id)
     editable_groups = group_list_editable(subject)

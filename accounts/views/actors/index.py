@@ -3,16 +3,18 @@ peeks of each row."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from accounts.models import Account, Actor, AuthIdentity
 from accounts.selectors.actors import actor_groups_peek, actor_list
 from accounts.selectors.providers import provider_list
 from accounts.views.actors.common import decorate_clients, name_or_email, online_ids
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from firezone.web.tables import STATUS_FILTER, Column, Filter, LiveTable
 from gateways.presence import account_clients_topic
@@ -22,7 +24,8 @@ from gateways.selectors.clients import client_peek_by_actor
 
 
 def _provider(queryset: QuerySet[Actor], value: str) -> QuerySet[Actor]:
-    identities = AuthIdentity.objects.filter(actor_id=OuterRef("pk"), provider_id=value)
+    provider_id = uuid.UUID(value)  # one of the filter's choices: a valid id
+    identities = AuthIdentity.objects.filter(actor_id=OuterRef("pk"), provider_id=provider_id)
     return queryset.filter(Exists(identities))
 
 
@@ -57,7 +60,7 @@ def _peek_title(peek: dict[str, Any]) -> str:
 
 
 @admin_required
-def actors_list(request: HttpRequest, account: Account) -> HttpResponse:
+def actors_list(request: PortalRequest, account: Account) -> HttpResponse:
     subject = request.subject
     # A fixed list of choices: the filter widget and the value check read it several times.
     providers = [(str(p.pk), p.name) for p in provider_list(subject)]

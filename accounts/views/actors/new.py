@@ -31,6 +31,7 @@ from accounts.views.actors.common import (
 from firezone.errors import NotFound
 from firezone.web.edit import edit_page
 from firezone.web.pages import account_url, action_of
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ NEW_ACTOR_ROUTES = {"users": "user_new", "service_accounts": "service_account_ne
 
 
 @admin_required
-def actor_new(request: HttpRequest, account: Account) -> HttpResponse:
+def actor_new(request: PortalRequest, account: Account) -> HttpResponse:
     # Choosing the type only moves on to that type's page.
     return edit_page(
         request,
@@ -54,7 +55,7 @@ def actor_new(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def user_new(request: HttpRequest, account: Account) -> HttpResponse:
+def user_new(request: PortalRequest, account: Account) -> HttpResponse:
     def save(form: UserForm) -> str:
         actor = actor_create(
             subject=request.subject, name=form.cleaned_data["name"], type=form.cleaned_data["type"]
@@ -86,7 +87,7 @@ def _chosen_provider(providers: list[AuthProvider], request: HttpRequest) -> Aut
 
 
 @admin_required
-def user_new_identity(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def user_new_identity(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     subject = request.subject
     actor = user_actor(request, id)
     wizard = request.GET.get("next_step") == "edit_groups"
@@ -129,7 +130,7 @@ def user_new_identity(request: HttpRequest, account: Account, id: str) -> HttpRe
     )
 
 
-def _send_welcome_quietly(request: HttpRequest, identity: AuthIdentity) -> None:
+def _send_welcome_quietly(request: PortalRequest, identity: AuthIdentity) -> None:
     """The automatic invitation after adding an email identity: the identity stays even if
     the email cannot be delivered (the admin can resend it from the actor page)."""
     try:
@@ -139,7 +140,7 @@ def _send_welcome_quietly(request: HttpRequest, identity: AuthIdentity) -> None:
 
 
 @admin_required
-def service_account_new(request: HttpRequest, account: Account) -> HttpResponse:
+def service_account_new(request: PortalRequest, account: Account) -> HttpResponse:
     def save(form: ServiceAccountForm) -> str:
         actor = actor_create(
             subject=request.subject,
@@ -163,7 +164,7 @@ def service_account_new(request: HttpRequest, account: Account) -> HttpResponse:
 
 
 @admin_required
-def service_account_new_identity(request: HttpRequest, account: Account, id: str) -> HttpResponse:
+def service_account_new_identity(request: PortalRequest, account: Account, id: str) -> HttpResponse:
     actor = actor_get(request.subject, actor_id=id)
     if not actor.is_service_account:
         raise NotFound()

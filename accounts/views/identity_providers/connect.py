@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_GET
 
 from accounts import oidc
@@ -22,6 +22,7 @@ from accounts.views.oidc import finish_callback, invalid_request_message, secret
 from firezone.errors import NotFound, Refused, ValidationFailed
 from firezone.web.cookies import FlowCookie
 from firezone.web.pages import redirect_error
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 
 logger = logging.getLogger(__name__)
@@ -47,10 +48,10 @@ def connect_callback_url(account: Account, provider: AuthProvider) -> str:
     return redirect_uris(account, provider.adapter, provider.pk)[1]
 
 
-def _connectable(request: HttpRequest, adapter: str, id: str) -> AuthProvider | None:
+def _connectable(request: PortalRequest, adapter: str, id: str) -> AuthProvider | None:
     try:
         provider = provider_get_for_adapter(
-            request.subject,  # type: ignore[attr-defined]
+            request.subject,
             provider_id=id,
             adapter=adapter,
         )
@@ -62,7 +63,7 @@ def _connectable(request: HttpRequest, adapter: str, id: str) -> AuthProvider | 
 @admin_required
 @require_GET
 def provider_connect_redirect(
-    request: HttpRequest, account: Account, adapter: str, id: str
+    request: PortalRequest, account: Account, adapter: str, id: str
 ) -> HttpResponse:
     provider = _connectable(request, adapter, id)
     if provider is None:
@@ -79,7 +80,7 @@ def provider_connect_redirect(
         # Google hands out a refresh token only on an explicit consent.
         target = add_params_to_uri(target, [("prompt", "consent")])
     response = HttpResponseRedirect(target)
-    actor_id = str(request.subject.actor_id)  # type: ignore[attr-defined]
+    actor_id = str(request.subject.actor_id)
     CONNECT_COOKIE.set(response, provider.pk, {**secrets(auth), "actor_id": actor_id})
     return response
 
@@ -87,7 +88,7 @@ def provider_connect_redirect(
 @admin_required
 @require_GET
 def provider_connect_callback(
-    request: HttpRequest, account: Account, adapter: str, id: str
+    request: PortalRequest, account: Account, adapter: str, id: str
 ) -> HttpResponse:
     stored = CONNECT_COOKIE.read(request, id)
     response = _connect_callback(request, account, adapter, id, stored)
@@ -96,13 +97,13 @@ def provider_connect_callback(
 
 
 def _connect_callback(
-    request: HttpRequest,
+    request: PortalRequest,
     account: Account,
     adapter: str,
     id: str,
     stored: dict[str, Any] | None,
 ) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+    subject = request.subject
     plain = adapter == A.OPENID_CONNECT
     provider = _connectable(request, adapter, id)
     if provider is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
@@ -44,6 +44,7 @@ from accounts.views.identity_providers.common import (
 )
 from firezone.web.events import Handler, page_events
 from firezone.web.pages import redirect_error, redirect_info
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 
 MSG_DISABLED = "Identity provider was disabled."
@@ -55,8 +56,8 @@ MSG_WORKOS_OFF = "Directory sync through WorkOS is not configured for this Firez
 # --- detail pages (§4.13.5, §4.13.6) --------------------------------------------------------------
 
 
-def _event(request: HttpRequest, account: Account, provider: AuthProvider) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def _event(request: PortalRequest, account: Account, provider: AuthProvider) -> HttpResponse:
+    subject = request.subject
     here = provider_url(account, provider)
 
     def disable() -> HttpResponse:
@@ -87,9 +88,9 @@ def _event(request: HttpRequest, account: Account, provider: AuthProvider) -> Ht
 
 
 def _detail_context(
-    request: HttpRequest, account: Account, provider: AuthProvider
+    request: PortalRequest, account: Account, provider: AuthProvider
 ) -> dict[str, Any]:
-    subject = request.subject  # type: ignore[attr-defined]
+    subject = request.subject
     identities = identities_count_by_provider(subject).get(provider.pk, 0)
     groups = groups_count_by_provider(subject).get(provider.pk, 0)
     config = provider.adapter_config or {}
@@ -139,8 +140,10 @@ def _detail_context(
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def provider_detail(request: HttpRequest, account: Account, adapter: str, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def provider_detail(
+    request: PortalRequest, account: Account, adapter: str, id: str
+) -> HttpResponse:
+    subject = request.subject
     provider = provider_get_for_adapter(subject, provider_id=id, adapter=adapter)
     if request.method == "POST":
         return _event(request, account, provider)
@@ -153,8 +156,8 @@ def provider_detail(request: HttpRequest, account: Account, adapter: str, id: st
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def system_provider_detail(request: HttpRequest, account: Account, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def system_provider_detail(request: PortalRequest, account: Account, id: str) -> HttpResponse:
+    subject = request.subject
     provider = provider_get_system(subject, provider_id=id)
     if request.method == "POST":
         return _event(request, account, provider)

@@ -30,6 +30,7 @@ from accounts.views.identity_providers.common import (
 )
 from firezone.web.edit import edit_page
 from firezone.web.pages import account_url
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required, not_found
 
 # The chooser's order: sync-capable first, then plain OpenID Connect (§4.13.2).
@@ -58,7 +59,7 @@ def _offered(account: Account) -> list[str]:
     """IdP adapters the deployment offers; Mock only with directory sync (it is a sync
     adapter and has no OpenID Connect fallback)."""
     enabled = set(adapters_for_creation())
-    offered = [adapter for adapter, _label, _sync in CHOOSER if adapter in enabled]
+    offered: list[str] = [adapter for adapter, _label, _sync in CHOOSER if adapter in enabled]
     if not feature_enabled(account, "idp_sync"):
         offered = [a for a in offered if a != A.MOCK]
     return offered
@@ -77,7 +78,7 @@ def _new_url(account: Account, adapter: str) -> str:
 
 @admin_required
 @require_GET
-def provider_new(request: HttpRequest, account: Account) -> HttpResponse:
+def provider_new(request: PortalRequest, account: Account) -> HttpResponse:
     offered = set(_offered(account))
     cards = [
         {
@@ -157,7 +158,7 @@ def _after_save(request: HttpRequest, account: Account, provider: AuthProvider) 
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def provider_adapter_new(request: HttpRequest, account: Account, adapter: str) -> HttpResponse:
+def provider_adapter_new(request: PortalRequest, account: Account, adapter: str) -> HttpResponse:
     if adapter not in adapters_for_creation():
         return not_found(request)
     if adapter in AuthProvider.SYNC_ADAPTERS and not feature_enabled(account, "idp_sync"):
@@ -170,7 +171,7 @@ def provider_adapter_new(request: HttpRequest, account: Account, adapter: str) -
 
     def save(form: ProviderForm) -> HttpResponse:
         provider = provider_create(
-            subject=request.subject,  # type: ignore[attr-defined]
+            subject=request.subject,
             name=form.cleaned_data["name"],
             adapter=adapter,
             adapter_config=form.adapter_config(),
@@ -199,8 +200,8 @@ def provider_adapter_new(request: HttpRequest, account: Account, adapter: str) -
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def provider_edit(request: HttpRequest, account: Account, adapter: str, id: str) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def provider_edit(request: PortalRequest, account: Account, adapter: str, id: str) -> HttpResponse:
+    subject = request.subject
     provider = provider_get_for_adapter(subject, provider_id=id, adapter=adapter)
 
     def save(form: ProviderForm) -> HttpResponse:

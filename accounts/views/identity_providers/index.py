@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
@@ -26,6 +26,7 @@ from accounts.views.identity_providers.common import (
 )
 from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
 from firezone.web.pages import account_url, action_of, redirect_error, redirect_info
+from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required, not_found
 from firezone.web.tables import Column, LiveTable
 
@@ -54,8 +55,8 @@ PROVIDERS_TABLE = LiveTable(
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def providers_list(request: HttpRequest, account: Account) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def providers_list(request: PortalRequest, account: Account) -> HttpResponse:
+    subject = request.subject
     if action_of(request) == "default_provider":
         return _set_default(request, account)
     if request.method == "POST":
@@ -87,8 +88,8 @@ def providers_list(request: HttpRequest, account: Account) -> HttpResponse:
     )
 
 
-def _set_default(request: HttpRequest, account: Account) -> HttpResponse:
-    subject = request.subject  # type: ignore[attr-defined]
+def _set_default(request: PortalRequest, account: Account) -> HttpResponse:
+    subject = request.subject
     to = list_url(account)
     choice = request.POST.get("provider_id", "").strip()
     try:
