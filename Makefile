@@ -63,10 +63,13 @@ bench-portal: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/portal.py $(ARGS)
 
 # mypy imports the settings (django-stubs): DEBUG=true needs no secrets and no database.
+# ruff, mypy (django-stubs) and the import contract (README "Architecture": read from the source,
+# no database).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DEBUG=true $(VENV)/bin/mypy
+	$(PY) -m pytest -q -p no:django -W ignore::pytest.PytestConfigWarning tests/test_architecture.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
