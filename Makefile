@@ -62,9 +62,8 @@ bench: $(STAMP)
 bench-portal: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/portal.py $(ARGS)
 
-# mypy imports the settings (django-stubs): DEBUG=true needs no secrets and no database.
-# ruff, mypy (django-stubs) and the import contract (README "Architecture": read from the source,
-# no database).
+# ruff, mypy and the import contract (README "Architecture", read from the source). mypy imports
+# the settings (django-stubs): DEBUG=true needs no secrets and no database.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
