@@ -27,6 +27,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -48,18 +49,33 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
+def _admin_account(name: str, slug: str) -> tuple[Any, Any, Any]:
+    """A new account with every feature, an email provider and its admin (actor, identity)."""
+    from accounts.models import Account, Actor, AuthIdentity, AuthProvider
+
+    account = Account.objects.create(
+        name=name, slug=slug, features={f: True for f in Account.FEATURES}
+    )
+    provider = AuthProvider.objects.create(
+        account=account, name="Email", adapter="email", provisioner="manual", created_by="system"
+    )
+    admin = Actor.objects.create(account=account, type="account_admin_user", name="Admin")
+    identity = AuthIdentity.objects.create(
+        account=account, actor=admin, provider=provider,
+        provider_identifier="admin@bench.test", email="admin@bench.test", created_by="system",
+    )  # fmt: skip
+    return account, admin, identity
+
+
 def load(rows: int) -> tuple[object, object]:
     """The account and its admin's identity, with `rows` resources, policies and clients."""
     from django.db import transaction
     from django.utils import timezone
 
     from accounts.models import (
-        Account,
         Actor,
         ActorGroup,
         ActorGroupMembership,
-        AuthIdentity,
-        AuthProvider,
     )
     from gateways.models import Client, Gateway, Site
     from resources.models import Policy, Resource, ResourceConnection
@@ -68,18 +84,7 @@ def load(rows: int) -> tuple[object, object]:
     now = timezone.now()
     t0 = time.monotonic()
     with transaction.atomic():
-        account = Account.objects.create(
-            name="Bench", slug=slug, features={f: True for f in Account.FEATURES}
-        )
-        provider = AuthProvider.objects.create(
-            account=account, name="Email", adapter="email", provisioner="manual",
-            created_by="system",
-        )  # fmt: skip
-        admin = Actor.objects.create(account=account, type="account_admin_user", name="Admin")
-        identity = AuthIdentity.objects.create(
-            account=account, actor=admin, provider=provider,
-            provider_identifier="admin@bench.test", email="admin@bench.test", created_by="system",
-        )  # fmt: skip
+        account, _admin, identity = _admin_account("Bench", slug)
         sites = Site.objects.bulk_create(
             [Site(account=account, name=f"site-{i:02d}", created_by="system") for i in range(20)]
         )
@@ -160,29 +165,15 @@ def load_many_groups(groups: int, users: int = 20) -> tuple[object, object]:
     from django.db import connection, transaction
 
     from accounts.models import (
-        Account,
         Actor,
         ActorGroup,
         ActorGroupMembership,
-        AuthIdentity,
-        AuthProvider,
     )
 
     slug = f"benchgroups{secrets.token_hex(3)}"
     t0 = time.monotonic()
     with transaction.atomic():
-        account = Account.objects.create(
-            name="Bench groups", slug=slug, features={f: True for f in Account.FEATURES}
-        )
-        provider = AuthProvider.objects.create(
-            account=account, name="Email", adapter="email", provisioner="manual",
-            created_by="system",
-        )  # fmt: skip
-        admin = Actor.objects.create(account=account, type="account_admin_user", name="Admin")
-        identity = AuthIdentity.objects.create(
-            account=account, actor=admin, provider=provider,
-            provider_identifier="admin@bench.test", email="admin@bench.test", created_by="system",
-        )  # fmt: skip
+        account, admin, identity = _admin_account("Bench groups", slug)
         actors = [
             admin,
             *Actor.objects.bulk_create(

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 from accounts.providers.base import MSG_BLANK, MSG_INVALID, AdapterSpec, text, url_errors
 from firezone.errors import ValidationFailed
 
+# Sign-in scopes every directory-sync adapter asks for, before its directory scopes.
+_SIGN_IN_SCOPES = ("openid", "email", "profile")
 _GOOGLE_SCOPE_BASE = "https://www.googleapis.com/auth/admin.directory."
 GOOGLE_KEY_FIELDS = (
     "type",
@@ -103,9 +105,7 @@ class GoogleWorkspace(OpenIDConnectFamily):
     directory_sync = True
     secret_config_keys = ("client_secret", "service_account_json_key")
     required_scopes = (
-        "openid",
-        "email",
-        "profile",
+        *_SIGN_IN_SCOPES,
         _GOOGLE_SCOPE_BASE + "customer.readonly",
         _GOOGLE_SCOPE_BASE + "orgunit.readonly",
         _GOOGLE_SCOPE_BASE + "group.readonly",
@@ -129,9 +129,7 @@ class MicrosoftEntra(OpenIDConnectFamily):
     name = "microsoft_entra"
     directory_sync = True
     required_scopes = (
-        "openid",
-        "email",
-        "profile",
+        *_SIGN_IN_SCOPES,
         "offline_access",
         "Group.Read.All",
         "GroupMember.Read.All",
@@ -145,9 +143,7 @@ class Okta(OpenIDConnectFamily):
     name = "okta"
     directory_sync = True
     required_scopes = (
-        "openid",
-        "email",
-        "profile",
+        *_SIGN_IN_SCOPES,
         "offline_access",
         "okta.groups.read",
         "okta.users.read",
@@ -173,7 +169,7 @@ class Okta(OpenIDConnectFamily):
 class JumpCloud(OpenIDConnectFamily):
     name = "jumpcloud"
     directory_sync = True
-    required_scopes = ("openid", "email", "profile")
+    required_scopes = _SIGN_IN_SCOPES
     fixed_discovery_uri = "https://oauth.id.jumpcloud.com/.well-known/openid-configuration"
 
     @classmethod
