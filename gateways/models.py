@@ -37,7 +37,7 @@ def random_psk_base() -> bytes:
 
 
 class Site(models.Model):
-    """A gateway group ("site", table `gateway_groups` in the spec, domain.md §1.10)."""
+    """A gateway group ("site", table `gateway_groups` in the original, domain.md §1.10)."""
 
     class ManagedBy(models.TextChoices):
         ACCOUNT = "account"
@@ -74,7 +74,7 @@ class Site(models.Model):
 class NetworkAddress(models.Model):
     """A tunnel IP allocated in an account (domain.md §1.9); never released.
 
-    The spec's PK is (address, account_id); here a surrogate bigint id plus a unique constraint
+    The original's PK is (address, account_id); here a surrogate bigint id plus a unique constraint
     on (address, account_id), which is also the target of the composite FKs from clients/gateways.
     """
 

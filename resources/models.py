@@ -67,7 +67,7 @@ class Resource(models.Model):
                 name="require_resources_address",
             ),
             models.CheckConstraint(
-                # `ip_stack IS NOT NULL` spelled out: the spec's bare IN lets NULL through.
+                # `ip_stack IS NOT NULL` spelled out: the original's bare IN lets NULL through.
                 condition=Q(
                     type="dns",
                     ip_stack__isnull=False,
@@ -100,7 +100,7 @@ class Resource(models.Model):
 class ResourceConnection(models.Model):
     """Resource ↔ site placement (domain.md §1.15).
 
-    The spec's PK is (resource_id, gateway_group_id); here a surrogate bigint id plus a unique
+    The original's PK is (resource_id, gateway_group_id); here a surrogate bigint id plus a unique
     constraint on that pair. A DB trigger keeps the Internet resource alone in the Internet site.
     """
 
