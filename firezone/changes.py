@@ -133,7 +133,8 @@ TABLES: dict[str, str] = {
 
 
 def table_of(model: type[models.Model] | models.Model) -> str | None:
-    """The original's table name of a model (domain.md §0), or None for rows that are not tracked (addresses, logs)."""
+    """The original's table name of a model (domain.md §0), or None for rows that are not
+    tracked (addresses, logs)."""
     return TABLES.get(model._meta.label_lower)
 
 

@@ -41,8 +41,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 APPLICATION = "firezone.asgi:application"
 T = TypeVar("T")
 
-# The request metadata of the conformance scenarios' common setup (protocol.md §7): a 1.3 connlib behind Firezone's load
-# balancer in Kyiv.
+# The request metadata of the conformance scenarios' common setup (protocol.md §7): a 1.3
+# connlib behind Firezone's load balancer in Kyiv.
 CONNLIB_UA = "iOS/12.7 (iPhone) connlib/1.3.0"
 DEVICE_HEADERS: dict[str, str] = {
     "User-Agent": CONNLIB_UA,

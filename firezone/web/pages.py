@@ -1,8 +1,8 @@
 """Helpers shared by the admin pages (portal.md §4): feature gates, flashes with redirects, the
 "event" convention of interactive pages and the account's named routes (`account_url`).
 
-Interactive pages (the LIVE routes of portal.md §2) are one view per route: GET renders, POST carries an
-`action` field naming the event ("delete", "revoke_all", "disable"...) and answers with a
+Interactive pages (the LIVE routes of portal.md §2) are one view per route: GET renders, POST
+carries an `action` field naming the event ("delete", "revoke_all", "disable"...) and answers with a
 redirect (post/redirect/get) and a flash (`firezone.web.events.page_events`). Forms post to
 their own page and re-render with errors. Tables and live regions are re-fetched with GET (see
 portal.js).

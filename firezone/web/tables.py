@@ -11,8 +11,8 @@ primary key so the keyset is total; nullable sort keys must be given as expressi
 yield NULL (e.g. `Coalesce`), because `NULL > x` is never true.
 
 Bad input (an unreadable cursor, an unknown filter, a value outside a filter's choices, an
-unknown order) raises `TableReset`; `admin_required` turns it into the documented flash (portal.md §1.4) and a redirect
-to the same page without that table's parameters.
+unknown order) raises `TableReset`; `admin_required` turns it into the documented flash
+(portal.md §1.4) and a redirect to the same page without that table's parameters.
 """
 
 from __future__ import annotations
