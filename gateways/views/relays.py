@@ -29,7 +29,6 @@ from firezone.errors import NotFound, Refused, Unauthorized, ValidationFailed
 from firezone.web.pages import (
     action_of,
     feature_required,
-    is_live_refresh,
     redirect_error,
     redirect_info,
     render_secret,
@@ -343,8 +342,8 @@ def relay_group_new_token(request: HttpRequest, account: Account, id: str) -> Ht
     group = _account_group(request, id)
     if request.method != "GET":
         return HttpResponseRedirect(request.path)
-    if is_live_refresh(request):
-        # Nothing here is refreshed in place; above all, a refresh must not mint a token.
+    if request.htmx:  # type: ignore[attr-defined]
+        # Nothing here is refreshed in place; above all, an htmx request must not mint a token.
         return HttpResponse(status=204)
     try:
         issued = relay_group_token_create(subject=request.subject, group=group)

@@ -22,7 +22,6 @@ from accounts.models import Account
 from firezone.errors import LimitReached, Refused, ValidationFailed
 from firezone.web.pages import (
     action_of,
-    is_live_refresh,
     redirect_error,
     redirect_info,
     render_secret,
@@ -395,8 +394,8 @@ def site_new_token(request: HttpRequest, account: Account, id: str) -> HttpRespo
     if method not in methods:
         method = METHODS[0][0]
     token_id, encoded = "", ""
-    # A new token per visit; in-place refreshes must not mint another one.
-    if not is_live_refresh(request):
+    # A new token per visit; in-place (htmx) refreshes must not mint another one.
+    if not request.htmx:  # type: ignore[attr-defined]
         issued = site_token_create(subject=subject, site=site)
         token_id, encoded = str(issued.token.pk), issued.encoded
     return render_secret(
