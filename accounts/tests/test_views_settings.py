@@ -368,13 +368,20 @@ def test_dns_add_and_remove_rows_without_saving(client: Client, acme: Acme) -> N
 
 
 def test_dns_validate_only(client: Client, acme: Acme) -> None:
-    response = client.post(DNS, {SD: "example"}, HTTP_X_VALIDATE="1")
+    # An htmx POST fired by one input (HX-Trigger-Name) validates as you type, saving nothing.
+    htmx = {"HX-Request": "true", "HX-Trigger-Name": SD}
+    response = client.post(DNS, {SD: "example"}, headers=htmx)
     assert response.status_code == 200
     assert "must be a valid fully-qualified domain name" in _text(response)
-    response = client.post(DNS, {SD: "example.com"}, HTTP_X_VALIDATE="1")
+    response = client.post(DNS, {SD: "example.com"}, headers=htmx)
     assert response.status_code == 200
     assert 'class="field-error"' not in _text(response)
     assert "search_domain" not in _reload(acme).config  # nothing saved
+    # The row buttons through htmx (HX-Trigger-Name = "action") are row events, not validation.
+    button = {"HX-Request": "true", "HX-Trigger-Name": "action"}
+    text = _text(client.post(DNS, {SD: "example.com", "action": "add_resolver"}, headers=button))
+    assert f'name="{_row(0, "address")}"' in text
+    assert "search_domain" not in _reload(acme).config
 
 
 def test_dns_row_order_follows_indexes(client: Client, acme: Acme) -> None:

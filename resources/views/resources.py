@@ -132,9 +132,11 @@ def _form_context(
 def _validate_only(
     request: HttpRequest, form: ResourceForm, account: Account, site: Site | None
 ) -> bool:
-    """Validate-as-you-type (§4: forms validate on every change): a POST with `X-Validate`
-    only puts the errors the save would report on the form; nothing is written."""
-    if request.method != "POST" or not request.headers.get("X-Validate"):
+    """Validate-as-you-type (§4: forms validate on every change): an htmx POST fired by one
+    input (`HX-Trigger-Name`) only puts the errors the save would report on the form (the page
+    swaps in that input's); nothing is written."""
+    trigger = request.htmx.trigger_name if request.htmx else None  # type: ignore[attr-defined]
+    if request.method != "POST" or not trigger:
         return False
     if form.is_valid():
         kwargs = form.service_kwargs(
@@ -144,6 +146,8 @@ def _validate_only(
         if site is None and not _connections(form, account, site):
             errors["connections"] = [MSG_BLANK]
         form.add_service_errors(errors)
+    if trigger == "resource[type]" and not form.data.get("resource[address]"):
+        form.errors.pop("address", None)  # a new type re-checks the address only once typed
     return True
 
 
