@@ -71,6 +71,21 @@ def test_signed_out_is_sent_to_sign_in() -> None:
         assert response["Location"].startswith("/acme?redirect_to=")
 
 
+def test_admin_pages_load_htmx_and_the_live_socket(client: Client, acme: Acme) -> None:
+    """htmx and its ws extension come from our own origin (nonce'd); the socket element gets its
+    `ws-connect` from portal.js. No session poll any more (portal.md §3.13, §7)."""
+    text = client.get("/acme/settings/account").content.decode()
+    assert 'src="/static/django_htmx/htmx-2.min.js" defer nonce="' in text
+    assert 'src="/static/django_htmx/ext/hx-ws-2.min.js" defer nonce="' in text
+    socket = f'<div id="live-socket" hidden hx-ext="ws" data-live-account="{acme.account.pk}">'
+    assert socket in text
+    assert "sign_in/session" not in text
+    # Public pages get htmx (sign-up validates with it) but no socket.
+    public = Client(HTTP_USER_AGENT=UA).get("/acme").content.decode()
+    assert "django_htmx/htmx-2.min.js" in public
+    assert "hx-ws" not in public and "live-socket" not in public
+
+
 # --- account -------------------------------------------------------------------------------------
 
 
