@@ -35,6 +35,5 @@ urlpatterns += [
     path(f"{P}/verify_credentials", userpass.verify_credentials, name="verify_credentials"),
     path(f"{A}/sign_in/client_redirect", client.client_redirect, name="client_redirect"),
     path(f"{A}/sign_in/client_auth_error", client.client_auth_error, name="client_auth_error"),
-    path(f"{A}/sign_in/session", sign_in.session_status, name="session_status"),
     path(f"{A}/sign_out", sign_out.sign_out, name="sign_out"),
 ]

@@ -222,11 +222,9 @@ def cmd_manage(args: list[str]) -> int:
             signal.signal(signal.SIGINT, previous)
 
 
-# Lines of the `run` log that repeat forever without saying anything: the admin pages' session
-# poll every 3 s (daphne's access log has no level to lower) and the shutdown chatter.
+# Lines of the `run` log that say nothing: blank lines and the shutdown chatter.
 _QUIET_LINES = re.compile(
-    r'"GET /[^ "]+/sign_in/session" [23]\d\d '
-    r"|^$"
+    r"^$"
     r"|Killed \d+ pending application instances"
     r"|worker: Warm shutdown"
 )

@@ -29,6 +29,7 @@ from accounts.tests.portal import (
     userpass_identity,
 )
 from firezone.errors import Unauthorized
+from tests.portal_browser import base_url, sign_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -382,14 +383,30 @@ def test_29_client_sign_out_deep_link(live_server: Any, page: Page, acme: Acme) 
     assert response.headers["location"] == "firezone://handle_client_sign_out_callback?state=S"
 
 
-def test_30_token_revocation_kicks_open_page(live_server: Any, page: Page, acme: Acme) -> None:
-    page.goto(f"{live_server.url}/acme")
-    _userpass(page)
-    expect(page).to_have_url(f"{live_server.url}/acme/sites")
+@pytest.mark.django_db(transaction=True)
+def test_30_token_revocation_kicks_open_page(portal_server: Any, page: Page) -> None:
+    """The `/live` socket (daphne) tells the open page at once; it reloads into sign-in."""
+    acme = make_acme(userpass=True)
+    sign_in_page(page, portal_server, acme.admin_identity)
+    url = base_url(portal_server)
+    page.goto(f"{url}/acme/sites")
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
     # Another admin revokes every token of this admin.
     other = ActorFactory(account=acme.account, admin=True, name="Other")
     identity = IdentityFactory(actor=other, account=acme.account, provider=acme.email_provider)
     tokens_delete_for_actor(subject=subject_for(other, identity=identity), actor=acme.admin)
+    expect(page.get_by_text(SIGN_IN_REQUIRED)).to_be_visible(timeout=10_000)
+    expect(page).to_have_url(f"{url}/acme?redirect_to=%2Facme%2Fsites")
+
+
+def test_30_revoked_while_the_socket_is_down(live_server: Any, page: Page, acme: Acme) -> None:
+    """Without the socket (WSGI live server: no `/live`) nothing polls; the next request of
+    the page, an htmx one included, lands on sign-in."""
+    page.goto(f"{live_server.url}/acme")
+    _userpass(page)
+    expect(page).to_have_url(f"{live_server.url}/acme/sites")
+    Token.objects.filter(actor=acme.admin, type="browser").delete()
+    page.evaluate("htmx.ajax('GET', window.location.href, {swap: 'none'})")
     expect(page.get_by_text(SIGN_IN_REQUIRED)).to_be_visible(timeout=10_000)
     expect(page).to_have_url(f"{live_server.url}/acme?redirect_to=%2Facme%2Fsites")
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -157,6 +159,31 @@ async def test_change_events_and_session_revocation(live: LiveServer) -> None:
         )
         assert token is not None
         await run_sync(lambda: token_delete(subject=subject, token=token))
+        assert (await next_event(ws, "session_revoked")) == {"event": "session_revoked"}
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 4001
+
+
+async def test_an_expiring_session_is_told_without_a_message(live: LiveServer) -> None:
+    """Expiry publishes nothing: the socket re-checks its session when the token is due."""
+    world: World = await run_sync(make_world)
+    cookie_name, session_key = await run_sync(session_cookie_for, world.identity, UA)
+    expiring = await run_sync(
+        lambda: Token.objects.filter(type="browser", identity=world.identity).update(
+            expires_at=timezone.now() + timedelta(seconds=2)
+        )
+    )
+    assert expiring
+    async with connect(
+        f"ws://{live.host}/live?account={world.identity.account_id}&topics=",
+        additional_headers={
+            "Cookie": f"{cookie_name}={session_key}",
+            "Origin": f"http://{live.host}",
+        },
+        user_agent_header=UA,
+        open_timeout=10,
+    ) as ws:
         assert (await next_event(ws, "session_revoked")) == {"event": "session_revoked"}
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)

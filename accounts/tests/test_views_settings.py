@@ -71,6 +71,21 @@ def test_signed_out_is_sent_to_sign_in() -> None:
         assert response["Location"].startswith("/acme?redirect_to=")
 
 
+def test_admin_pages_load_htmx_and_the_live_socket(client: Client, acme: Acme) -> None:
+    """htmx and its ws extension come from our own origin (nonce'd); the socket element gets its
+    `ws-connect` from portal.js. No session poll any more (portal.md §3.13, §7)."""
+    text = client.get("/acme/settings/account").content.decode()
+    assert 'src="/static/django_htmx/htmx-2.min.js" defer nonce="' in text
+    assert 'src="/static/django_htmx/ext/hx-ws-2.min.js" defer nonce="' in text
+    socket = f'<div id="live-socket" hidden hx-ext="ws" data-live-account="{acme.account.pk}">'
+    assert socket in text
+    assert "sign_in/session" not in text
+    # Public pages get htmx (sign-up validates with it) but no socket.
+    public = Client(HTTP_USER_AGENT=UA).get("/acme").content.decode()
+    assert "django_htmx/htmx-2.min.js" in public
+    assert "hx-ws" not in public and "live-socket" not in public
+
+
 # --- account -------------------------------------------------------------------------------------
 
 
@@ -368,13 +383,20 @@ def test_dns_add_and_remove_rows_without_saving(client: Client, acme: Acme) -> N
 
 
 def test_dns_validate_only(client: Client, acme: Acme) -> None:
-    response = client.post(DNS, {SD: "example"}, HTTP_X_VALIDATE="1")
+    # An htmx POST fired by one input (HX-Trigger-Name) validates as you type, saving nothing.
+    htmx = {"HX-Request": "true", "HX-Trigger-Name": SD}
+    response = client.post(DNS, {SD: "example"}, headers=htmx)
     assert response.status_code == 200
     assert "must be a valid fully-qualified domain name" in _text(response)
-    response = client.post(DNS, {SD: "example.com"}, HTTP_X_VALIDATE="1")
+    response = client.post(DNS, {SD: "example.com"}, headers=htmx)
     assert response.status_code == 200
     assert 'class="field-error"' not in _text(response)
     assert "search_domain" not in _reload(acme).config  # nothing saved
+    # The row buttons through htmx (HX-Trigger-Name = "action") are row events, not validation.
+    button = {"HX-Request": "true", "HX-Trigger-Name": "action"}
+    text = _text(client.post(DNS, {SD: "example.com", "action": "add_resolver"}, headers=button))
+    assert f'name="{_row(0, "address")}"' in text
+    assert "search_domain" not in _reload(acme).config
 
 
 def test_dns_row_order_follows_indexes(client: Client, acme: Acme) -> None:

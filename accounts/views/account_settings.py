@@ -6,8 +6,9 @@ original, reloading offers the button again, §9 item 21).
 
 The DNS form keeps its resolver rows in the posted form itself: "New Resolver" and the trash
 buttons are submit buttons (`action=add_resolver`, `action=remove_resolver:<index>`) that
-re-render the form without saving, so the page works without JavaScript; dns_settings.js does
-the same in place and asks the page to validate as you type (a POST with `X-Validate`).
+re-render the form without saving, so the page works without JavaScript; with htmx they swap the
+resolver rows in place, and an htmx POST fired by one input (`HX-Trigger-Name`, no `action`)
+only validates: the page swaps in that input's errors (validate as you type).
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ def _dns_event(request: HttpRequest, form: DnsSettingsForm) -> bool:
 def dns_settings(request: PortalRequest, account: Account) -> HttpResponse:
     if request.method == "POST":
         form = DnsSettingsForm(request.POST)
-        validate_only = bool(request.headers.get("X-Validate"))
+        # Validate as you type: an htmx request fired by one input (not a row event).
+        validate_only = bool(request.htmx and request.htmx.trigger_name and not action_of(request))
         if validate_only:
             form.is_valid()  # validate as you type: errors only, nothing saved
         # Row events re-render the posted form; only a plain submission saves.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core import signing
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -16,10 +16,8 @@ from accounts.sign_in.params import SignInParams
 from firezone.web.context import trial_ends_at
 from firezone.web.pages import account_url
 from firezone.web.session import (
-    fetch_subject,
     not_found,
     signed_out_only,
-    with_account,
 )
 
 A = AuthProvider.Adapter
@@ -100,18 +98,4 @@ def sign_in(request: HttpRequest, account: Account) -> HttpResponse:
     )
     if USERPASS_IDENTIFIER_COOKIE in request.COOKIES:
         response.delete_cookie(USERPASS_IDENTIFIER_COOKIE, samesite="Lax")
-    return response
-
-
-@require_GET
-@with_account
-def session_status(request: HttpRequest, account: Account) -> HttpResponse:
-    """Polled by open admin pages (portal.js): 204 while this browser's session for the account
-    still authenticates, 401 once it was revoked or expired, so the page reloads into the
-    sign-in redirect (§3.13). Does not slide the session: an idle tab must not keep it alive."""
-    subject = fetch_subject(request, account, type="browser", slide=False)
-    if subject is None:
-        return JsonResponse({"errors": {"detail": "Unauthorized"}}, status=401)
-    response = HttpResponse(status=204)
-    response["Cache-Control"] = "no-store"
     return response

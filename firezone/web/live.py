@@ -11,16 +11,21 @@ checks every topic belongs to the account and joins the matching channel-layer g
   events with the joined/left keys (and the joins' `token_id`, for the deploy pages);
 * `changes:<table>` (resources, policies, ...) → `change` events from the account's change feed
   (table, op and row id only: the page re-reads what it shows);
-* always the session's group: a revoked or expired session gets `session_revoked` and the socket
-  is closed; the page reloads into the sign-in page (§3.13).
+* always the session's group: a revoked session (token deleted: sign-out, revocation, actor or
+  identity disabled or deleted) gets `session_revoked` and the socket is closed (4001); the page
+  reloads into the sign-in page (§3.13). Expiry sends no message, so the socket also re-checks
+  the session when its token or the stored session (4 h idle) is due to expire, and ends the
+  same way if it no longer authenticates.
 
 Browser frames are plain JSON objects (not Phoenix frames: only our own pages speak here).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from datetime import datetime
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,7 +34,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Actor
 from accounts.request import connect_context
@@ -66,18 +73,23 @@ def _same_origin(scope: dict[str, Any]) -> bool:
     return bool(origin) and bool(host) and urlsplit(origin).netloc.lower() == host.lower()
 
 
-def authenticate_session(scope: dict[str, Any], account_id: str) -> Any:
-    """The admin subject of the browser session stored for `account_id`, or None."""
-
+def _session_key(scope: dict[str, Any]) -> str | None:
     cookie = SimpleCookie()
     try:
         cookie.load(_header(scope, b"cookie"))
     except Exception:  # a malformed cookie header is just "no session"
         return None
     morsel = cookie.get(settings.SESSION_COOKIE_NAME)
-    if morsel is None:
+    return None if morsel is None else morsel.value
+
+
+def authenticate_session(scope: dict[str, Any], account_id: str) -> Any:
+    """The admin subject of the browser session stored for `account_id`, or None."""
+
+    key = _session_key(scope)
+    if key is None:
         return None
-    entries = SessionStore(session_key=morsel.value).get(SESSIONS_KEY) or []
+    entries = SessionStore(session_key=key).get(SESSIONS_KEY) or []
     for entry in entries:
         if not (isinstance(entry, list | tuple) and len(entry) == 3):
             continue
@@ -92,6 +104,17 @@ def authenticate_session(scope: dict[str, Any], account_id: str) -> Any:
             return None
         return subject
     return None
+
+
+def session_deadline(scope: dict[str, Any], subject: Any) -> datetime | None:
+    """When the socket must check its session again: the token's expiry or the stored
+    session's (it slides with every page request), whichever comes first."""
+
+    found = Session.objects.filter(session_key=_session_key(scope)).values_list(
+        "expire_date", flat=True
+    )
+    deadlines = [d for d in (subject.expires_at, found.first()) if d is not None]
+    return min(deadlines) if deadlines else None
 
 
 def allowed_topics(account_id: str, topics: list[str]) -> list[str] | None:
@@ -134,6 +157,7 @@ class PortalLiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.joined: list[str] = []
+        self.watch: asyncio.Task[None] | None = None
         self.change_tables: set[str] = set()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         account_id = (query.get("account") or [""])[0]
@@ -169,8 +193,23 @@ class PortalLiveConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         self.joined = groups
         await self.accept()
+        self.watch = asyncio.ensure_future(self.watch_session(account_id, subject))
+
+    async def watch_session(self, account_id: str, subject: Any) -> None:
+        """Expiry has no message: re-check the session when it is due to expire."""
+        while True:
+            deadline = await database_sync_to_async(session_deadline)(self.scope, subject)
+            if deadline is None:
+                return
+            await asyncio.sleep(max(0.0, (deadline - timezone.now()).total_seconds()) + 1)
+            subject = await database_sync_to_async(authenticate_session)(self.scope, account_id)
+            if subject is None:
+                await self.session_disconnect({})
+                return
 
     async def disconnect(self, code: int) -> None:
+        if self.watch is not None and self.watch is not asyncio.current_task():
+            self.watch.cancel()
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         self.joined = []

@@ -4,8 +4,8 @@
 Interactive pages (the LIVE routes of portal.md §2) are one view per route: GET renders, POST
 carries an `action` field naming the event ("delete", "revoke_all", "disable"...) and answers with a
 redirect (post/redirect/get) and a flash (`firezone.web.events.page_events`). Forms post to
-their own page and re-render with errors. Tables and live regions are re-fetched with GET (see
-portal.js).
+their own page and re-render with errors. Tables and live regions are re-fetched by htmx GETs of
+the page (`request.htmx`, portal.md §7).
 """
 
 from __future__ import annotations
@@ -73,12 +73,6 @@ def redirect_error(request: HttpRequest, to: str, message: str) -> HttpResponse:
 def action_of(request: HttpRequest) -> str:
     """The event a POST carries (`action` field); "" for plain form submissions."""
     return request.POST.get("action", "") if request.method == "POST" else ""
-
-
-def is_live_refresh(request: HttpRequest) -> bool:
-    """A live update re-reading parts of an open page (portal.js), not a visit: pages that do
-    something per visit (mint a deploy token) must not do it again."""
-    return request.headers.get("X-Live-Refresh") == "1"
 
 
 def render_secret(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:

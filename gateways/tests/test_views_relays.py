@@ -416,8 +416,8 @@ def test_deploy_creates_a_token_per_visit(client: Client, acme: Acme, settings: 
 
     client.get(path)
     assert Token.objects.filter(relay_group=group).count() == 2
-    # Live refreshes of the page do not mint tokens.
-    response = client.get(path, HTTP_X_LIVE_REFRESH="1")
+    # htmx requests (live refreshes) of the page do not mint tokens.
+    response = client.get(path, headers={"HX-Request": "true"})
     assert response.status_code == 204
     assert Token.objects.filter(relay_group=group).count() == 2
 

@@ -396,8 +396,8 @@ def test_deploy_gateway_page_creates_a_token_per_visit(
     assert "Gateway troubleshooting guide" in text
     assert 'id="systemd-instructions"' in text
 
-    # in-place refreshes do not mint tokens; visits do
-    client.get(f"/acme/sites/{site.pk}/new_token", HTTP_X_LIVE_REFRESH="1")
+    # in-place (htmx) refreshes do not mint tokens; visits do
+    client.get(f"/acme/sites/{site.pk}/new_token", headers={"HX-Request": "true"})
     assert tokens.count() == 1
     client.get(f"/acme/sites/{site.pk}/new_token")
     assert tokens.count() == 2

@@ -30,7 +30,6 @@ from firezone.web.events import page_events
 from firezone.web.pages import (
     account_url,
     feature_required,
-    is_live_refresh,
     redirect_error,
     redirect_info,
     render_secret,
@@ -336,8 +335,8 @@ def relay_group_new_token(request: PortalRequest, account: Account, id: str) -> 
     group = _account_group(request, id)
     if request.method != "GET":
         return HttpResponseRedirect(request.path)
-    if is_live_refresh(request):
-        # Nothing here is refreshed in place; above all, a refresh must not mint a token.
+    if request.htmx:
+        # Nothing here is refreshed in place; above all, an htmx request must not mint a token.
         return HttpResponse(status=204)
     try:
         issued = relay_group_token_create(subject=request.subject, group=group)

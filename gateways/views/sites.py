@@ -21,7 +21,6 @@ from firezone.web.edit import edit_page
 from firezone.web.events import Handler, page_events
 from firezone.web.pages import (
     account_url,
-    is_live_refresh,
     redirect_info,
     render_secret,
 )
@@ -373,8 +372,8 @@ def site_new_token(request: PortalRequest, account: Account, id: str) -> HttpRes
     if method not in methods:
         method = METHODS[0][0]
     token_id, encoded = "", ""
-    # A new token per visit; in-place refreshes must not mint another one.
-    if not is_live_refresh(request):
+    # A new token per visit; in-place (htmx) refreshes must not mint another one.
+    if not request.htmx:
         issued = site_token_create(subject=subject, site=site)
         token_id, encoded = str(issued.token.pk), issued.encoded
     return render_secret(

@@ -256,7 +256,8 @@ def test_edit_from_site_keeps_connections(client: Client, acme: Acme) -> None:
 
 def test_validate_only_requests_write_nothing(client: Client, acme: Acme) -> None:
     site = SiteFactory(account=acme.account)
-    headers = {"X-Validate": "1"}
+    # htmx requests fired by one input (sign-up does the same).
+    headers = {"HX-Request": "true", "HX-Trigger-Name": "resource[address]"}
     response = client.post(
         "/acme/resources/new", _form(address="10.0.0.1", connections=None), headers=headers
     )

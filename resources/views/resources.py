@@ -133,12 +133,13 @@ def _form_context(
 def _submitted(
     request: PortalRequest, form: ResourceForm, account: Account, site: Site | None
 ) -> bool:
-    """Whether the POST saves. Validate-as-you-type (§4: forms validate on every change): a POST
-    with `X-Validate` only puts the errors the save would report on the form; nothing is
-    written."""
+    """Whether the POST saves. Validate-as-you-type (§4: forms validate on every change): an htmx
+    POST fired by one input (`HX-Trigger-Name`) only puts the errors the save would report on the
+    form (the page swaps in that input's); nothing is written."""
     if request.method != "POST":
         return False
-    if not request.headers.get("X-Validate"):
+    trigger = request.htmx.trigger_name if request.htmx else None
+    if not trigger:
         return True
     if form.is_valid():
         kwargs = form.service_kwargs(
@@ -148,6 +149,8 @@ def _submitted(
         if site is None and not _connections(form, account, site):
             errors["connections"] = [MSG_BLANK]
         form.add_service_errors(errors)
+    if trigger == "resource[type]" and not form.data.get("resource[address]"):
+        form.errors.pop("address", None)  # a new type re-checks the address only once typed
     return False
 
 

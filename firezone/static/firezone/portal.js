@@ -1,4 +1,6 @@
-// Small progressive enhancements; every page works without this file.
+// Small progressive enhancements; every page works without this file. htmx does the requests
+// (live regions, table filters, validation as you type) and runs the `/live` socket through its
+// WebSocket extension; this file only does what htmx does not.
 (function () {
   "use strict";
   // "Submitting disables the button" (portal.md §3.5): no double submissions.
@@ -15,22 +17,6 @@
       if (!menu.contains(event.target)) menu.removeAttribute("open");
     });
   });
-  // Session watch (portal.md §3.13): when this browser's session is revoked or expires, reload,
-  // which lands on the sign-in page with "You must sign in to access this page.".
-  var sessionUrl = document.body && document.body.dataset.sessionUrl;
-  if (sessionUrl && window.fetch) {
-    var busy = false;
-    var check = function () {
-      if (busy || document.visibilityState === "hidden") return;
-      busy = true;
-      fetch(sessionUrl, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
-        .then(function (response) { if (response.status === 401) window.location.reload(); })
-        .catch(function () { /* offline: try again later */ })
-        .then(function () { busy = false; });
-    };
-    window.setInterval(check, 3000);
-    document.addEventListener("visibilitychange", check);
-  }
 
   // --- confirm dialogs and copy buttons (portal.md §1.3) ----------------------------------
   document.addEventListener("click", function (event) {
@@ -53,84 +39,69 @@
       var code = copy.parentElement && copy.parentElement.querySelector("code");
       if (code && navigator.clipboard) navigator.clipboard.writeText(code.textContent.trim());
       copy.textContent = "Copied";
-      return;
-    }
-    var reload = target.closest("[data-table-reload]");
-    if (reload) {
-      refresh([reload.getAttribute("data-table-reload") + "-table"]).then(function () { reload.hidden = true; });
     }
   });
 
-  // --- live regions: re-read parts of this page in place ---------------------------------
-  // An element with an id is replaced by the element with the same id in a fresh GET of the
-  // current URL (the header tells views this is a refresh, not a visit).
-  function refresh(ids) {
-    return fetch(window.location.href, { credentials: "same-origin", cache: "no-store", headers: { "X-Live-Refresh": "1" } })
-      .then(function (response) { return response.ok ? response.text() : null; })
-      .then(function (html) {
-        if (!html) return;
-        var fresh = new DOMParser().parseFromString(html, "text/html");
-        ids.forEach(function (id) {
-          var now = document.getElementById(id);
-          var next = fresh.getElementById(id);
-          if (now && next) now.replaceWith(document.importNode(next, true));
-        });
-        document.dispatchEvent(new CustomEvent("fz:refreshed", { detail: ids }));
-      })
-      .catch(function () { /* offline: the next event retries */ });
-  }
-  window.fzRefresh = refresh;
-
-  // --- live table filters (portal.md §1.4): debounce 100 ms, no Enter submit --------------
-  function tableUrl(form) {
-    var id = form.getAttribute("data-table-filters");
-    var params = new URLSearchParams();
-    new FormData(form).forEach(function (value, key) {
-      if (String(value).trim() !== "") params.append(key, value);
+  // --- live table filters (portal.md §1.4): empty filters stay out of the pushed URL ---------
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!(elt instanceof Element) || !elt.matches("form[data-table-filters]")) return;
+    var data = event.detail.formData;
+    var keys = [];
+    data.forEach(function (value, key) { if (keys.indexOf(key) < 0) keys.push(key); });
+    keys.forEach(function (key) {
+      var blank = data.getAll(key).every(function (value) { return String(value).trim() === ""; });
+      if (blank) data.delete(key);
     });
-    params.delete(id + "_cursor");
-    var query = params.toString();
-    return window.location.pathname + (query ? "?" + query : "");
-  }
-  var filterTimer = null;
-  function onFilter(event) {
-    var form = event.target.closest && event.target.closest("form[data-table-filters]");
-    if (!form) return;
-    window.clearTimeout(filterTimer);
-    filterTimer = window.setTimeout(function () {
-      var url = tableUrl(form);
-      if (url === window.location.pathname + window.location.search) return;
-      window.history.pushState({}, "", url);
-      refresh([form.getAttribute("data-table-filters") + "-table"]);
-    }, 100);
-  }
-  document.addEventListener("input", onFilter);
-  document.addEventListener("change", onFilter);
-  document.addEventListener("keydown", function (event) {
-    if (event.key === "Enter" && event.target.closest && event.target.closest("form[data-table-filters]")) event.preventDefault();
   });
-  window.addEventListener("popstate", function () { window.location.reload(); });
 
   // --- the live socket (portal.md §7) ------------------------------------------------------
-  var liveAccount = document.body && document.body.dataset.liveAccount;
-  function liveTopics() {
-    var topics = {};
-    document.querySelectorAll("[data-live-topics]").forEach(function (el) {
-      el.getAttribute("data-live-topics").split(/\s+/).forEach(function (t) { if (t) topics[t] = true; });
-    });
-    return Object.keys(topics).sort();
+  // htmx's ws extension connects, reconnects (1006/1011/1012/1013, with backoff) and hands us
+  // each frame. Frames are small JSON events; an element following the event's topic either
+  // gets htmx's `live` event (its hx-get re-reads it from a fresh GET of the page) or, for
+  // "stale" tables, shows its Reload button.
+  var socket = document.getElementById("live-socket");
+  if (!socket || !window.htmx || !window.WebSocket) return;
+  var lost = document.getElementById("connection-lost");
+
+  function topicsOf(el) {
+    return (el.getAttribute("data-live-topics") || "").split(/\s+/).filter(Boolean);
   }
+  function liveTopics() {
+    var topics = [];
+    document.querySelectorAll("[data-live-topics]").forEach(function (el) {
+      topicsOf(el).forEach(function (t) { if (topics.indexOf(t) < 0) topics.push(t); });
+    });
+    return topics.sort();
+  }
+  // Re-read the regions (the outermost only: a region inside another comes with it).
+  function refresh(regions) {
+    regions.forEach(function (el) {
+      var outer = regions.some(function (other) { return other !== el && other.contains(el); });
+      if (!outer) window.htmx.trigger(el, "live");
+    });
+  }
+  function following(topic) {
+    return Array.prototype.filter.call(document.querySelectorAll("[data-live-topics]"), function (el) {
+      return topic === null || topicsOf(el).indexOf(topic) >= 0;
+    });
+  }
+  // Is this browser still signed in? An htmx GET of the page answers a signed-out browser with
+  // HX-Redirect to the sign-in page (and htmx follows it); otherwise nothing changes.
+  function checkSession() {
+    window.htmx.ajax("GET", window.location.href, { source: socket, swap: "none" });
+  }
+
   function onLiveEvent(data) {
     if (data.event === "session_revoked") { window.location.reload(); return; }
     if (data.event !== "presence" && data.event !== "change") return;
     var reload = [];
-    document.querySelectorAll("[data-live-topics]").forEach(function (el) {
-      if (el.getAttribute("data-live-topics").split(/\s+/).indexOf(data.topic) < 0) return;
+    following(data.topic).forEach(function (el) {
       if (el.getAttribute("data-live-mode") === "stale") {
         var button = document.getElementById(el.getAttribute("data-live-reload-button"));
         if (button) button.hidden = false;
-      } else if (el.id) {
-        reload.push(el.id);
+      } else if (el.hasAttribute("hx-get")) {
+        reload.push(el);
       }
     });
     if (data.event === "presence") {
@@ -142,32 +113,45 @@
         });
       });
     }
-    if (reload.length) refresh(reload);
+    refresh(reload);
   }
-  var lost = document.getElementById("connection-lost");
-  function connectLive(attempt) {
-    var topics = liveTopics();
-    if (!liveAccount || !window.WebSocket) return;  // no topics: still told about revocation
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + window.location.host + "/live?account=" + encodeURIComponent(liveAccount) + "&topics=" + encodeURIComponent(topics.join(",")));
-    var opened = false;
-    socket.onopen = function () {
-      opened = true;
-      if (lost) lost.hidden = true;
-      document.body.setAttribute("data-live", "connected");
-      if (attempt > 0) refresh(document.querySelectorAll("[data-live-topics][id]").length ? Array.prototype.map.call(document.querySelectorAll("[data-live-topics][id]"), function (el) { return el.id; }) : []);
-    };
-    socket.onmessage = function (message) {
-      try { onLiveEvent(JSON.parse(message.data)); } catch (e) { /* ignore bad frames */ }
-    };
-    socket.onclose = function (event) {
-      document.body.setAttribute("data-live", "closed");
-      if (event.code === 4001) { window.location.reload(); return; }
-      if (event.code >= 4400 && event.code < 4500) return;  // refused: retrying cannot help
-      if (opened && lost) lost.hidden = false;
-      var delay = Math.min(10000, 500 * Math.pow(2, attempt));
-      window.setTimeout(function () { connectLive(opened ? 1 : attempt + 1); }, delay);
-    };
-  }
-  connectLive(0);
+
+  var opened = false;  // has this page's socket ever been open?
+  var openNow = false;  // is it open at the moment?
+  socket.addEventListener("htmx:wsOpen", function () {
+    if (lost) lost.hidden = true;
+    document.body.setAttribute("data-live", "connected");
+    // Back after a drop: events may have been missed, re-read every live region once.
+    if (opened) refresh(following(null).filter(function (el) { return el.hasAttribute("hx-get"); }));
+    opened = openNow = true;
+  });
+  socket.addEventListener("htmx:wsClose", function (event) {
+    var wasOpen = openNow;
+    openNow = false;
+    document.body.setAttribute("data-live", "closed");
+    var code = event.detail && event.detail.event ? event.detail.event.code : 0;
+    if (code === 4001) { window.location.reload(); return; }  // session revoked or expired
+    if (!opened) return;
+    if (lost) lost.hidden = false;
+    // A refused reconnect may mean the session ended while the socket was down.
+    if (!wasOpen) checkSession();
+    // htmx retries abnormal closes by itself; a clean close from the server or a proxy too.
+    var wrapper = event.detail && event.detail.socketWrapper;
+    if (wrapper && [1006, 1011, 1012, 1013].indexOf(code) < 0) {
+      window.setTimeout(function () { wrapper.reconnect(); }, 1000 + Math.random() * 4000);
+    }
+  });
+  socket.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var data;
+    try { data = JSON.parse(event.detail.message); } catch (e) { return; }  // HTML: htmx swaps it
+    event.preventDefault();  // our JSON events have nothing for htmx to swap
+    if (data && typeof data === "object") onLiveEvent(data);
+  });
+
+  var account = socket.getAttribute("data-live-account");
+  // No topics: the socket still tells this page about the session's end.
+  socket.setAttribute(
+    "ws-connect",
+    "/live?account=" + encodeURIComponent(account) + "&topics=" + encodeURIComponent(liveTopics().join(","))
+  );
 })();
