@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -207,10 +209,11 @@ def test_daphne_serves_health_and_admin(live_env: dict[str, str]) -> None:
 
 @pytest.mark.slow
 def test_celery_worker_executes_the_heartbeat(live_env: dict[str, str]) -> None:
-    env = {**live_env, "CELERY_TASK_ALWAYS_EAGER": "false"}
+    # The heartbeat's lines are routine (DEBUG, settings._routine_task_logs): ask for them.
+    env = {**live_env, "CELERY_TASK_ALWAYS_EAGER": "false", "LOG_LEVEL": "DEBUG"}
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "firezone", "worker", "--pool", "solo",
-         "-l", "info", "-Q", "celery"],
+         "-l", "debug", "-Q", "celery"],
         env=env, cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -221,14 +224,27 @@ def test_celery_worker_executes_the_heartbeat(live_env: dict[str, str]) -> None:
             cwd=BASE_DIR,
             check=True,
         )
-        deadline = time.monotonic() + 60
-        seen = []
+        # Lines are read on a thread so that a worker that never says it is done fails the test
+        # after 60 s instead of blocking it on a read.
+        lines: queue.Queue[str] = queue.Queue()
         assert worker.stdout is not None
-        for line in worker.stdout:
+        stdout = worker.stdout
+
+        def pump() -> None:
+            for line in stdout:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + 60
+        seen: list[str] = []
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail("no heartbeat succeeded within 60 s:\n" + "".join(seen))
             seen.append(line)
             if "firezone.tasks.heartbeat" in line and "succeeded" in line:
                 break
-            assert time.monotonic() < deadline, "".join(seen)
     finally:
         worker.terminate()
         worker.wait(20)
