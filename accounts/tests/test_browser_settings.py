@@ -61,6 +61,11 @@ def test_65_dns_settings(live_server: Any, page: Page, acme: Acme) -> None:
     expect(page.get_by_text("in the order they are listed below")).to_be_visible()
     page.locator("#resolver-0-address").fill("8.8.8.8")
     page.get_by_role("button", name="New Resolver").click()
+    # The new row's input listens for typing once htmx has processed the swapped-in row (a person
+    # cannot type in those milliseconds; Playwright can): wait for htmx's data on the element.
+    page.wait_for_function(
+        "() => !!document.querySelector('#resolver-1-address')?.['htmx-internal-data']?.initHash"
+    )
     page.locator("#resolver-1-address").fill("8.8.8.8:53")
     expect(page.get_by_text("all addresses must be unique")).to_be_visible()
 

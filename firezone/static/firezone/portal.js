@@ -74,13 +74,28 @@
     });
     return topics.sort();
   }
-  // Re-read the regions (the outermost only: a region inside another comes with it).
+  // Re-read the regions (the outermost only: a region inside another comes with it). htmx drops
+  // a trigger while the element's previous request is in flight, and that request may have read
+  // the page before this event's change: re-read such a region once more after its swap.
+  var again = {};
   function refresh(regions) {
     regions.forEach(function (el) {
       var outer = regions.some(function (other) { return other !== el && other.contains(el); });
-      if (!outer) window.htmx.trigger(el, "live");
+      if (outer) return;
+      if (el.classList.contains("htmx-request") && el.id) again[el.id] = true;
+      else window.htmx.trigger(el, "live");
     });
   }
+  document.addEventListener("htmx:afterSettle", function () {
+    var ids = Object.keys(again);
+    again = {};
+    ids.forEach(function (id) {
+      var el = document.getElementById(id);
+      if (!el) return;
+      if (el.classList.contains("htmx-request")) again[id] = true;  // another swap settled first
+      else window.htmx.trigger(el, "live");
+    });
+  });
   function following(topic) {
     return Array.prototype.filter.call(document.querySelectorAll("[data-live-topics]"), function (el) {
       return topic === null || topicsOf(el).indexOf(topic) >= 0;
