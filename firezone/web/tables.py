@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Expression, F, Q, QuerySet
 from django.http import HttpRequest, QueryDict
 
@@ -162,35 +163,25 @@ class LiveTable:
         for flt, value in filters.values():
             queryset = flt.apply(queryset, value)
         total = queryset.count()
-
-        expr = self.orders[order_name]
-        ordered = queryset.annotate(_fz_key=F(expr) if isinstance(expr, str) else expr)
-        asc = direction == "asc"
-        backwards = cursor is not None and cursor[0] == "before"
-        forward_asc = asc != backwards  # walking backwards flips the order
-        if cursor is not None:
-            value, pk = cursor[1], cursor[2]
-            op = "gt" if forward_asc else "lt"
-            ordered = ordered.filter(
-                Q(**{f"_fz_key__{op}": value}) | Q(_fz_key=value, **{f"pk__{op}": pk})
+        try:
+            keyset = keyset_page(
+                queryset,
+                self.orders[order_name],
+                ascending=direction == "asc",
+                cursor=cursor,
+                size=self.page_size,
             )
-        sign = "" if forward_asc else "-"
-        rows = list(ordered.order_by(f"{sign}_fz_key", f"{sign}pk")[: self.page_size + 1])
-        more = len(rows) > self.page_size
-        rows = rows[: self.page_size]
-        if backwards:
-            rows.reverse()
-        has_next = (more if not backwards else True) and bool(rows)
-        has_prev = (cursor is not None if not backwards else more) and bool(rows)
+        except ValueError:
+            raise TableReset(MSG_CURSOR, self.reset_url(request)) from None
         return TablePage(
             table=self,
             request=request,
-            rows=rows,
+            rows=keyset.rows,
             total=total,
             order=(order_name, direction),
             filters={name: value for name, (_f, value) in filters.items()},
-            next_cursor=_encode("after", rows[-1]) if has_next else None,
-            prev_cursor=_encode("before", rows[0]) if has_prev else None,
+            next_cursor=keyset.next_cursor,
+            prev_cursor=keyset.prev_cursor,
         )
 
     def _read_filters(self, query: QueryDict) -> dict[str, tuple[Filter, Any]]:
@@ -228,18 +219,11 @@ class LiveTable:
             raise _Invalid(MSG_FILTER)
         return parts[2], "asc" if parts[1] == "asc" else "desc"
 
-    def _read_cursor(self, raw: str | None, order_name: str) -> tuple[str, Any, str] | None:
-        if not raw:
-            return None
+    def _read_cursor(self, raw: str | None, order_name: str) -> Cursor | None:
         try:
-            padded = raw + "=" * (-len(raw) % 4)
-            data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            kind, value, pk = data["d"], _decode_value(data["v"]), str(uuid.UUID(str(data["i"])))
-        except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+            return read_cursor(raw)
+        except ValueError:
             raise _Invalid(MSG_CURSOR) from None
-        if kind not in ("after", "before"):
-            raise _Invalid(MSG_CURSOR)
-        return kind, value, pk
 
 
 class _Invalid(Exception):
@@ -268,6 +252,72 @@ def _encode(kind: str, row: Any) -> str:
     payload = {"d": kind, "v": _encode_value(row._fz_key), "i": str(row.pk)}
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+# --- keyset pagination (the live tables and the REST API's lists) -------------------------------
+
+# ("after" | "before", sort key value, primary key) of a row a page starts next to.
+Cursor = tuple[str, Any, str]
+
+
+def read_cursor(raw: str | None) -> Cursor | None:
+    """An opaque cursor of `keyset_page` (None when absent); ValueError when unreadable."""
+    if not raw:
+        return None
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        kind, value, pk = data["d"], _decode_value(data["v"]), str(uuid.UUID(str(data["i"])))
+    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise ValueError("unreadable cursor") from None
+    if kind not in ("after", "before"):
+        raise ValueError("unreadable cursor")
+    return kind, value, pk
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    rows: list[Any]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def keyset_page(
+    queryset: QuerySet,
+    key: str | Expression,
+    *,
+    ascending: bool,
+    cursor: Cursor | None,
+    size: int,
+) -> KeysetPage:
+    """One page of `queryset` ordered by `key` (a field name or a never-NULL expression), then
+    the primary key, next to `cursor`: one rows query of `size + 1` rows. ValueError when the
+    cursor's value cannot be compared with `key` (a cursor of another list)."""
+    ordered = queryset.annotate(_fz_key=F(key) if isinstance(key, str) else key)
+    backwards = cursor is not None and cursor[0] == "before"
+    forward_asc = ascending != backwards  # walking backwards flips the order
+    if cursor is not None:
+        value, pk = cursor[1], cursor[2]
+        op = "gt" if forward_asc else "lt"
+        ordered = ordered.filter(
+            Q(**{f"_fz_key__{op}": value}) | Q(_fz_key=value, **{f"pk__{op}": pk})
+        )
+    sign = "" if forward_asc else "-"
+    try:
+        rows = list(ordered.order_by(f"{sign}_fz_key", f"{sign}pk")[: size + 1])
+    except (DjangoValidationError, TypeError) as exc:  # the value's type does not fit the key
+        raise ValueError("cursor of another list") from exc
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+    has_next = (more if not backwards else True) and bool(rows)
+    has_prev = (cursor is not None if not backwards else more) and bool(rows)
+    return KeysetPage(
+        rows=rows,
+        next_cursor=_encode("after", rows[-1]) if has_next else None,
+        prev_cursor=_encode("before", rows[0]) if has_prev else None,
+    )
 
 
 @dataclass
