@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
@@ -53,7 +54,23 @@ TOKENS_KEY_BASE = env.str("TOKENS_KEY_BASE", default=_DEV_TOKENS_KEY_BASE if _de
 TOKENS_SALT = env.str("TOKENS_SALT", default=_DEV_TOKENS_SALT if _dev_tokens else "")
 
 EXTERNAL_URL = env.str("EXTERNAL_URL", default="http://localhost:8000")
-API_EXTERNAL_URL = env.str("API_EXTERNAL_URL", default=EXTERNAL_URL.replace("http", "ws", 1))
+# The API origin (portal.md §5.1): the REST API at its root (firezone/api/), and the device
+# sockets. Development and tests use their own port so the REST API has an origin of its own;
+# elsewhere the default is the portal's origin, where the REST API is off (set it to enable).
+API_EXTERNAL_URL = env.str(
+    "API_EXTERNAL_URL",
+    default="http://localhost:13001"
+    if (DEBUG or TESTING)
+    else EXTERNAL_URL.replace("http", "ws", 1),
+)
+# A host name the API origin answers to must be allowed like the portal's.
+_api_host = urlsplit(API_EXTERNAL_URL).hostname
+if _api_host and "*" not in ALLOWED_HOSTS and _api_host not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append(_api_host)
+# REST API rate limit per account (portal.md §5.1): a token bucket of API_CAPACITY tokens,
+# refilled at API_REFILL_RATE per second; each request costs 10 (firezone/api/ratelimit.py).
+API_CAPACITY = env.int("API_CAPACITY", default=200)
+API_REFILL_RATE = env.float("API_REFILL_RATE", default=10.0)
 # Deploy pages (portal.md §4.1.5, §4.8.5): FIREZONE_API_URL is printed only when overridden;
 # the registry the Docker instructions pull the gateway/relay images from.
 API_URL_OVERRIDE = env.str("API_URL_OVERRIDE", default="")
@@ -72,6 +89,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "firezone",
     "accounts",
     "resources",
@@ -82,6 +102,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Requests to the API origin (API_EXTERNAL_URL) are routed by firezone.api_urls.
+    "firezone.api.middleware.ApiHostMiddleware",
     # /static/ served by the app itself, DEBUG on or off (WhiteNoise, settings under STATIC_URL).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # django-csp: Content-Security-Policy with a per-request nonce (CONTENT_SECURITY_POLICY).
@@ -406,3 +428,31 @@ LOGGING = {
 }
 
 TEST_RUNNER = "firezone.test_runner.PytestRunner"
+
+# The REST API (portal.md §5, firezone/api/): bearer API-client tokens, JSON only, the §5.1
+# error bodies, the per-account rate limit; views opt out of nothing.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["firezone.api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["firezone.api.authentication.HasSubject"],
+    "DEFAULT_THROTTLE_CLASSES": ["firezone.api.ratelimit.AccountRateLimit"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "firezone.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "UNAUTHENTICATED_TOKEN": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Firezone API",
+    "DESCRIPTION": "Manage a Firezone account: resources, policies, sites, actors and more.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The documents themselves need no token and cost no rate-limit tokens.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Swagger UI's JS/CSS from drf-spectacular-sidecar, served by WhiteNoise (no CDN).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}

@@ -7,10 +7,11 @@ Layers, from the bottom:
   domain) imports only core; `resources` and `gateways` (the access model and the devices) import
   `accounts` and each other (a resource points at sites, the hub reads policies); `billing` and
   `directory_sync` may import every domain below them.
-* **web** — the portal framework (`firezone.web`, the template tags): core and domains.
+* **web** — the portal framework (`firezone.web`, the template tags) and the REST API's
+  (`firezone.api`): core and domains.
 * **entry points** — views, forms, tables, URL confs, admin, socket consumers, Celery tasks,
-  management commands and the sign-in steps of each app: core, web, any domain, their own app's
-  entry points and other apps' forms (never other apps' views).
+  management commands, REST API endpoints (`<app>.api`) and the sign-in steps of each app: core,
+  web, any domain, their own app's entry points and other apps' forms (never other apps' views).
 * **root** — settings, URL/ASGI routing, Celery app, seed, management commands: anything.
 
 Function-level imports of our own modules are refused (they hide cycles), except in
@@ -41,9 +42,12 @@ ROOT_MODULES = {
     "firezone.seed",
     "firezone.test_runner",
     "firezone.devservices",
+    "firezone.api_urls",
 }
 ROOT_PACKAGES = ("firezone.management",)
-WEB_PACKAGES = ("firezone.web", "firezone.templatetags", "firezone.admin")
+# The frameworks of the entry points: the portal's (web, template tags, staff admin) and the
+# REST API's (`firezone.api`).
+WEB_PACKAGES = ("firezone.web", "firezone.templatetags", "firezone.admin", "firezone.api")
 # Within an app, these submodules/packages are entry points (pages, sockets, jobs).
 ENTRY_NAMES = (
     "views",
@@ -62,6 +66,7 @@ ENTRY_NAMES = (
     "management",
     "sign_in.flow",
     "sign_in.logout",
+    "api",
 )
 DOMAIN_MAY_IMPORT: dict[str, set[str]] = {
     "accounts": {"accounts"},
@@ -224,6 +229,9 @@ def test_no_function_level_imports_of_our_modules() -> None:
         ("gateways.views.sites", "resources.policy_forms", True),
         ("accounts.views.actors", "gateways.selectors.clients", True),
         ("firezone.urls", "accounts.urls", True),
+        ("resources.api", "firezone.api.views", True),
+        ("firezone.api.views", "resources.api", False),
+        ("firezone.api_urls", "resources.api", True),
     ],
 )
 def test_the_rules_themselves(source: str, target: str, allowed: bool) -> None:
