@@ -275,13 +275,15 @@ class _RunPrinter:
 
 def _banner(env: dict[str, str], seed_text: str) -> str:
     url = env["EXTERNAL_URL"].rstrip("/")
+    api = env.get("API_EXTERNAL_URL", "").rstrip("/")
     rule = "-" * 78
     return (
         f"\n{rule}\n{seed_text.rstrip()}\n\n"
         f"  Portal:   {url}/firezone  (account chooser: {url}/)\n"
         f"  Admin:    {url}/admin/\n"
         f"  Mailbox:  {url}/dev/mailbox  (sign-in codes and links)\n"
-        f"  Health:   {url}/healthz\n\n"
+        f"  Health:   {url}/healthz\n"
+        f"  REST API: {api}  (docs: {api}/swaggerui)\n\n"
         '  Same services from another terminal: make shell, make manage ARGS="...", make seed\n'
         f"  Ctrl-C stops everything.\n{rule}\n"
     )
@@ -298,6 +300,10 @@ def cmd_run() -> int:
         env.setdefault("PYTHONWARNINGS", "ignore:You're running the worker with superuser")
         port = env.get("PORT", "8000")
         env.setdefault("EXTERNAL_URL", f"http://localhost:{port}")
+        # The REST API has an origin of its own (portal.md §5.1): the same daphne also listens
+        # on API_PORT, and firezone.api.middleware routes that origin to the API's URLs.
+        api_port = env.get("API_PORT", "13001")
+        env.setdefault("API_EXTERNAL_URL", f"http://localhost:{api_port}")
         print("[devservices] migrating...", file=sys.stderr, flush=True)
         _manage(["migrate", "--noinput", "-v", "0"], env)
         if SEED_TEXT.exists() and not os.environ.get("DATABASE_URL"):
@@ -308,7 +314,8 @@ def cmd_run() -> int:
         loglevel = env.get("LOG_LEVEL", "info").lower()
         celery = f"{python} -m celery -A firezone --quiet"
         processes = {
-            "web": f"{python} -m daphne -b 127.0.0.1 -p {port} {DAPHNE_SOCKET_OPTIONS} "
+            "web": f"{python} -m daphne -b 127.0.0.1 -p {port} "
+            f"-e tcp:port={api_port}:interface=127.0.0.1 {DAPHNE_SOCKET_OPTIONS} "
             "firezone.asgi:application",
             "worker": f"{celery} worker -l {loglevel} --concurrency 2 --without-mingle "
             "--without-gossip",
