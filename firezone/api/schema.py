@@ -41,19 +41,29 @@ INVALID: dict[int, Any] = {
 INVALID_CURSOR: dict[int, Any] = {400: _error("Invalid cursor")}
 
 
+# One serializer per component name: drf-spectacular warns about two classes of the same name.
+_inline: dict[str, Any] = {}
+
+
+def _component(name: str, fields: dict[str, Any]) -> Any:
+    if name not in _inline:
+        _inline[name] = inline_serializer(name=name, fields=fields)
+    return _inline[name]
+
+
 def one(name: str, serializer: serializers.Serializer) -> Any:
     """`{"data": <object>}`."""
-    return inline_serializer(name=f"{name}Response", fields={"data": serializer})
+    return _component(f"{name}Response", {"data": serializer})
 
 
 def many(name: str, serializer: type[serializers.Serializer]) -> Any:
     """`{"data": [<object>...], "metadata": {...}}`."""
-    return inline_serializer(
-        name=f"{name}ListResponse",
-        fields={"data": serializer(many=True), "metadata": MetadataSerializer()},
+    return _component(
+        f"{name}ListResponse",
+        {"data": serializer(many=True), "metadata": MetadataSerializer()},
     )
 
 
 def wrapped(name: str, wrapper: str, serializer: serializers.Serializer) -> Any:
     """A request body `{"<wrapper>": {...}}`."""
-    return inline_serializer(name=f"{name}Request", fields={wrapper: serializer})
+    return _component(f"{name}Request", {wrapper: serializer})
