@@ -8,13 +8,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from accounts.models import Actor, Token
 from accounts.tests.factories import AccountFactory, ActorFactory
 from firezone.api import ratelimit
 from firezone.api.exceptions import nested_errors
+from firezone.api.middleware import is_api_request
 from firezone.api.pagination import clamp_limit
 from tests.api import API_HOST, ApiClient, api_token, error
 
@@ -41,6 +42,30 @@ def test_unknown_paths_are_the_api_404() -> None:
 def test_the_portal_origin_does_not_serve_the_api() -> None:
     response = Client(HTTP_HOST="localhost:8000").get("/account")
     assert "application/json" not in response.headers.get("Content-Type", "")
+
+
+@pytest.mark.parametrize(
+    ("api_url", "host", "routed"),
+    [
+        ("http://localhost:13001", "localhost:13001", True),
+        ("http://localhost:13001", "localhost:8000", False),
+        ("http://localhost:13001", "localhost", False),
+        # Behind a TLS-terminating proxy: no port in Host means the API scheme's default one.
+        ("https://api.example.com", "api.example.com", True),
+        ("wss://api.example.com", "API.example.com:443", True),
+        ("https://api.example.com", "portal.example.com", False),
+        # The API origin is the portal's own (production default): the portal keeps its URLs.
+        ("ws://localhost:8000", "localhost:8000", False),
+    ],
+)
+def test_requests_are_routed_by_the_api_origin(
+    settings, api_url: str, host: str, routed: bool
+) -> None:
+    settings.API_EXTERNAL_URL = api_url
+    settings.EXTERNAL_URL = "http://localhost:8000"
+    settings.ALLOWED_HOSTS = ["localhost", "api.example.com", "portal.example.com"]
+    request = RequestFactory().get("/resources", HTTP_HOST=host)
+    assert is_api_request(request) is routed
 
 
 def test_openapi_document() -> None:
