@@ -39,7 +39,10 @@ class AccountOut(serializers.Serializer):
 
 class AccountApi(ApiView):
     @extend_schema(
-        operation_id="getAccount", responses={200: one("Account", AccountOut()), **ERRORS}
+        operation_id="getAccount",
+        summary="Get the account",
+        description="The API client's account and how much of each plan limit it uses.",
+        responses={200: one("Account", AccountOut()), **ERRORS},
     )
     def get(self, request: Request) -> Response:
         subject = subject_of(request)

@@ -19,7 +19,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from firezone.api.authentication import subject_of
-from firezone.api.schema import ERRORS, INVALID, INVALID_CURSOR, NOT_FOUND, many, one, wrapped
+from firezone.api.schema import (
+    ERRORS,
+    INVALID,
+    INVALID_CURSOR,
+    NOT_FOUND,
+    PAGE_PARAMETERS,
+    many,
+    one,
+    wrapped,
+)
 from firezone.api.views import ApiView, created, data
 from resources.models import Resource
 from resources.selectors.resources import resource_get_by_id_or_persistent_id, resource_list
@@ -80,6 +89,9 @@ class ResourcesApi(ApiView):
 
     @extend_schema(
         operation_id="listResources",
+        summary="List resources",
+        description="The account's resources by name.",
+        parameters=PAGE_PARAMETERS,
         responses={200: many("Resource", ResourceOut), **INVALID_CURSOR, **ERRORS},
     )
     def get(self, request: Request) -> Response:
@@ -87,6 +99,8 @@ class ResourcesApi(ApiView):
 
     @extend_schema(
         operation_id="createResource",
+        summary="Create a resource",
+        description="Connected to at least one site; the same validations as the portal.",
         request=wrapped("Resource", "resource", ResourceIn()),
         responses={201: one("Resource", ResourceOut()), **INVALID, **ERRORS},
     )
@@ -105,6 +119,8 @@ class ResourcesApi(ApiView):
 class ResourceApi(ApiView):
     @extend_schema(
         operation_id="getResource",
+        summary="Get a resource",
+        description="By id or persistent id.",
         responses={200: one("Resource", ResourceOut()), **NOT_FOUND, **ERRORS},
     )
     def get(self, request: Request, id: str) -> Response:
@@ -113,6 +129,8 @@ class ResourceApi(ApiView):
 
     @extend_schema(
         operation_id="updateResource",
+        summary="Update a resource",
+        description="Changes the fields given; the others stay.",
         request=wrapped("Resource", "resource", ResourceIn()),
         responses={200: one("Resource", ResourceOut()), **NOT_FOUND, **INVALID, **ERRORS},
     )
@@ -125,6 +143,8 @@ class ResourceApi(ApiView):
 
     @extend_schema(
         operation_id="patchResource",
+        summary="Update a resource",
+        description="Changes the fields given; the others stay.",
         request=wrapped("Resource", "resource", ResourceIn()),
         responses={200: one("Resource", ResourceOut()), **NOT_FOUND, **INVALID, **ERRORS},
     )
@@ -133,6 +153,9 @@ class ResourceApi(ApiView):
 
     @extend_schema(
         operation_id="deleteResource",
+        summary="Delete a resource",
+        description="With its site connections, policies and flows; answers the deleted "
+        "resource. The Internet resource cannot be deleted (422).",
         responses={200: one("Resource", ResourceOut()), **NOT_FOUND, 422: INVALID[422], **ERRORS},
     )
     def delete(self, request: Request, id: str) -> Response:

@@ -35,8 +35,8 @@ def clamp_limit(raw: str | None) -> int:
 
 
 class KeysetPagination(BasePagination):
-    """The views' `pagination_class`; the view's `ordering` is `(key, "asc" | "desc")`, the key a
-    field name or a never-NULL expression."""
+    """Used by `ApiView.page`; the view's `ordering` is `(key, "asc" | "desc")`, the key a field
+    name or a never-NULL expression. (/openapi: `firezone.api.schema.PAGE_PARAMETERS`.)"""
 
     def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> list:
         key, direction = getattr(view, "ordering", ("inserted_at", "asc"))
@@ -62,40 +62,3 @@ class KeysetPagination(BasePagination):
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({"data": data, "metadata": self.metadata()})
-
-    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        cursor = {"type": "string", "nullable": True}
-        return {
-            "type": "object",
-            "required": ["data", "metadata"],
-            "properties": {
-                "data": schema,
-                "metadata": {
-                    "type": "object",
-                    "properties": {
-                        "count": {"type": "integer"},
-                        "limit": {"type": "integer"},
-                        "next_page": cursor,
-                        "prev_page": cursor,
-                    },
-                },
-            },
-        }
-
-    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": "limit",
-                "in": "query",
-                "required": False,
-                "description": "Items per page (1 to 100, default 50).",
-                "schema": {"type": "integer"},
-            },
-            {
-                "name": "page_cursor",
-                "in": "query",
-                "required": False,
-                "description": "`next_page` or `prev_page` of a previous page.",
-                "schema": {"type": "string"},
-            },
-        ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 
@@ -40,6 +40,19 @@ INVALID: dict[int, Any] = {
 }
 INVALID_CURSOR: dict[int, Any] = {400: _error("Invalid cursor")}
 
+
+# Query parameters of every list (firezone.api.pagination).
+PAGE_PARAMETERS = [
+    OpenApiParameter(
+        "limit", int, description="Items per page: 1 to 100, default 50.", required=False
+    ),
+    OpenApiParameter(
+        "page_cursor",
+        str,
+        description="`next_page` or `prev_page` of a previous page's metadata.",
+        required=False,
+    ),
+]
 
 # One serializer per component name: drf-spectacular warns about two classes of the same name.
 _inline: dict[str, Any] = {}

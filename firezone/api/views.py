@@ -32,10 +32,10 @@ from firezone.api.pagination import KeysetPagination, Ordering
 
 
 class ApiView(APIView):
-    """Authentication, permission (an API client), rate limit, parsers and renderers come from
-    `settings.REST_FRAMEWORK`; lists paginate by `ordering`."""
+    # Authentication, permission (an API client), rate limit, parsers and renderers come from
+    # `settings.REST_FRAMEWORK`; lists paginate by `ordering`. (A comment, not a docstring:
+    # /openapi would show it as every operation's description.)
 
-    pagination_class = KeysetPagination
     ordering: Ordering = ("inserted_at", "asc")
 
     def page(
