@@ -63,9 +63,14 @@ API_EXTERNAL_URL = env.str(
     if (DEBUG or TESTING)
     else EXTERNAL_URL.replace("http", "ws", 1),
 )
-# A host name the API origin answers to must be allowed like the portal's.
+# The API origin's own host name is allowed like the portal's (ALLOWED_HOSTS names the portal).
 _api_host = urlsplit(API_EXTERNAL_URL).hostname
-if _api_host and "*" not in ALLOWED_HOSTS and _api_host not in ALLOWED_HOSTS:
+if (
+    _api_host
+    and _api_host != urlsplit(EXTERNAL_URL).hostname
+    and "*" not in ALLOWED_HOSTS
+    and _api_host not in ALLOWED_HOSTS
+):
     ALLOWED_HOSTS.append(_api_host)
 # REST API rate limit per account (portal.md §5.1): a token bucket of API_CAPACITY tokens,
 # refilled at API_REFILL_RATE per second; each request costs 10 (firezone/api/ratelimit.py).
