@@ -4,7 +4,14 @@ import os
 
 import pytest
 
-from tests.live import servers, two_daphnes  # noqa: F401 (fixtures of the two-server tests)
+# Fixtures of the two-server tests, and the live daphne of tests/test_api_live.py.
+from tests.live import (  # noqa: F401
+    live,
+    live_daphne,
+    pytest_runtest_makereport,
+    servers,
+    two_daphnes,
+)
 
 
 @pytest.fixture
