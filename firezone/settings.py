@@ -435,7 +435,7 @@ LOGGING = {
 TEST_RUNNER = "firezone.test_runner.PytestRunner"
 
 # The REST API (portal.md §5, firezone/api/): bearer API-client tokens, JSON only, the §5.1
-# error bodies, the per-account rate limit; views opt out of nothing.
+# error bodies, the per-account rate limit, for every API view alike.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["firezone.api.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["firezone.api.authentication.HasSubject"],

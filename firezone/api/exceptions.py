@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -107,6 +108,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response = _domain_response(exc)
     elif isinstance(exc, Http404):
         response = Response(error_body("Not Found"), status=404)
+    elif isinstance(exc, PermissionDenied):  # Django's: DRF's own handler maps it too
+        response = Response(error_body("Forbidden"), status=403)
     elif isinstance(exc, drf.APIException):
         response = _api_response(exc)
     else:
