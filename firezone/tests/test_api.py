@@ -4,6 +4,7 @@ in each app (`resources/tests/test_api_resources.py`, ...)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -17,6 +18,8 @@ from firezone.api import ratelimit
 from firezone.api.exceptions import nested_errors
 from firezone.api.middleware import is_api_request
 from firezone.api.pagination import clamp_limit
+from firezone.web.tables import keyset_page
+from resources.tests.factories import ResourceFactory
 from tests.api import API_HOST, ApiClient, api_token, error
 
 pytestmark = pytest.mark.django_db
@@ -206,6 +209,14 @@ def test_domain_field_errors_nest_like_the_original() -> None:
         "base": ["taken"],
         "filters": {"0": {"ports": ["bad"]}},
     }
+
+
+def test_a_cursor_of_another_list_is_a_value_error_not_a_500() -> None:
+    # A name-ordered list's cursor used on a time-ordered one: the value is no datetime.
+    rows = ResourceFactory._meta.model.objects.all()
+    cursor = ("after", "some name", str(uuid.uuid4()))
+    with pytest.raises(ValueError):
+        keyset_page(rows, "inserted_at", ascending=True, cursor=cursor, size=10)
 
 
 @pytest.mark.parametrize(

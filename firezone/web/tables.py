@@ -296,16 +296,16 @@ def keyset_page(
     ordered = queryset.annotate(_fz_key=F(key) if isinstance(key, str) else key)
     backwards = cursor is not None and cursor[0] == "before"
     forward_asc = ascending != backwards  # walking backwards flips the order
-    if cursor is not None:
-        value, pk = cursor[1], cursor[2]
-        op = "gt" if forward_asc else "lt"
-        ordered = ordered.filter(
-            Q(**{f"_fz_key__{op}": value}) | Q(_fz_key=value, **{f"pk__{op}": pk})
-        )
     sign = "" if forward_asc else "-"
-    try:
+    try:  # the value's type may not fit the key (a cursor of another list)
+        if cursor is not None:
+            value, pk = cursor[1], cursor[2]
+            op = "gt" if forward_asc else "lt"
+            ordered = ordered.filter(
+                Q(**{f"_fz_key__{op}": value}) | Q(_fz_key=value, **{f"pk__{op}": pk})
+            )
         rows = list(ordered.order_by(f"{sign}_fz_key", f"{sign}pk")[: size + 1])
-    except (DjangoValidationError, TypeError) as exc:  # the value's type does not fit the key
+    except (DjangoValidationError, TypeError) as exc:
         raise ValueError("cursor of another list") from exc
     more = len(rows) > size
     rows = rows[:size]
