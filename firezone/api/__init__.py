@@ -8,6 +8,6 @@
 * `ratelimit` — the per-account token bucket in Redis;
 * `views` — the base view, the body wrapper and the `{"data": ...}` responses.
 
-Endpoints live in each app's `api` module (`resources/api.py`, ...), thin like the pages: parse,
-call a selector or service, serialise.
+Endpoints live in each app's `api` module or package (`resources/api/resources.py`, ...), thin
+like the pages: parse, call a selector or service, serialise.
 """

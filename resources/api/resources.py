@@ -1,11 +1,10 @@
-"""REST API: resources (portal.md §5.2 rows 8-12), a thin layer over the resource selectors and
-services — the same validations, limits and change recording as the portal's pages.
+"""REST API: resources (portal.md §5.2 rows 8-12), over the resource selectors and services.
 
-    GET    /resources            list, by name
-    GET    /resources/<id>       by id or persistent id
-    POST   /resources            {"resource": {...}} → 201 + Location
-    PUT    /resources/<id>       the fields given (PATCH alike)
-    DELETE /resources/<id>       the deleted resource (its connections, policies and flows go)
+GET    /resources            list, by name
+GET    /resources/<id>       by id or persistent id
+POST   /resources            {"resource": {...}} → 201 + Location
+PUT    /resources/<id>       the fields given (PATCH alike)
+DELETE /resources/<id>       the deleted resource (its connections, policies and flows go)
 """
 
 from __future__ import annotations
