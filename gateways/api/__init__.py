@@ -2,6 +2,6 @@
 entity, thin layers over the selectors and services. `firezone/api_urls.py` includes
 `urlpatterns`."""
 
-from gateways.api import clients
+from gateways.api import clients, gateway_groups
 
-urlpatterns = [*clients.urlpatterns]
+urlpatterns = [*clients.urlpatterns, *gateway_groups.urlpatterns]
