@@ -2,6 +2,6 @@
 entity, thin layers over the selectors and services. `firezone/api_urls.py` includes
 `urlpatterns`."""
 
-from gateways.api import clients, gateway_groups
+from gateways.api import clients, gateway_groups, gateways
 
-urlpatterns = [*clients.urlpatterns, *gateway_groups.urlpatterns]
+urlpatterns = [*clients.urlpatterns, *gateway_groups.urlpatterns, *gateways.urlpatterns]

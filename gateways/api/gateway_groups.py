@@ -175,9 +175,9 @@ class SiteTokensApi(ApiView):
         request=None,
         responses={201: _TOKEN, **NOT_FOUND, **ERRORS},
     )
-    def post(self, request: Request, id: str) -> Response:
+    def post(self, request: Request, gateway_group_id: str) -> Response:
         subject = subject_of(request)
-        site = site_get(subject, site_id=id)
+        site = site_get(subject, site_id=gateway_group_id)
         issued = site_token_create(subject=subject, site=site)
         return data({"id": str(issued.token.pk), "token": issued.encoded}, status=201)
 
@@ -187,9 +187,9 @@ class SiteTokensApi(ApiView):
         description="The gateways that authenticated with them are disconnected.",
         responses={200: _DELETED_COUNT, **NOT_FOUND, **ERRORS},
     )
-    def delete(self, request: Request, id: str) -> Response:
+    def delete(self, request: Request, gateway_group_id: str) -> Response:
         subject = subject_of(request)
-        site = site_get(subject, site_id=id)
+        site = site_get(subject, site_id=gateway_group_id)
         return data({"deleted_count": site_tokens_delete_all(subject=subject, site=site)})
 
 
@@ -201,10 +201,10 @@ class SiteTokenApi(ApiView):
         "named site's); the gateways that authenticated with it are disconnected.",
         responses={200: _DELETED_TOKEN, **NOT_FOUND, **ERRORS},
     )
-    def delete(self, request: Request, id: str, token_id: str) -> Response:
+    def delete(self, request: Request, gateway_group_id: str, id: str) -> Response:
         subject = subject_of(request)
-        site_get(subject, site_id=id)
-        token = token_get(subject, token_id=token_id)
+        site_get(subject, site_id=gateway_group_id)
+        token = token_get(subject, token_id=id)
         if token.type != Token.Type.GATEWAY_GROUP:  # not an API client's way to end sessions
             raise NotFound()
         payload = {"id": str(token.pk)}  # before the delete: the row's pk goes with it
@@ -216,10 +216,12 @@ urlpatterns = [
     path("gateway_groups", SitesApi.as_view(), name="api_gateway_groups"),
     path("gateway_groups/<str:id>", SiteApi.as_view(), name="api_gateway_group"),
     path(
-        "gateway_groups/<str:id>/tokens", SiteTokensApi.as_view(), name="api_gateway_group_tokens"
+        "gateway_groups/<str:gateway_group_id>/tokens",
+        SiteTokensApi.as_view(),
+        name="api_gateway_group_tokens",
     ),
     path(
-        "gateway_groups/<str:id>/tokens/<str:token_id>",
+        "gateway_groups/<str:gateway_group_id>/tokens/<str:id>",
         SiteTokenApi.as_view(),
         name="api_gateway_group_token",
     ),
