@@ -93,7 +93,7 @@ def _mark(clients: Iterable[Client], online: set[str]) -> None:
         client.online = str(client.pk) in online
 
 
-def _one(request: Request, client: Client) -> Response:
+def _one(client: Client) -> Response:
     _mark([client], _online_ids(client.account_id))
     return data(ClientOut(client).data)
 
@@ -130,7 +130,7 @@ class ClientApi(ApiView):
         responses={200: one("Client", ClientOut()), **NOT_FOUND, **ERRORS},
     )
     def get(self, request: Request, id: str) -> Response:
-        return _one(request, client_get(subject_of(request), client_id=id))
+        return _one(client_get(subject_of(request), client_id=id))
 
     @extend_schema(
         operation_id="updateClient",
@@ -145,7 +145,7 @@ class ClientApi(ApiView):
         client = client_get(subject, client_id=id)
         if "name" in fields:
             client = client_update(subject=subject, client=client, name=fields["name"])
-        return _one(request, client)
+        return _one(client)
 
     @extend_schema(
         operation_id="patchClient",
@@ -183,7 +183,7 @@ class ClientVerifyApi(ApiView):
     def put(self, request: Request, id: str) -> Response:
         subject = subject_of(request)
         client = client_get(subject, client_id=id)
-        return _one(request, client_verify(subject=subject, client=client))
+        return _one(client_verify(subject=subject, client=client))
 
 
 class ClientUnverifyApi(ApiView):
@@ -197,7 +197,7 @@ class ClientUnverifyApi(ApiView):
     def put(self, request: Request, id: str) -> Response:
         subject = subject_of(request)
         client = client_get(subject, client_id=id)
-        return _one(request, client_remove_verification(subject=subject, client=client))
+        return _one(client_remove_verification(subject=subject, client=client))
 
 
 urlpatterns = [
