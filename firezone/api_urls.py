@@ -14,6 +14,7 @@ urlpatterns = [
     path("swaggerui", SpectacularSwaggerSplitView.as_view(url_name="api_openapi"), name="api_docs"),
     path("", include("accounts.api")),
     path("", include("resources.api")),
+    path("", include("gateways.api")),
     # Anything else: the API's 404 body, also with DEBUG (no HTML debug page on this origin).
     re_path(r"", not_found),
 ]

@@ -75,7 +75,14 @@ def test_openapi_document() -> None:
     response = ApiClient().get("/openapi", format="json")
     assert response.status_code == 200
     document = response.json()
-    assert {"/account", "/resources", "/resources/{id}"} <= set(document["paths"])
+    assert {
+        "/account",
+        "/resources",
+        "/resources/{id}",
+        "/clients/{id}/verify",
+        "/gateway_groups/{gateway_group_id}/tokens/{id}",
+        "/gateway_groups/{gateway_group_id}/gateways/{id}",
+    } <= set(document["paths"])
     schemes = document["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {
         "type": "http",
