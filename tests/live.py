@@ -37,6 +37,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from firezone.devservices import free_port
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 APPLICATION = "firezone.asgi:application"
 T = TypeVar("T")
@@ -60,12 +62,6 @@ SERVER_ENV: dict[str, str] = {
 
 
 # ------------------------------------------------------------------ the server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def database_url() -> str:
@@ -141,7 +137,7 @@ def run_daphne(
     env: Mapping[str, str], application: str = APPLICATION, *, startup_timeout: float = 30
 ) -> Iterator[LiveServer]:
     """Run daphne on a free port with the production socket options until the block exits."""
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="fz-live-") as tmp:
         log_path = Path(tmp) / "daphne.log"
         with log_path.open("wb") as log:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import socket
 import subprocess
 import sys
 import threading
@@ -19,13 +18,9 @@ from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.test import Client, override_settings
 
+from firezone.devservices import free_port
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _subprocess_env(**overrides: str) -> dict[str, str]:
@@ -44,7 +39,7 @@ def test_healthz_ok_with_database_and_redis() -> None:
 
 @pytest.mark.django_db
 def test_healthz_names_redis_when_it_is_down() -> None:
-    with override_settings(REDIS_URL=f"redis://127.0.0.1:{_free_port()}/0"):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
         response = Client().get("/healthz")
     assert response.status_code == 503
     assert response.json()["down"] == ["redis: ConnectionError"]
@@ -63,7 +58,7 @@ def test_healthz_names_database_when_it_is_down() -> None:
             DJANGO_SETTINGS_MODULE="firezone.settings",
             DEBUG="true",
             ALLOWED_HOSTS="testserver",
-            DATABASE_URL=f"postgres://nobody@127.0.0.1:{_free_port()}/none",
+            DATABASE_URL=f"postgres://nobody@127.0.0.1:{free_port()}/none",
         ),
         capture_output=True,
         text=True,
@@ -191,7 +186,7 @@ def _wait_http(url: str, timeout: float = 30) -> tuple[int, bytes]:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_daphne_serves_health_and_admin(live_env: dict[str, str]) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
          "firezone.asgi:application"],

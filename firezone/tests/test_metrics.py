@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from django.test import Client, override_settings
 from prometheus_client.metrics import MetricWrapperBase
 
 from firezone import metrics
+from firezone.devservices import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 REMOTE = "203.0.113.9"
@@ -195,12 +195,6 @@ def test_always_eager_delay_is_counted_too() -> None:
 # --- a real worker serving its own metrics (CELERY_METRICS_PORT) ---------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _scrape_until(url: str, needle: str, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     body = ""
@@ -219,7 +213,7 @@ def _scrape_until(url: str, needle: str, timeout: float = 60) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("pool", ["solo", "prefork"])
 def test_worker_serves_its_task_counters(settings, pool: str) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "FIREZONE_TESTING"}
     env.update(
         DEBUG="true",
