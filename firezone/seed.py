@@ -1,7 +1,7 @@
 """The development data set of domain.md §6, built through the services.
 
 `seed()` is idempotent: when the account slug `firezone` exists nothing is created again and the
-same output is returned (only an expired client or service-account token is extended, so the
+same output is returned (only an expired client, service-account or API token is extended, so the
 printed tokens keep working days later). `reset()` removes what the seed created so it can start
 over.
 
@@ -21,6 +21,8 @@ Differences from the original seeds (domain.md §8 item 15 and practicalities):
   stored, so they could not be printed again on an idempotent run;
 * the service-account token has static values too (chosen here, §6 has none), so it can be printed
   on every run;
+* each account has an API client "Terraform" with a static REST API token (not in §6), printed as
+  `api_tokens` (account slug → token) next to the API's base URL `api_url`;
 * the 10 000 synced groups with their memberships and the many clients of the "Firezone
   Unprivileged N" users are bulk-inserted (no change-log rows: nothing listens while seeding), with
   a fixed `random.Random` so the shape is identical on every machine.
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Model, Q
@@ -55,13 +58,16 @@ from accounts.models import (
     Token,
 )
 from accounts.services.accounts import account_create
-from accounts.services.actors import actor_create_system
+from accounts.services.actors import actor_create, actor_create_system
 from accounts.services.groups import group_create, group_create_everyone
 from accounts.services.identities import identity_create_system
 from accounts.services.providers import provider_create_system
 from accounts.services.sign_in import session_token_create
 from accounts.services.tokens import IssuedToken
-from accounts.services.tokens_admin import service_account_token_create
+from accounts.services.tokens_admin import (
+    api_client_token_create,
+    service_account_token_create,
+)
 from firezone import changes
 from firezone.models import ChangeLog
 from firezone.names import ADJECTIVES, NOUNS
@@ -104,6 +110,7 @@ SYNCED_GROUP_NAME = "Group:Synced Group with long name"
 RANDOM_SEED = 20240101
 SYNCED_GROUPS = 10_000
 MAX_CLIENTS_PER_USER = 241
+API_TOKEN_LIFETIME = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,21 @@ SERVICE_ACCOUNT_TOKEN = StaticToken(
     salt="fSb9FHfe4Ydqohu7bFqdSA",
     fragment="TCJ621K54EOV34O104VMT5540PQCQP7NFH79LBM5UJTU880ISFFG====",
 )
+# Not in §6 either: each seeded account's API client ("Terraform") has a fixed REST API token, so
+# `seed --json` hands a developer a working bearer token at once (issue 14).
+API_CLIENT_NAME = "Terraform"
+API_TOKENS = {
+    FIREZONE_SLUG: StaticToken(
+        id=uuid.UUID("bbb55462-53f2-4421-8ddc-c3a9a3748d31"),
+        salt="6NmbTZWKx-36pY-qzH2AMg",
+        fragment="1O2NQHQ67592VNODBLC1JV1T80RFO03S52NEQV7RU16PHJCTQ9TG====",
+    ),
+    OTHER_SLUG: StaticToken(
+        id=uuid.UUID("87f57a49-4703-4db7-9492-92fcc333e671"),
+        salt="H2-9lduYqZHELsZiVtNvTw",
+        fragment="HBQRIERHHMGEEP3RS9A8BSJABHTL0S55P497I73AUQK8B6GQ1SJ0====",
+    ),
+}
 
 ALL_FEATURES = dict.fromkeys(Account.FEATURES, True)
 FIREZONE_LIMITS = {
@@ -297,6 +319,8 @@ def seed(
         "staff": {"username": STAFF_USERNAME, "password": STAFF_PASSWORD, "url": "/admin/"},
         "accounts": _accounts_output(),
         "device_tokens": _device_tokens(),
+        "api_url": settings.API_EXTERNAL_URL,
+        "api_tokens": _api_tokens(),
     }
 
 
@@ -348,12 +372,19 @@ def _device_tokens() -> dict[str, str]:
     return {name: value for name, value in printed.items() if value is not None}
 
 
+def _api_tokens() -> dict[str, str]:
+    """Account slug → the encoded bearer token of its seeded API client."""
+    printed = {slug: _encoded(static, Token.Type.API_CLIENT) for slug, static in API_TOKENS.items()}
+    return {slug: value for slug, value in printed.items() if value is not None}
+
+
 def _extend_expired_tokens() -> None:
     """Idempotent re-run: give an expired seeded client token a new lifetime."""
     now = timezone.now()
     lifetimes = {
         CLIENT_TOKEN.id: tokens.CLIENT_SESSION_LIFETIME,
         SERVICE_ACCOUNT_TOKEN.id: timedelta(days=365),
+        **{static.id: API_TOKEN_LIFETIME for static in API_TOKENS.values()},
     }
     for token in Token.objects.select_for_update().filter(
         pk__in=list(lifetimes), expires_at__lte=now
@@ -458,7 +489,24 @@ class _Builder:
             ("Other Admin", Actor.Type.ACCOUNT_ADMIN_USER, OTHER_ADMIN_EMAIL),
         ):
             actor = actor_create_system(account=account, name=name, type=actor_type)
-            self._userpass(actor, userpass, email)
+            identity = self._userpass(actor, userpass, email)
+        # The loop's last actor is the admin.
+        self._api_client(Subject.build(actor=actor, identity=identity))
+
+    def _api_client(self, admin_subject: Subject) -> None:
+        """The account's API client with its fixed REST API token."""
+        api_client = actor_create(
+            subject=admin_subject, name=API_CLIENT_NAME, type=Actor.Type.API_CLIENT
+        )
+        _static_token(
+            api_client_token_create(
+                subject=admin_subject,
+                actor=api_client,
+                name="seed",
+                expires_at=self.now + API_TOKEN_LIFETIME,
+            ),
+            API_TOKENS[admin_subject.account.slug],
+        )
 
     @staticmethod
     def _userpass(actor: Actor, provider: AuthProvider, email: str) -> AuthIdentity:
@@ -541,6 +589,7 @@ class _Builder:
             ),
             SERVICE_ACCOUNT_TOKEN,
         )
+        self._api_client(admin_subject)
 
         iphone = self._user_clients(unprivileged, unprivileged_email, admin, admin_email)
         actors = [unprivileged, *numbered, admin, backup]

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import override_settings
@@ -32,6 +33,7 @@ from gateways.models import Client, Gateway, NetworkAddress, Relay, RelayGroup, 
 from gateways.services.gateways import gateway_authenticate
 from gateways.services.relays import relay_authenticate
 from resources.models import Flow, Policy, Resource
+from tests.api import ApiClient
 
 pytestmark = pytest.mark.django_db
 
@@ -171,9 +173,10 @@ def test_accounts_and_providers(seeded: dict) -> None:
 def test_actors_identities_and_sign_in(seeded: dict) -> None:
     firezone = _firezone()
     actors = dict(Actor.objects.filter(account=firezone).values_list("name", "type"))
-    assert len(actors) == 13
+    assert len(actors) == 14
     assert actors["Firezone Admin"] == "account_admin_user"
     assert actors["Backup Manager"] == "service_account"
+    assert actors["Terraform"] == "api_client"
     assert sum(t == "account_user" for t in actors.values()) == 11
     other_actors = dict(
         Actor.objects.filter(account__slug="not_firezone").values_list("name", "type")
@@ -181,6 +184,7 @@ def test_actors_identities_and_sign_in(seeded: dict) -> None:
     assert other_actors == {
         "Other Unprivileged": "account_user",
         "Other Admin": "account_admin_user",
+        "Terraform": "api_client",
     }
 
     identities = AuthIdentity.objects.filter(account=firezone)
@@ -397,6 +401,17 @@ def test_printed_device_tokens_authenticate(seeded: dict) -> None:
     _check_device_tokens(seeded["device_tokens"])
 
 
+def test_printed_api_tokens_reach_their_account_through_the_api(seeded: dict) -> None:
+    assert seeded["api_url"] == settings.API_EXTERNAL_URL
+    assert set(seeded["api_tokens"]) == {"firezone", "not_firezone"}
+    for slug, token in seeded["api_tokens"].items():
+        response = ApiClient(token).get("/account")
+        assert response.status_code == 200, response.content
+        assert response.json()["data"]["slug"] == slug
+    actor = Token.objects.get(pk=seed.API_TOKENS["firezone"].id).actor
+    assert actor is not None and (actor.name, actor.type) == ("Terraform", "api_client")
+
+
 def test_docker_compose_tokens_verify_with_dev_keys() -> None:
     with override_settings(TOKENS_KEY_BASE=DEV_KEY_BASE, TOKENS_SALT=DEV_SALT):
         printed = seed.seed(**SMALL)["device_tokens"]
@@ -425,11 +440,14 @@ def test_second_run_changes_nothing(seeded: dict) -> None:
 
 def test_expired_tokens_are_extended_on_rerun(seeded: dict) -> None:
     past = timezone.now() - timedelta(days=1)
-    Token.objects.filter(pk__in=[seed.CLIENT_TOKEN.id, seed.SERVICE_ACCOUNT_TOKEN.id]).update(
-        expires_at=past
-    )
+    api_token_id = seed.API_TOKENS["firezone"].id
+    Token.objects.filter(
+        pk__in=[seed.CLIENT_TOKEN.id, seed.SERVICE_ACCOUNT_TOKEN.id, api_token_id]
+    ).update(expires_at=past)
     again = seed.seed(**SMALL)
     assert again["device_tokens"] == seeded["device_tokens"]
+    assert again["api_tokens"] == seeded["api_tokens"]
+    assert ApiClient(again["api_tokens"]["firezone"]).get("/account").status_code == 200
     client = Token.objects.get(pk=seed.CLIENT_TOKEN.id)
     assert client.expires_at is not None and client.expires_at > timezone.now() + timedelta(days=6)
     service_expires_at = Token.objects.get(pk=seed.SERVICE_ACCOUNT_TOKEN.id).expires_at
@@ -460,9 +478,10 @@ def test_command_prints_json() -> None:
         "seed", "--json", "--synced-groups", "3", "--max-clients-per-user", "2", stdout=out
     )
     result = json.loads(out.getvalue())
-    assert set(result) == {"staff", "accounts", "device_tokens"}
+    assert set(result) == {"staff", "accounts", "device_tokens", "api_url", "api_tokens"}
     assert ActorGroup.objects.filter(provider__adapter="openid_connect").count() == 3 + 1
     out = io.StringIO()
     call_command("seed", "--synced-groups", "3", stdout=out)
     assert "Seed data ready." in out.getvalue()
     assert "firezone@localhost.local / Firezone1234" in out.getvalue()
+    assert f"firezone API client token: {result['api_tokens']['firezone']}" in out.getvalue()

@@ -64,3 +64,6 @@ class Command(BaseCommand):
                 )
         for name, token in result["device_tokens"].items():
             self.stdout.write(f"  {name} token: {token}")
+        self.stdout.write(f"  API client tokens (REST API at {result['api_url']}):")
+        for slug, token in result["api_tokens"].items():
+            self.stdout.write(f"    {slug} API client token: {token}")
