@@ -46,7 +46,15 @@ class Refused(DomainError):
 
 
 class LimitReached(Refused):
-    """An account limit of the plan is reached."""
+    """An account limit of the plan is reached.
+
+    The message is the portal's sentence; `reason` the REST API's short one (portal.md §5.1,
+    e.g. "Seat Limit Reached").
+    """
+
+    def __init__(self, message: str, *, code: str, reason: str) -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
 
 
 class ValidationFailed(DomainError):

@@ -30,13 +30,6 @@ from firezone.api.schema import (
     wrapped,
 )
 from firezone.api.views import ApiView, created, data
-from firezone.errors import LimitReached, Refused
-
-# The original's reasons for the plan limits (portal.md §5.1).
-LIMIT_REASONS = {
-    "seats_limit_reached": "Seat Limit Reached",
-    "service_accounts_limit_reached": "Service Accounts Limit Reached",
-}
 
 
 class ActorOut(serializers.Serializer):
@@ -79,16 +72,11 @@ class ActorsApi(ApiView):
     )
     def post(self, request: Request) -> Response:
         fields = self.input(request, "actor", ActorIn)
-        try:
-            actor = actor_create(
-                subject=subject_of(request),
-                name=fields.get("name") or "",
-                type=fields.get("type") or "",
-            )
-        except LimitReached as exc:
-            if exc.code not in LIMIT_REASONS:
-                raise
-            raise Refused(LIMIT_REASONS[exc.code], code=exc.code) from exc
+        actor = actor_create(
+            subject=subject_of(request),
+            name=fields.get("name") or "",
+            type=fields.get("type") or "",
+        )
         return created(ActorOut(actor).data, f"/actors/{actor.pk}")
 
 

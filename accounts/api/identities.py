@@ -20,7 +20,6 @@ from rest_framework.response import Response
 
 from accounts.auth import Subject
 from accounts.models import AuthIdentity
-from accounts.providers import MANUAL_IDENTITY_ADAPTERS
 from accounts.selectors.actors import actor_get
 from accounts.selectors.identities import identity_get, identity_list_for_actor
 from accounts.selectors.providers import provider_get
@@ -37,7 +36,7 @@ from firezone.api.schema import (
     wrapped,
 )
 from firezone.api.views import ApiView, created, data
-from firezone.errors import NotFound, Refused
+from firezone.errors import NotFound
 
 
 class IdentityOut(serializers.Serializer):
@@ -123,8 +122,6 @@ class ProviderIdentitiesApi(ApiView):
         subject = subject_of(request)
         actor = actor_get(subject, actor_id=actor_id)
         provider = provider_get(subject, provider_id=provider_id)
-        if provider.adapter not in MANUAL_IDENTITY_ADAPTERS:
-            raise Refused("Unprocessable Entity", code="no_manual_identities")
         identifier = fields.get("provider_identifier")
         identity = identity_create(
             subject=subject,

@@ -86,6 +86,7 @@ def _seats_reached() -> LimitReached:
     return LimitReached(
         "You have reached the maximum number of seats allowed by your subscription plan.",
         code="seats_limit_reached",
+        reason="Seat Limit Reached",
     )
 
 
@@ -98,6 +99,7 @@ def _ensure_within_limits(account_id: Any, actor_type: str) -> None:
                 "You have reached the maximum number of service accounts allowed by your "
                 "subscription plan.",
                 code="service_accounts_limit_reached",
+                reason="Service Accounts Limit Reached",
             )
     elif actor_type == Actor.Type.ACCOUNT_ADMIN_USER:
         if not (limits.can_create_users(account) and limits.can_create_admins(account)):

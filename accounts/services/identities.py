@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.auth import PROVIDER_TRAIL, SYSTEM_TRAIL, P, Subject, ensure_permissions
 from accounts.models import Actor, AuthIdentity, AuthProvider
+from accounts.providers import MANUAL_IDENTITY_ADAPTERS
 from firezone import changes
 from firezone.errors import NotFound, Refused, ValidationFailed
 from firezone.lookup import get_or_not_found
@@ -32,6 +33,7 @@ MSG_EMAIL = "is an invalid email address"
 MSG_EMAIL_MISMATCH = "email does not match"
 MSG_PASSWORD_MISMATCH = "does not match confirmation"
 MSG_TAKEN = "has already been taken"
+MSG_NO_MANUAL_IDENTITIES = "does not take manually created identities"
 
 password_hasher = PasswordHasher()
 
@@ -159,6 +161,9 @@ def identity_create(
     ensure_permissions(subject, P.IDENTITY_MANAGE)
     actor = get_or_not_found(Actor, actor, account_id=subject.account_id)
     provider = get_or_not_found(AuthProvider, provider, account_id=subject.account_id)
+    if provider.adapter not in MANUAL_IDENTITY_ADAPTERS:
+        # Synced providers' identities come from their directory (portal.md §5.2 row 37).
+        raise ValidationFailed({"provider_id": [MSG_NO_MANUAL_IDENTITIES]})
     identity = _build(
         actor=actor,
         provider=provider,

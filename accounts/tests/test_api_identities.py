@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from accounts.models import Account, Actor, AuthIdentity, AuthProvider
+from accounts.services.identities import MSG_NO_MANUAL_IDENTITIES
 from accounts.tests.factories import (
     AccountFactory,
     ActorFactory,
@@ -176,7 +177,12 @@ def test_create_at_a_provider_without_manual_identities_is_422(
     body = {"identity": {"provider_identifier": "jane@example.com"}}
     response = api.post(_create_path(actor, provider), body)
     assert response.status_code == 422
-    assert response.json() == error("Unprocessable Entity")
+    assert response.json() == {
+        "error": {
+            "reason": "Unprocessable Entity",
+            "validation_errors": {"provider_id": [MSG_NO_MANUAL_IDENTITIES]},
+        }
+    }
     assert not AuthIdentity.objects.filter(actor=actor).exists()
 
 

@@ -7,7 +7,8 @@
 | malformed id, another account's id)           |        |                                      |
 | `ValidationFailed`, serializer errors         | 422    | Unprocessable Entity + the fields'   |
 |                                               |        | `validation_errors`                  |
-| `Refused` / `LimitReached` (last admin, ...)  | 422    | the domain's message                 |
+| `Refused` (last admin, ...)                   | 422    | the domain's message                 |
+| `LimitReached` (plan limits)                  | 422    | its short reason ("Seat Limit ...")  |
 | malformed JSON, missing body wrapper          | 400    | Bad Request                          |
 | unreadable `page_cursor`                      | 400    | Invalid cursor                       |
 | rate limit                                    | 429    | Too Many Requests (+ Retry-After: 1) |
@@ -28,7 +29,14 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from firezone.errors import DomainError, NotFound, Refused, Unauthorized, ValidationFailed
+from firezone.errors import (
+    DomainError,
+    LimitReached,
+    NotFound,
+    Refused,
+    Unauthorized,
+    ValidationFailed,
+)
 
 UNPROCESSABLE = "Unprocessable Entity"
 # Domain `Unauthorized` reasons the original reports as such (§5.1); others are "Unauthorized".
@@ -81,6 +89,8 @@ def _domain_response(exc: DomainError) -> Response:
     if isinstance(exc, ValidationFailed):
         body = error_body(UNPROCESSABLE, validation_errors=nested_errors(exc.errors))
         return Response(body, status=422)
+    if isinstance(exc, LimitReached):
+        return Response(error_body(exc.reason), status=422)
     if isinstance(exc, Refused):
         return Response(error_body(exc.message), status=422)
     return Response(error_body(UNPROCESSABLE), status=422)

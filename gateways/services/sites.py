@@ -32,6 +32,8 @@ def site_create(*, subject: Subject, name: str | None = None) -> Site:
         raise LimitReached(
             "You have reached the maximum number of sites allowed by your subscription plan.",
             code="gateway_groups_limit_reached",
+            # The original answers 500 here (portal.md §5.2 row 20); its sibling reasons' style.
+            reason="Sites Limit Reached",
         )
     site = Site(account=account, name=name, managed_by=Site.ManagedBy.ACCOUNT, **subject.trail())
     save_named(site, create=True, constraints=_SITE_CONSTRAINTS)

@@ -162,9 +162,7 @@ def test_create_over_the_site_limit_is_422_with_the_reason(
     SiteFactory(account=account)
     response = api.post("/gateway_groups", {"gateway_group": {"name": "Second"}})
     assert response.status_code == 422
-    assert response.json() == error(
-        "You have reached the maximum number of sites allowed by your subscription plan."
-    )
+    assert response.json() == error("Sites Limit Reached")
     assert Site.objects.filter(account=account).count() == 1
 
 
