@@ -98,6 +98,11 @@ def server_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def application_name(port: int) -> str:
+    """The PostgreSQL `application_name` (PGAPPNAME) of the sessions of the server on `port`."""
+    return f"fz-live-daphne-{port}"
+
+
 @dataclass
 class LiveServer:
     port: int
@@ -107,6 +112,10 @@ class LiveServer:
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def application_name(self) -> str:
+        return application_name(self.port)
 
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         query = f"?{urlencode(params)}" if params else ""
@@ -119,15 +128,19 @@ class LiveServer:
         return Device(self)
 
     def http(
-        self, method: str, path: str, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        """A plain HTTP request: (status, lower-cased headers, body)."""
+        """A plain HTTP request (with `body`, if any): (status, lower-cased headers, body)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
-            conn.request(method, path, headers=dict(headers or {}))
+            conn.request(method, path, body=body, headers=dict(headers or {}))
             response = conn.getresponse()
-            body = response.read()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+            content = response.read()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, content
         finally:
             conn.close()
 
@@ -138,6 +151,7 @@ def run_daphne(
 ) -> Iterator[LiveServer]:
     """Run daphne on a free port with the production socket options until the block exits."""
     port = free_port()
+    env = {**env, "PGAPPNAME": application_name(port)}
     with tempfile.TemporaryDirectory(prefix="fz-live-") as tmp:
         log_path = Path(tmp) / "daphne.log"
         with log_path.open("wb") as log:
@@ -148,7 +162,7 @@ def run_daphne(
                     application,
                 ],
                 cwd=BASE_DIR,
-                env=dict(env),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
@@ -174,17 +188,21 @@ def run_daphne(
                 proc.wait()
 
 
-def _wait_for_other_sessions_to_end(timeout: float = 10) -> None:
-    """PostgreSQL ends a dead client's backend asynchronously: wait for the server's sessions
-    to be gone, or pytest-django cannot drop the test database."""
+def _wait_for_sessions_to_end(*servers: LiveServer, timeout: float = 10) -> None:
+    """PostgreSQL ends a dead client's backend asynchronously: wait for the stopped servers'
+    sessions to be gone, or pytest-django cannot drop the test database. Only theirs (told apart
+    by `application_name`): the test process's own idle connections never end, and another
+    module's server may still be running."""
     from django.db import connection
 
+    names = [server.application_name for server in servers]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " WHERE datname = current_database() AND application_name = ANY(%s)",
+                [names],
             )
             if cursor.fetchone()[0] == 0:
                 return
@@ -197,7 +215,7 @@ def live_daphne(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveSe
     with run_daphne(server_env()) as server:
         yield server
     with django_db_blocker.unblock():
-        _wait_for_other_sessions_to_end()
+        _wait_for_sessions_to_end(server)
 
 
 # Remote addresses whose failed connects the server throttles (gateways.connect): cleared before
@@ -433,14 +451,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 # ------------------------------------------------------------------ two servers
 
 
+def run_daphnes(django_db_blocker: Any, **env: str) -> Iterator[tuple[LiveServer, ...]]:
+    """The body of a `two_daphnes` fixture whose servers get the settings `env` (environment
+    variables read by firezone/settings.py). A test module overrides the fixture with it:
+
+        @pytest.fixture(scope="module")
+        def two_daphnes(django_db_setup, django_db_blocker):
+            yield from run_daphnes(django_db_blocker, API_REFILL_RATE="0.001")
+    """
+    with contextlib.ExitStack() as stack:
+        servers = tuple(stack.enter_context(run_daphne(server_env(**env))) for _ in range(2))
+        yield servers
+    with django_db_blocker.unblock():
+        _wait_for_sessions_to_end(*servers)
+
+
 @pytest.fixture(scope="module")
 def two_daphnes(django_db_setup: Any, django_db_blocker: Any) -> Iterator[tuple[LiveServer, ...]]:
     """Servers A and B: separate processes, the same test database, Redis and keys. Import it
     (with `servers`) into a test module: `from tests.live import servers, two_daphnes`."""
-    with contextlib.ExitStack() as stack:
-        yield tuple(stack.enter_context(run_daphne(server_env())) for _ in range(2))
-    with django_db_blocker.unblock():
-        _wait_for_other_sessions_to_end()
+    yield from run_daphnes(django_db_blocker)
 
 
 @pytest.fixture
