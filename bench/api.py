@@ -5,15 +5,16 @@
                                                                [--runs 50] [--deep 50]
 
 It needs DATABASE_URL and REDIS_URL (devservices gives throwaway ones) and migrates that
-database. It bulk-loads an account with bench/portal.py's loader: `--small` resources (over 20
-sites, 40 gateways), one policy each (over `rows / 20` groups), `--small` clients (of
-`rows / 10` users, one group each), then an API client and its token. Each list endpoint is
-requested in-process through Django's test client on the API origin (Host header, bearer token;
-no network) with `limit=100`: the first page, and a page deep in the list (page `--deep`, or the
-last one) reached by following `metadata.next_page`. Each is requested `--runs` times: p50, p95
-and max wall time (routing, authentication, the rate limit's Redis call, selectors,
-serialization, JSON rendering), and the number of SQL queries of one extra request. Then a second
-account with `--rows` of each does the same: the query counts must not change with the rows.
+database. It bulk-loads an account with bench/portal.py's loader: n = `--small` resources (over
+20 sites, 40 gateways), one policy each (over n / 20 groups, at least 50) and n clients (of
+n / 10 users, at least 100, one group each), then an API client and its token. Each list
+endpoint is requested in-process through Django's test client on the API origin (Host header,
+bearer token; no network) with `limit=100`: the first page, and a page deep in the list (page
+`--deep`, or the last one) reached by following `metadata.next_page`. Each is requested `--runs`
+times: p50, p95 and max wall time (routing, authentication, the rate limit's Redis call,
+selectors, serialization, JSON rendering), and the number of SQL queries of one extra request.
+Then a second account with n = `--rows` does the same: the query counts must not change with
+the rows.
 
 DEBUG is off, like production (query counting forces a debug cursor for one request only). The
 rate limit is raised (API_CAPACITY, API_REFILL_RATE) so that it never answers 429 here; the
