@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers of `make test-fast` (auto = one per CPU core).
 TEST_WORKERS ?= auto
 
-.PHONY: install run seed manage shell test test-fast lint format clean bench bench-portal
+.PHONY: install run seed manage shell test test-fast lint format clean bench bench-portal bench-api
 
 # The stamp is a copy of the pyproject.toml it installed: pip runs (quietly, output in
 # .venv/install.log, shown on failure) only when the dependencies really changed.
@@ -61,6 +61,11 @@ bench: $(STAMP)
 # Admin list pages on a 10,000-row account (README "Benchmarks"), throwaway services only.
 bench-portal: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/portal.py $(ARGS)
+
+# REST API list endpoints on 1,000- and 10,000-row accounts (README "Benchmarks"), throwaway
+# services only.
+bench-api: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/api.py $(ARGS)
 
 # ruff, mypy and the import contract (README "Architecture", read from the source). mypy imports
 # the settings (django-stubs): DEBUG=true needs no secrets and no database.

@@ -67,8 +67,10 @@ def _admin_account(name: str, slug: str) -> tuple[Any, Any, Any]:
     return account, admin, identity
 
 
-def load(rows: int) -> tuple[object, object]:
-    """The account and its admin's identity, with `rows` resources, policies and clients."""
+def load(rows: int, *, users: int = 100, groups: int = 50) -> tuple[Any, Any]:
+    """The account and its admin's identity, with `rows` resources (over 20 sites), policies
+    (over `groups` groups) and clients (of `users` users, one group each).
+    (bench/api.py loads its accounts with this too.)"""
     from django.db import transaction
     from django.utils import timezone
 
@@ -99,21 +101,23 @@ def load(rows: int) -> tuple[object, object]:
                 for i in range(40)
             ]
         )  # fmt: skip
-        users = Actor.objects.bulk_create(
-            [Actor(account=account, type="account_user", name=f"User {i}") for i in range(100)]
+        all_users = Actor.objects.bulk_create(
+            [Actor(account=account, type="account_user", name=f"User {i}") for i in range(users)]
         )
-        groups = ActorGroup.objects.bulk_create(
+        all_groups = ActorGroup.objects.bulk_create(
             [
                 ActorGroup(account=account, name=f"Group {i:02d}", type="static",
                            created_by="system")
-                for i in range(50)
-            ]
+                for i in range(groups)
+            ],
+            batch_size=2000,
         )  # fmt: skip
         ActorGroupMembership.objects.bulk_create(
             [
-                ActorGroupMembership(account=account, actor=user, group=groups[i % 50])
-                for i, user in enumerate(users)
-            ]
+                ActorGroupMembership(account=account, actor=user, group=all_groups[i % groups])
+                for i, user in enumerate(all_users)
+            ],
+            batch_size=2000,
         )
         resources = Resource.objects.bulk_create(
             [
@@ -137,7 +141,7 @@ def load(rows: int) -> tuple[object, object]:
         Policy.objects.bulk_create(
             [
                 Policy(
-                    account=account, actor_group=groups[i % 50], resource=r, conditions=[],
+                    account=account, actor_group=all_groups[i % groups], resource=r, conditions=[],
                     created_by="system",
                 )
                 for i, r in enumerate(resources)
@@ -147,7 +151,7 @@ def load(rows: int) -> tuple[object, object]:
         Client.objects.bulk_create(
             [
                 Client(
-                    account=account, actor=users[i % 100], external_id=f"client-{i}",
+                    account=account, actor=all_users[i % users], external_id=f"client-{i}",
                     name=f"device-{i:05d}", public_key=secrets.token_hex(16), last_seen_at=now,
                     last_seen_user_agent="Mac OS/14.5 (arm64) connlib/1.4.0",
                     last_seen_version="1.4.0", last_seen_remote_ip="198.51.100.7",

@@ -296,7 +296,10 @@ class Client(TunnelDevice):
             *unique_tunnel_addresses("clients"),
         ]
         indexes = [
-            models.Index(fields=["account", "-last_seen_at"], name="clients_acct_last_seen_idx"),
+            # The lists' keyset (selectors.clients.client_list): a page is an index range.
+            models.Index(
+                fields=["account", "-last_seen_at", "-id"], name="clients_acct_last_seen_id_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -154,6 +154,12 @@ class Policy(Disableable, models.Model):
             ),
             models.UniqueConstraint(fields=["persistent_id"], name="policies_persistent_id_index"),
         ]
+        indexes = [
+            # The lists' keyset (selectors.policies.ORDERING): a page is an index range.
+            models.Index(
+                fields=["account", "inserted_at", "id"], name="policies_acct_inserted_id_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.description or f"policy {self.id}"

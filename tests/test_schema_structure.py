@@ -98,8 +98,9 @@ INDEXES = {
     },
     "accounts_authprovider": {"auth_providers_adapter_index"},
     "accounts_token": {"tokens_account_id_type_index"},
-    "gateways_client": {"clients_acct_last_seen_idx"},
+    "gateways_client": {"clients_acct_last_seen_id_idx"},
     "resources_resource": {"resources_account_id_name_idx"},
+    "resources_policy": {"policies_acct_inserted_id_idx"},
     "resources_flow": {
         "flows_acct_policy_idx",
         "flows_acct_resource_idx",

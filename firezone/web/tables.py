@@ -301,8 +301,11 @@ def keyset_page(
         if cursor is not None:
             value, pk = cursor[1], cursor[2]
             op = "gt" if forward_asc else "lt"
+            # The first condition is implied by the second; it bounds an index scan on (key, pk),
+            # so a page deep in the list does not read the rows before it.
             ordered = ordered.filter(
-                Q(**{f"_fz_key__{op}": value}) | Q(_fz_key=value, **{f"pk__{op}": pk})
+                Q(**{f"_fz_key__{op}e": value}),
+                Q(**{f"_fz_key__{op}": value}) | Q(_fz_key=value, **{f"pk__{op}": pk}),
             )
         rows = list(ordered.order_by(f"{sign}_fz_key", f"{sign}pk")[: size + 1])
     except (DjangoValidationError, TypeError) as exc:
