@@ -186,7 +186,7 @@ class Runner:
         )
         self.statuses[case.operation.label, response.status_code] += 1
 
-    def fail(self, operation: Any, how: str, exc: Exception) -> None:
+    def fail(self, operation: Any, how: str, exc: BaseException) -> None:
         failures = self.failures.setdefault(operation.label, [])
         if len(failures) < 3:
             failures.append(f"{operation.label} ({how}):\n{exc}")
