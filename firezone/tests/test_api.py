@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.utils import timezone
+from openapi_spec_validator import validate
 
 from accounts.models import Actor, Token
 from accounts.tests.factories import AccountFactory, ActorFactory
@@ -90,6 +91,24 @@ def test_openapi_document() -> None:
         "description": "An API client token.",
     }
     assert document["paths"]["/resources"]["get"]["security"] == [{"bearerAuth": []}]
+    validate(document)  # openapi-spec-validator: the OpenAPI 3.0 specification's own rules
+
+
+def test_every_operation_documents_the_errors_it_can_answer() -> None:
+    # tests/test_api_fuzz.py checks the answers against the document; this is the fast part.
+    document = ApiClient().get("/openapi", format="json").json()
+    for route, operations in document["paths"].items():
+        for method, operation in operations.items():
+            documented = set(operation["responses"])
+            expected = {"401", "429"}
+            if "{" in route:
+                expected.add("404")
+            if method == "get" and "{" not in route.rsplit("/", 1)[-1] and route != "/account":
+                expected.add("400")  # a list: "Invalid cursor"
+            if "requestBody" in operation:
+                expected |= {"400", "422"}
+            missing = expected - documented
+            assert not missing, f"{method.upper()} {route} does not document {sorted(missing)}"
 
 
 def test_openapi_document_is_valid_without_warnings(tmp_path) -> None:
