@@ -188,7 +188,7 @@ def run_daphne(
                 proc.wait()
 
 
-def _wait_for_sessions_to_end(*servers: LiveServer, timeout: float = 10) -> None:
+def wait_for_sessions_to_end(*servers: LiveServer, timeout: float = 10) -> None:
     """PostgreSQL ends a dead client's backend asynchronously: wait for the stopped servers'
     sessions to be gone, or pytest-django cannot drop the test database. Only theirs (told apart
     by `application_name`): the test process's own idle connections never end, and another
@@ -215,7 +215,7 @@ def live_daphne(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveSe
     with run_daphne(server_env()) as server:
         yield server
     with django_db_blocker.unblock():
-        _wait_for_sessions_to_end(server)
+        wait_for_sessions_to_end(server)
 
 
 # Remote addresses whose failed connects the server throttles (gateways.connect): cleared before
@@ -463,7 +463,7 @@ def run_daphnes(django_db_blocker: Any, **env: str) -> Iterator[tuple[LiveServer
         servers = tuple(stack.enter_context(run_daphne(server_env(**env))) for _ in range(2))
         yield servers
     with django_db_blocker.unblock():
-        _wait_for_sessions_to_end(*servers)
+        wait_for_sessions_to_end(*servers)
 
 
 @pytest.fixture(scope="module")

@@ -57,7 +57,7 @@ from resources.tests.factories import (
     SiteFactory,
 )
 from tests.api import API_HOST, api_token
-from tests.live import LiveServer, _wait_for_other_sessions_to_end, run_daphne, server_env
+from tests.live import LiveServer, run_daphne, server_env, wait_for_sessions_to_end
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -96,7 +96,7 @@ def fuzz_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveSe
     with run_daphne(server_env(API_CAPACITY="1000000000", API_REFILL_RATE="1000000000")) as server:
         yield server
     with django_db_blocker.unblock():
-        _wait_for_other_sessions_to_end()
+        wait_for_sessions_to_end(server)
 
 
 def _seed() -> tuple[str, dict[str, str]]:
