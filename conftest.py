@@ -6,8 +6,11 @@ import multiprocessing
 import os
 import re
 import uuid
+from collections.abc import Iterator
 
 import pytest
+
+from tests import stripe_fake as fake_stripe
 
 # Channels' live-server cases misbehave under `fork` (wrong test database in the child).
 multiprocessing.set_start_method("spawn", force=True)
@@ -82,3 +85,22 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
             "--no-first-run",
         ],
     }
+
+
+@pytest.fixture
+def stripe_fake(settings) -> Iterator[fake_stripe.StripeFake]:
+    """A fake Stripe on a local port (tests/stripe_fake.py) and billing switched on against it:
+    test key, signing secret `whsec_test_1111`, the default price, retries after 100 ms..1 s."""
+    fake = fake_stripe.start()
+    settings.BILLING_ENABLED = True
+    settings.STRIPE_SECRET_KEY = fake_stripe.SECRET_KEY
+    settings.STRIPE_WEBHOOK_SIGNING_SECRET = fake_stripe.WEBHOOK_SECRET
+    settings.STRIPE_DEFAULT_PRICE_ID = fake_stripe.DEFAULT_PRICE_ID
+    settings.STRIPE_API_BASE = fake.url
+    settings.STRIPE_RETRY_BASE_DELAY_MS = 100
+    settings.STRIPE_RETRY_MAX_DELAY_MS = 1000
+    try:
+        yield fake
+    finally:
+        if fake.server.is_running():
+            fake.server.stop()

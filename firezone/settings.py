@@ -344,11 +344,18 @@ SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 # (prefork children on <port> + child index). 0 = off.
 CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=0)
 
-# Billing (Stripe) and directory sync (WorkOS). Empty keys mean the integration is off.
+# Billing (Stripe, billing_sync_jobs.md §1.1). Off: no Stripe call ever, no billing page.
+BILLING_ENABLED = env.bool("BILLING_ENABLED", default=False)
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SIGNING_SECRET = env.str("STRIPE_WEBHOOK_SIGNING_SECRET", default="")
 STRIPE_DEFAULT_PRICE_ID = env.str("STRIPE_DEFAULT_PRICE_ID", default="")
+# A local stand-in for Stripe in development and tests (never in production).
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+# 429s are retried (§1.3): up to 3 times, base·2^n (+ up to 10 % jitter) capped at the maximum.
+STRIPE_MAX_RETRIES = env.int("STRIPE_MAX_RETRIES", default=3)
+STRIPE_RETRY_BASE_DELAY_MS = env.int("STRIPE_RETRY_BASE_DELAY_MS", default=1000)
+STRIPE_RETRY_MAX_DELAY_MS = env.int("STRIPE_RETRY_MAX_DELAY_MS", default=10000)
+# Directory sync (WorkOS). Empty keys mean the integration is off.
 WORKOS_API_KEY = env.str("WORKOS_API_KEY", default="")
 WORKOS_CLIENT_ID = env.str("WORKOS_CLIENT_ID", default="")
 WORKOS_BASE_URL = env.str("WORKOS_BASE_URL", default="https://api.workos.com/")
@@ -421,6 +428,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # The SDK logs every request at INFO; billing.stripe logs the failures.
+        "stripe": {"level": "WARNING"},
         # Django's default config gives `django` a console handler of its own (with DEBUG): every
         # warning would be printed twice, once bare and once through the root handler.
         "django": {"handlers": []},
