@@ -10,7 +10,8 @@ Layers, from the bottom:
 * **web** — the portal framework (`firezone.web`, the template tags) and the REST API's
   (`firezone.api`): core and domains.
 * **entry points** — views, forms, tables, URL confs, admin, socket consumers, Celery tasks,
-  management commands, REST API endpoints (`<app>.api`) and the sign-in steps of each app: core,
+  management commands, REST API endpoints (`<app>.api`), the sign-in steps of each app and its
+  `apps` module (AppConfig.ready connects receivers, which may be Celery tasks): core,
   web, any domain, their own app's entry points and other apps' forms (never other apps' views).
 * **root** — settings, URL/ASGI routing, Celery app, seed, management commands: anything.
 
@@ -67,6 +68,8 @@ ENTRY_NAMES = (
     "sign_in.flow",
     "sign_in.logout",
     "api",
+    # AppConfig.ready wires receivers and hooks, some of them Celery tasks (billing.tasks).
+    "apps",
 )
 DOMAIN_MAY_IMPORT: dict[str, set[str]] = {
     "accounts": {"accounts"},

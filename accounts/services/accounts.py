@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts import validation
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Account
-from accounts.signals import account_disabled
+from accounts.signals import account_disabled, account_updated
 from firezone import changes
 from firezone.errors import NotFound, ValidationFailed
 from firezone.names import adjective_noun
@@ -251,11 +251,14 @@ def _update(account: Account, attrs: Mapping[str, Any], *, subject: Subject | No
         raise ValidationFailed(errors)
     old = changes.row_image(account)
     was_disabled = account.disabled_at is not None
+    changed = frozenset(key for key, value in values.items() if getattr(account, key) != value)
     for key, value in values.items():
         setattr(account, key, value)
     _save_unique(account, creating=False)
     if not was_disabled and account.disabled_at is not None:
         account_disabled.send(sender=Account, account=account, subject=subject)
+    if changed:
+        account_updated.send(sender=Account, account=account, changed=changed, subject=subject)
     changes.updated(old, account, subject=subject)
     return account
 
