@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString
 from accounts.auth import Subject
 from accounts.features import feature_enabled
 from accounts.models import Account
+from billing.selectors.provisioning import provisioning_pending
 from firezone.web.pages import account_url
 from firezone.web.session import account_path
 
@@ -53,6 +54,12 @@ def trial_ends_at(account: Account) -> datetime | None:
 def _trial_days(account: Account, now: datetime) -> int | None:
     ends = trial_ends_at(account)
     return None if ends is None else math.floor((ends - now).total_seconds() / 86400)
+
+
+MSG_BILLING_PENDING = (
+    "Billing for this account is being set up. If this message does not go away within a few "
+    "hours, please contact support@firezone.dev."
+)
 
 
 def account_banners(account: Account, subject: Subject | None) -> list[Banner]:
@@ -116,6 +123,9 @@ def account_banners(account: Account, subject: Subject | None) -> list[Banner]:
                 ),
             )
         )
+    if provisioning_pending(account):
+        # Sign-up could not reach Stripe; billing.tasks.provision_account is retrying.
+        banners.append(Banner("info", format_html("{}", MSG_BILLING_PENDING)))
     return banners
 
 
