@@ -9,7 +9,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from accounts.models import (
@@ -22,6 +23,7 @@ from accounts.models import (
     Token,
 )
 from accounts.services.accounts import account_disable
+from billing.selectors.provisioning import stripe_dashboard_url
 from firezone.models import LAST_SEEN_LOCATION
 from firezone.web.admin import (
     NoAddAdminMixin,
@@ -119,7 +121,7 @@ class AccountActionForm(ActionForm):
 class AccountAdmin(admin.ModelAdmin):
     form = AccountAdminForm
     action_form = AccountActionForm
-    actions = ["disable_accounts", "enable_accounts"]
+    actions = ["disable_accounts", "enable_accounts", "open_in_stripe"]
     list_display = ("name", "slug", "plan", "is_active", "disabled_at", "inserted_at")
     list_filter = (
         ("disabled_at", admin.EmptyFieldListFilter),
@@ -127,9 +129,22 @@ class AccountAdmin(admin.ModelAdmin):
     )
     search_fields = ("slug", "name", "legal_name", "id__exact")
     ordering = ("-inserted_at",)
-    readonly_fields = ("id", "plan", "related_links", *TIMESTAMPS)
+    readonly_fields = ("id", "plan", "related_links", "stripe_customer", *TIMESTAMPS)
     fieldsets = (
-        (None, {"fields": ("id", "name", "legal_name", "slug", "plan", "related_links")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "name",
+                    "legal_name",
+                    "slug",
+                    "plan",
+                    "related_links",
+                    "stripe_customer",
+                )
+            },
+        ),
         (
             "Status",
             {
@@ -184,6 +199,30 @@ class AccountAdmin(admin.ModelAdmin):
             changelist_link(Token, "Tokens", account__id__exact=obj.pk),
         ]
         return SafeString(" | ".join(links))
+
+    @admin.display(description="Stripe customer")
+    def stripe_customer(self, obj: Account) -> SafeString | str:
+        url = stripe_dashboard_url(obj)
+        if url is None:
+            return "-"
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">Open in Stripe ({})</a>',
+            url,
+            obj.stripe["customer_id"],
+        )
+
+    @admin.action(description="Open in Stripe")
+    def open_in_stripe(
+        self, request: HttpRequest, queryset: QuerySet[Account]
+    ) -> HttpResponseRedirect | None:
+        # One account at a time: the customer's page on the Stripe dashboard.
+        urls = [url for account in queryset[:2] if (url := stripe_dashboard_url(account))]
+        if queryset.count() != 1 or len(urls) != 1:
+            self.message_user(
+                request, "Select exactly one account with a Stripe customer.", messages.WARNING
+            )
+            return None
+        return HttpResponseRedirect(urls[0])
 
     @admin.action(description="Disable selected accounts", permissions=["change"])
     def disable_accounts(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:

@@ -19,5 +19,6 @@ class ProcessedStripeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "livemode",
     )
     list_filter = ("event_type", "livemode")
-    search_fields = ("stripe_event_id", "stripe_customer_id")
+    # Search by event id, customer or type (e.g. `cus_…` or `customer.subscription.updated`).
+    search_fields = ("stripe_event_id", "stripe_customer_id", "event_type")
     ordering = ("-processed_at",)
