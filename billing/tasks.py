@@ -1,6 +1,6 @@
-"""Celery tasks of the billing app (billing_sync_jobs.md §1, §3).
+"""Celery tasks of the billing app (billing_sync_jobs.md §1, §3): thin, over the services.
 
-# --- provisioning and customer sync (§1.4, §1.5) ---
+Provisioning and customer sync (§1.4, §1.5):
 
 Stripe being unavailable never loses an account: sign-up commits the account first, then
 `provision_after_sign_up` (a post-provision hook, registered in billing/apps.py) tries the Stripe
@@ -12,6 +12,9 @@ retries ≈ 8 h). Meanwhile the portal shows "Billing is being set up"
 `enqueue_customer_sync` receives `accounts.signals.account_updated`: after the update commits,
 a provisioned account whose name or slug changed gets `sync_stripe_customer`, retried the same
 way.
+
+Periodic jobs (beat schedule in firezone/celery.py, §3.2), each run once at a time across
+workers (`single_run`): the account limits check and the processed-events retention.
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ from django.db import transaction
 
 from accounts.models import Account
 from billing.selectors.provisioning import customer_sync_needed, provisioning_pending
+from billing.services.limits_check import accounts_limits_check
 from billing.services.provisioning import (
     account_billing_customer_sync,
     account_billing_provision,
     account_billing_subscribe,
 )
-from billing.stripe import StripeUnavailable
+from billing.services.retention import processed_events_delete_old
+from billing.stripe import StripeUnavailable, billing_enabled
+from firezone.jobs import single_run
 
 logger = logging.getLogger(__name__)
 
@@ -88,3 +94,20 @@ def enqueue_customer_sync(
         transaction.on_commit(
             functools.partial(sync_stripe_customer.delay, str(account.pk)), robust=True
         )
+
+
+@shared_task(name="billing.tasks.check_account_limits", ignore_result=True)
+def check_account_limits() -> int | None:
+    """Every 5 minutes, only with billing on (§1.13): set or clear the limits warning of every
+    active provisioned account. None when skipped (billing off, or another run going on)."""
+    if not billing_enabled():
+        return None
+    with single_run("billing.check_account_limits") as acquired:
+        return accounts_limits_check() if acquired else None
+
+
+@shared_task(name="billing.tasks.cleanup_processed_stripe_events", ignore_result=True)
+def cleanup_processed_stripe_events() -> int | None:
+    """Daily (§1.7 retention): delete processed Stripe events older than 30 days."""
+    with single_run("billing.cleanup_processed_stripe_events") as acquired:
+        return processed_events_delete_old() if acquired else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.schedules import crontab  # noqa: F401  (kept at hand for daily jobs)
+from celery.schedules import crontab
 
 from firezone.metrics import connect_celery_signals
 
@@ -24,4 +24,16 @@ app.conf.beat_schedule = {
     "presence-sweep": {"task": "gateways.tasks.presence_sweep", "schedule": 10.0},
     "flows-delete-expired": {"task": "resources.tasks.flows_delete_expired", "schedule": 60.0},
     "tokens-delete-expired": {"task": "accounts.tasks.tokens_delete_expired", "schedule": 300.0},
+    # Billing (billing_sync_jobs.md §3.2 rows 4 and 17): one run at a time (firezone/jobs.py);
+    # the limits check does nothing with BILLING_ENABLED off.
+    "billing-check-account-limits": {
+        "task": "billing.tasks.check_account_limits",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
+    "billing-cleanup-processed-stripe-events": {
+        "task": "billing.tasks.cleanup_processed_stripe_events",
+        "schedule": crontab(minute=17, hour=3),
+        "options": {"expires": 3600},
+    },
 }

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("gateways.urls")),
     path("", include("resources.urls")),
     path("", include("accounts.portal_urls")),
+    path("", include("billing.urls")),
     # Keep last: unknown `/<account>/...` pages ask signed-out visitors to sign in first.
     path("<str:account>/<path:rest>", pages.admin_fallback, name="admin_fallback"),
 ]

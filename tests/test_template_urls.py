@@ -24,10 +24,7 @@ HAND_BUILT = re.compile(
 )
 
 # Routes that have no name in the URL confs yet (left as they are; see the commit message).
-UNNAMED = {
-    # /<account>/settings/billing is served by the `admin_fallback` catch-all, not a named route.
-    ("accounts/identity_providers/steps/google_workspace.html", "/settings/billing"),
-}
+UNNAMED: set[tuple[str, str]] = set()
 
 
 def _templates() -> list[Path]:

@@ -232,7 +232,8 @@ def test_admin_page_renders_app_layout(client, acme) -> None:
     assert "Identity Providers" in text and ">Billing<" not in text
 
 
-def test_account_banners(client) -> None:
+def test_account_banners(client, settings) -> None:
+    settings.BILLING_ENABLED = True  # the billing sentence needs a provisioned account
     acme = make_acme(
         warning="You have exceeded the following limits: users",
         metadata={"stripe": {"customer_id": "cus_1"}},

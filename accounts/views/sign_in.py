@@ -6,14 +6,13 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.models import Account, AuthProvider
 from accounts.oidc import OIDC_ADAPTERS
 from accounts.selectors.providers import default_provider, providers_active
 from accounts.sign_in.params import SignInParams
-from firezone.web.context import trial_ends_at
+from firezone.web.context import trial_days_left
 from firezone.web.pages import account_url
 from firezone.web.session import (
     not_found,
@@ -53,8 +52,9 @@ def _remembered_username(request: HttpRequest) -> str:
 
 
 def _trial_ended(account: Account) -> bool:
-    ends = trial_ends_at(account)
-    return ends is not None and ends < timezone.now()
+    """Less than a whole day left (billing_sync_jobs.md §1.10: days <= 0), as the app banner."""
+    days = trial_days_left(account)
+    return days is not None and days <= 0
 
 
 @require_GET

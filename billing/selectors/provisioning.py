@@ -20,7 +20,7 @@ def customer_id(account: Account) -> str | None:
     return account.stripe.get("customer_id") or None
 
 
-def provisioned(account: Account) -> bool:
+def billing_provisioned(account: Account) -> bool:
     """Billing is on and the account has a Stripe customer (§1.2)."""
     return billing_enabled() and customer_id(account) is not None
 
@@ -35,7 +35,7 @@ def provisioning_pending(account: Account) -> bool:
 def customer_sync_needed(account: Account, changed: Collection[str]) -> bool:
     """After an account update that changed `changed` fields: must the Stripe customer be
     updated (§1.5)? Only a provisioned account whose name or slug changed."""
-    return provisioned(account) and not CUSTOMER_SYNC_FIELDS.isdisjoint(changed)
+    return billing_provisioned(account) and not CUSTOMER_SYNC_FIELDS.isdisjoint(changed)
 
 
 def stripe_dashboard_url(account: Account) -> str | None:

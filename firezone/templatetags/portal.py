@@ -11,10 +11,11 @@ from django import template
 from django.forms import BoundField
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
 
 from accounts.features import feature_enabled
+from billing.selectors.provisioning import billing_provisioned
 from firezone.web.pages import account_url
 from firezone.web.tables import TablePage
 
@@ -140,18 +141,25 @@ def copy_block(text: str, id: str = "") -> dict[str, Any]:
     return {"text": text, "id": id}
 
 
+_UPGRADE_BADGE = (
+    'title="Feature available on a higher pricing plan">'
+    '<svg aria-hidden="true" viewBox="0 0 20 20" width="11" height="11"><rect x="4" y="9" '
+    'width="12" height="9" rx="1.5" fill="currentColor"/><path d="M7 9V6.5a3 3 0 0 1 6 0V9" '
+    'fill="none" stroke="currentColor" stroke-width="2"/></svg> UPGRADE TO UNLOCK'
+)
+
+
 @register.simple_tag
 def upgrade_badge(account: Any) -> SafeString:
-
-    return format_html(
-        '<a class="upgrade-badge" href="{}" '
-        'title="Feature available on a higher pricing plan">'
-        '<svg aria-hidden="true" viewBox="0 0 20 20" width="11" height="11"><rect x="4" y="9" '
-        'width="12" height="9" rx="1.5" fill="currentColor"/><path d="M7 9V6.5a3 3 0 0 1 6 0V9" '
-        'fill="none" stroke="currentColor" stroke-width="2"/></svg> UPGRADE TO UNLOCK</a>',
-        # No billing page of our own yet: the admin fallback route (§1.2).
-        account_url(account, "admin_fallback", rest="settings/billing"),
-    )
+    """The plan upsell: a link to the billing page for a provisioned account; elsewhere (billing
+    off, self-hosted, no Stripe customer) there is nothing to upgrade in the portal, so the badge
+    is plain text rather than a link to a page that answers 404."""
+    if billing_provisioned(account):
+        return format_html(
+            '<a class="upgrade-badge" href="{}" ' + _UPGRADE_BADGE + "</a>",
+            account_url(account, "settings_billing"),
+        )
+    return mark_safe('<span class="upgrade-badge" ' + _UPGRADE_BADGE + "</span>")  # noqa: S308 (a constant)
 
 
 @register.filter

@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString
 from accounts.auth import Subject
 from accounts.features import feature_enabled
 from accounts.models import Account
-from billing.selectors.provisioning import provisioning_pending
+from billing.selectors.provisioning import billing_provisioned, provisioning_pending
 from firezone.web.pages import account_url
 from firezone.web.session import account_path
 
@@ -51,8 +51,12 @@ def trial_ends_at(account: Account) -> datetime | None:
     return ends.replace(tzinfo=UTC) if timezone.is_naive(ends) else ends
 
 
-def _trial_days(account: Account, now: datetime) -> int | None:
+def trial_days_left(account: Account, now: datetime | None = None) -> int | None:
+    """Whole days left of the trial, `floor((trial_ends_at - now) / 1 day)`
+    (billing_sync_jobs.md §1.10): 1 with 47 hours left, 0 or less once it needs renewing.
+    None without a trial."""
     ends = trial_ends_at(account)
+    now = timezone.now() if now is None else now
     return None if ends is None else math.floor((ends - now).total_seconds() / 86400)
 
 
@@ -65,15 +69,13 @@ MSG_BILLING_PENDING = (
 def account_banners(account: Account, subject: Subject | None) -> list[Banner]:
     """Warning, disabled and trial banners, in that order (§1.2)."""
     banners: list[Banner] = []
-    provisioned = bool(account.stripe.get("customer_id"))
     if account.warning:
-        if provisioned:
+        if billing_provisioned(account):
             html = format_html(
                 '{}. Please check your <a href="{}">billing information</a> to continue using '
                 "Firezone.",
                 account.warning,
-                # No billing page of our own yet: the admin fallback route (§1.2).
-                account_url(account, "admin_fallback", rest="settings/billing"),
+                account_url(account, "settings_billing"),
             )
         else:
             html = format_html("{}.", account.warning)
@@ -99,7 +101,7 @@ def account_banners(account: Account, subject: Subject | None) -> list[Banner]:
                 ),
             )
         )
-    days = _trial_days(account, timezone.now())
+    days = trial_days_left(account)
     if days is not None and 0 < days < 5:
         unit = "day" if days == 1 else "days"
         banners.append(
@@ -117,7 +119,7 @@ def account_banners(account: Account, subject: Subject | None) -> list[Banner]:
         banners.append(
             Banner(
                 "error",
-                format_html(
+                SafeString(
                     "Your Enterprise pilot period needs to be renewed, please contact your sales "
                     "representative."
                 ),
@@ -147,8 +149,8 @@ def sidebar(account: Account, path: str) -> list[NavItem]:
     if feature_enabled(account, "self_hosted_relays"):
         items.append(item("Relays", "relay_groups"))
     settings_items = [item("Account", "settings_account")]
-    if account.stripe.get("customer_id"):
-        settings_items.append(item("Billing", "admin_fallback", rest="settings/billing"))
+    if billing_provisioned(account):
+        settings_items.append(item("Billing", "settings_billing"))
     settings_items += [
         item("Identity Providers", "identity_providers"),
         item("DNS", "settings_dns"),
@@ -200,6 +202,11 @@ class PortalContext:
         name = self.subject.actor.name if self.subject else ""
         parts = [p for p in name.split() if p]
         return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+    @cached_property
+    def billing_provisioned(self) -> bool:
+        """The account has a billing page (billing on and a Stripe customer)."""
+        return billing_provisioned(self.account) if self.account else False
 
     @cached_property
     def nav(self) -> list[NavItem]:

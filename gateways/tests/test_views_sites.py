@@ -154,7 +154,8 @@ def test_sites_list_internet_banner(client: Client, acme: Acme) -> None:
     )
     text = _text(client.get("/acme/sites"))
     banner = _search(r'<section[^>]*id="internet-site-banner".*?</section>', text)
-    assert "UPGRADE TO UNLOCK" in banner and "/acme/settings/billing" in banner
+    # Not provisioned (billing off): the badge is text, not a link to a 404.
+    assert "UPGRADE TO UNLOCK" in banner and "/acme/settings/billing" not in banner
     assert "Manage Internet Site" not in banner and 'title="Online"' not in banner
 
 
