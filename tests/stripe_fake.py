@@ -222,6 +222,8 @@ class StripeFake:
             return _json(subscription)
         if (method, path) == ("GET", "/v1/subscriptions"):
             return _json(self._subscriptions_page(form.get("starting_after")))
+        if method == "GET" and (match := re.fullmatch(r"/v1/subscriptions/([^/]+)", path)):
+            return _json(self.subscriptions[match[1]])
         if method == "GET" and (match := re.fullmatch(r"/v1/products/([^/]+)", path)):
             names = {v: k for k, v in PRODUCTS.items()}
             return _json(fixture(f"stripe_product_{names[match[1]]}"))
