@@ -24,7 +24,7 @@ STARTER_LIMITS = {
 
 
 def post_raw(body: bytes, header: str | None, client: Client | None = None) -> Any:
-    extra = {} if header is None else {"HTTP_STRIPE_SIGNATURE": header}
+    extra: dict[str, Any] = {} if header is None else {"HTTP_STRIPE_SIGNATURE": header}
     return (client or Client()).post(
         WEBHOOK, data=body, content_type="application/json", HTTP_HOST=API_HOST, **extra
     )

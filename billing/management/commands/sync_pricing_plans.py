@@ -2,7 +2,8 @@
 to its account as `customer.subscription.updated` would (§1.8.3, §1.8.4), e.g. after the plans'
 product metadata changed. No processed-event record and no ordering check (there is no event);
 each subscription is applied in its own transaction under its customer's lock. Subscriptions
-that cannot be applied (customer without account, bad metadata) are reported and skipped."""
+that cannot be applied (unknown customer, customer without account, bad metadata) are reported
+and skipped; Stripe being unavailable stops the command."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing import stripe
 from billing.errors import EventRefused
-from billing.services.events import subscription_sync
+from billing.services.events import is_transient, subscription_sync
 
 
 class Command(BaseCommand):
@@ -27,7 +28,9 @@ class Command(BaseCommand):
                 label = f"{subscription.get('id')} ({subscription.get('customer')})"
                 try:
                     account = subscription_sync(subscription=subscription)
-                except EventRefused as exc:
+                except (EventRefused, stripe.StripeUnavailable) as exc:
+                    if isinstance(exc, stripe.StripeUnavailable) and is_transient(exc):
+                        raise
                     skipped += 1
                     self.stderr.write(f"{label}: skipped, {exc}")
                     continue
