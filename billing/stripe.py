@@ -131,6 +131,13 @@ def product_retrieve(product_id: str) -> dict[str, Any]:
     return _call("retrieve product", lambda c: _plain(c.v1.products.retrieve(product_id)))
 
 
+def subscription_retrieve(subscription_id: str) -> dict[str, Any]:
+    """`GET /v1/subscriptions/{id}` (the staff admin's "Re-sync plan from Stripe")."""
+    return _call(
+        "retrieve subscription", lambda c: _plain(c.v1.subscriptions.retrieve(subscription_id))
+    )
+
+
 def subscriptions_all() -> Iterator[dict[str, Any]]:
     """Every subscription, page by page (`starting_after` the last id while `has_more`)."""
     starting_after: str | None = None

@@ -106,6 +106,8 @@ class StripeFake:
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    # Products added by tests (`add_product`), served before the Starter/Team/Enterprise ones.
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The product of subscriptions created through the API (the default price's plan).
     default_product: str = PRODUCTS["starter"]
     _failures: list[_Failure] = field(default_factory=list)
@@ -160,6 +162,15 @@ class StripeFake:
         with self._lock:
             self.subscriptions[subscription["id"]] = subscription
         return subscription
+
+    def add_product(self, product_id: str, *, name: str, metadata: dict[str, Any]) -> dict:
+        """A product `GET /v1/products/{id}` returns (the Team fixture, name and metadata
+        replaced)."""
+        product = fixture("stripe_product_team")
+        product.update(id=product_id, name=name, metadata=metadata)
+        with self._lock:
+            self.products[product_id] = product
+        return product
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[Call]:
         return [
@@ -222,7 +233,11 @@ class StripeFake:
             return _json(subscription)
         if (method, path) == ("GET", "/v1/subscriptions"):
             return _json(self._subscriptions_page(form.get("starting_after")))
+        if method == "GET" and (match := re.fullmatch(r"/v1/subscriptions/([^/]+)", path)):
+            return _json(self.subscriptions[match[1]])
         if method == "GET" and (match := re.fullmatch(r"/v1/products/([^/]+)", path)):
+            if match[1] in self.products:
+                return _json(self.products[match[1]])
             names = {v: k for k, v in PRODUCTS.items()}
             return _json(fixture(f"stripe_product_{names[match[1]]}"))
         if (method, path) == ("POST", "/v1/billing_portal/sessions"):

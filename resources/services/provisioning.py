@@ -15,6 +15,7 @@ billing_sync_jobs.md §1.4 step 5).
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -44,6 +45,14 @@ DEFAULT_SITE_NAME = "Default Site"
 # Called as hook(account) after the sign-up transaction commits, in order. Billing registers
 # its Stripe provisioning here (e.g. in its AppConfig.ready); keep hooks idempotent.
 POST_PROVISION_HOOKS: list[Callable[[Account], Any]] = []
+
+
+class _Default(enum.Enum):
+    ADMIN_EMAIL = enum.auto()
+
+
+# `billing_email=` default: the admin's email (self-service sign-up).
+ADMIN_EMAIL = _Default.ADMIN_EMAIL
 
 
 @dataclass(frozen=True)
@@ -91,16 +100,22 @@ def account_provision(
     features: Mapping[str, Any] | None = None,
     limits: Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    provider_name: str = EMAIL_PROVIDER_NAME,
+    billing_email: str | _Default | None = ADMIN_EMAIL,
 ) -> Provisioned:
     """Create a new account with its admin, ready for the admin's first email sign-in.
 
-    `slug=None` generates one. `metadata.stripe.billing_email` is set to `admin_email` (merged
-    into the given `metadata`). Raises ValidationFailed (fields: name, legal_name, slug,
+    `slug=None` generates one. `metadata.stripe.billing_email` is set to `billing_email`, by
+    default `admin_email` (merged into the given `metadata`). The email provider is called
+    `provider_name` (accounts created from a Stripe customer use "Email (OTP)",
+    billing_sync_jobs.md §1.8.1). Raises ValidationFailed (fields: name, legal_name, slug,
     features.*, limits.*, admin_name, admin_email) before anything is kept.
     """
     errors = _input_errors(admin_name, admin_email)
     admin_email = admin_email.strip() if isinstance(admin_email, str) else admin_email
-    billing = {"stripe": {"billing_email": admin_email}}
+    if billing_email is ADMIN_EMAIL:
+        billing_email = admin_email
+    billing = {"stripe": {"billing_email": billing_email}}
     try:
         account = account_create(
             name=name,
@@ -118,7 +133,7 @@ def account_provision(
 
     everyone = group_create_everyone(account=account)
     provider = provider_create_system(
-        account=account, name=EMAIL_PROVIDER_NAME, adapter=AuthProvider.Adapter.EMAIL
+        account=account, name=provider_name, adapter=AuthProvider.Adapter.EMAIL
     )
     admin = actor_create_system(
         account=account, name=admin_name, type=Actor.Type.ACCOUNT_ADMIN_USER
