@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from django.core.cache import cache
 
 from accounts.auth import Context, Subject
-from accounts.models import Token
+from accounts.models import Account, Token
 from accounts.request import ConnectContext
 from accounts.services.tokens import authenticate
 from accounts.validation import MSG_BLANK
@@ -42,6 +42,9 @@ G = TypeVar("G", Site, RelayGroup)
 MISSING_TOKEN = "Missing token"
 INVALID_TOKEN = "Invalid token"
 INVALID_PARAMS = "Invalid or missing connection parameters: "
+# protocol.md §2.6 defines it (never produced by the original); here a disabled account's
+# clients and gateways are refused until it is enabled again (billing: a paused subscription).
+ACCOUNT_DISABLED = "The account is disabled"
 
 CONNECT_FAILURE_WINDOW = 60  # seconds a failure is remembered
 CONNECT_FREE_FAILURES = 10  # failures per window answered without delay
@@ -82,6 +85,11 @@ def _optional(params: Mapping[str, str], key: str) -> str | None:
     return value if value is not None and value.strip() else None
 
 
+def _require_active_account(account_id: Any) -> None:
+    if Account.objects.filter(pk=account_id, disabled_at__isnull=False).exists():
+        raise ConnectRejected(403, ACCOUNT_DISABLED)
+
+
 def _rejection(exc: DomainError) -> ConnectRejected:
     if isinstance(exc, ValidationFailed):
         return ConnectRejected(422, invalid_params_body(exc.errors))
@@ -102,6 +110,7 @@ def authenticate_client(params: Mapping[str, str], ctx: ConnectContext) -> tuple
     except Unauthorized:
         raise _invalid_token() from None
     _require_user_agent(ctx)
+    _require_active_account(subject.account_id)
     try:
         client = client_upsert(
             subject=subject,
@@ -143,6 +152,7 @@ def authenticate_gateway(
     site, token, context = _authenticate_group(
         params, ctx, Token.Type.GATEWAY_GROUP, gateway_authenticate
     )
+    _require_active_account(site.account_id)
     try:
         gateway = gateway_upsert(
             site=site,

@@ -142,8 +142,9 @@ async def test_flows_of_a_disabled_account_are_not_reauthorised(live) -> None:
         flow = await run_sync(make_flow, setup, gateway)
         await authorize(device, setup, gateway, flow)
         await run_sync(account_disable, account=setup.account, reason="test")
-        assert await device.recv() == reject(setup.client.pk, setup.rdns.pk)
-        await device.expect_nothing(0.3)
+        # The socket closes too (a disabled account keeps no devices); a reject may beat it.
+        frames = await device.expect_closed()
+        assert frames in ([], [reject(setup.client.pk, setup.rdns.pk)])
         assert not Flow.objects.exists()
 
 
