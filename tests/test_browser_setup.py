@@ -54,6 +54,8 @@ def test_site_gateway_resource_policy_from_the_browser(server: Any, page: Page) 
         page.get_by_label("Group Name").fill("Eng")
         page.get_by_role("button", name="Next: Select Members").click()
         page.locator(f"#toggle-actor-{acme.admin.pk}").click()
+        # The toggle is a link: wait for its page, or the next click lands on the old one.
+        expect(page.locator(f"#actor-{acme.admin.pk}")).to_have_class("pending-add")
         page.locator("#save-actors").click()
         page.locator("#save-actors-dialog").get_by_role("button", name="Confirm").click()
         expect(page.locator("#actors")).to_contain_text("Admin")
