@@ -1,0 +1,13 @@
+"""Directory adapters by provider adapter name (billing_sync_jobs.md §2.8 to §2.12): each maps an
+`AuthProvider` to a `directory_sync.directory.Directory`. One module per IdP; add yours here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from accounts.models import AuthProvider
+from directory_sync.directory import Directory
+
+DirectoryFactory = Callable[[AuthProvider], Directory]
+
+DIRECTORIES: dict[str, DirectoryFactory] = {}
