@@ -359,6 +359,18 @@ STRIPE_RETRY_MAX_DELAY_MS = env.int("STRIPE_RETRY_MAX_DELAY_MS", default=10000)
 WORKOS_API_KEY = env.str("WORKOS_API_KEY", default="")
 WORKOS_CLIENT_ID = env.str("WORKOS_CLIENT_ID", default="")
 WORKOS_BASE_URL = env.str("WORKOS_BASE_URL", default="https://api.workos.com/")
+# Directory sync: Google Workspace and Microsoft Entra (billing_sync_jobs.md §2.8, §2.9, §5.2,
+# §5.3); a local fake in tests. Every request of the directory adapters has these (connect, read)
+# timeouts, in seconds.
+GOOGLE_ADMIN_API_BASE = env.str("GOOGLE_ADMIN_API_BASE", default="https://admin.googleapis.com")
+GOOGLE_TOKEN_ENDPOINT = env.str(
+    "GOOGLE_TOKEN_ENDPOINT", default="https://oauth2.googleapis.com/token"
+)
+MS_GRAPH_API_BASE = env.str("MS_GRAPH_API_BASE", default="https://graph.microsoft.com")
+DIRECTORY_SYNC_HTTP_TIMEOUT = (
+    env.float("DIRECTORY_SYNC_CONNECT_TIMEOUT", default=10.0),
+    env.float("DIRECTORY_SYNC_READ_TIMEOUT", default=60.0),
+)
 
 # Identity provider adapters offered for creation (domain.md §2.19, portal.md §4.13.2);
 # `userpass` only when listed explicitly.

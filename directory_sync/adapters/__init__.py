@@ -6,8 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from accounts.models import AuthProvider
+from directory_sync.adapters import entra, google
 from directory_sync.directory import Directory
 
 DirectoryFactory = Callable[[AuthProvider], Directory]
 
-DIRECTORIES: dict[str, DirectoryFactory] = {}
+DIRECTORIES: dict[str, DirectoryFactory] = {
+    "google_workspace": google.directory_for,
+    "microsoft_entra": entra.directory_for,
+}
