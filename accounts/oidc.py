@@ -285,9 +285,10 @@ def _verify_id_token(
     *,
     config: ProviderConfig,
     metadata: dict[str, Any],
-    nonce: str,
+    nonce: str | None,
     access_token: str | None,
 ) -> dict[str, Any]:
+    """The verified claims; `nonce` None for a refreshed ID token (it carries none)."""
     algorithms = [
         alg
         for alg in (metadata.get("id_token_signing_alg_values_supported") or ["RS256"])
@@ -301,7 +302,9 @@ def _verify_id_token(
             # The IdP rotated its keys since we cached them.
             keys = _key_set(metadata["jwks_uri"], refresh=True)
             token = jwt.decode(id_token, keys, registry=registry)
-        params: dict[str, Any] = {"nonce": nonce, "client_id": config.client_id}
+        params: dict[str, Any] = {"client_id": config.client_id}
+        if nonce is not None:
+            params["nonce"] = nonce
         if access_token:
             params["access_token"] = access_token
         claims = CodeIDToken(
@@ -317,8 +320,8 @@ def _verify_id_token(
         claims.validate(leeway=LEEWAY_SECONDS)
     except (JoseError, ValueError, TypeError) as exc:
         raise NotAllowed(f"invalid_id_token: {exc}") from exc
-    # Authlib checks the nonce only when one is expected; we always expect one.
-    if not nonce or not states_equal(nonce, claims.get("nonce")):
+    # Authlib checks the nonce only when one is expected; a sign-in always expects one.
+    if nonce is not None and not states_equal(nonce, claims.get("nonce")):
         raise NotAllowed("invalid_id_token: nonce")
     return dict(claims)
 
@@ -405,6 +408,72 @@ def finish_sign_in(
         claims=claims,
         userinfo=userinfo,
         token=token,
+        expires_at=_expires_at(token, claims),
+    )
+
+
+def refresh(provider: AuthProvider, *, refresh_token: str, subject: str | None) -> SignInResult:
+    """The refresh-token grant (billing_sync_jobs.md §2.13, OIDC Core 12): new tokens, the
+    refreshed ID token verified (and about `subject`, the identifier we know, when given), fresh
+    userinfo. The result's `token` keeps the IdP's answer; callers decide whether to keep their
+    refresh token. Raises NotAllowed when the IdP refuses the refresh token (any 4xx, e.g.
+    `invalid_grant`) or answers with an unusable ID token — the refresh token is then dead — and
+    IdPUnreachable for a 5xx, a transport error or a malformed answer (try again later)."""
+    config = provider_config(provider)
+    metadata = discovery_document(config.discovery_document_uri)
+    methods = metadata.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    auth: tuple[str, str] | None = None
+    if "client_secret_basic" in methods:
+        auth = (config.client_id, config.client_secret)
+    else:
+        form |= {"client_id": config.client_id, "client_secret": config.client_secret}
+    try:
+        response = requests.post(
+            metadata["token_endpoint"],
+            data=form,
+            auth=auth,
+            headers={"Accept": "application/json"},
+            timeout=_timeout(),
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        raise _http_error(exc) from exc
+    if 400 <= response.status_code < 500:
+        try:
+            error = response.json().get("error")
+        except (ValueError, AttributeError):
+            error = None
+        raise NotAllowed(f"token_endpoint: {error or response.status_code}")
+    if response.status_code != 200:
+        status = response.status_code
+        raise IdPUnreachable(MSG_HTTP_STATUS.format(status=status), reason=f"http_{status}")
+    try:
+        token = response.json()
+    except ValueError as exc:
+        raise IdPUnreachable(MSG_UNAVAILABLE, reason="invalid_token_response") from exc
+    access_token = token.get("access_token") if isinstance(token, dict) else None
+    if not isinstance(access_token, str) or not access_token:
+        raise IdPUnreachable(MSG_UNAVAILABLE, reason="no_access_token")
+    id_token = token.get("id_token")
+    claims: dict[str, Any] = {}
+    if isinstance(id_token, str) and id_token:
+        claims = _verify_id_token(
+            id_token, config=config, metadata=metadata, nonce=None, access_token=access_token
+        )
+        if subject is not None and claims.get(config.identifier_claim) not in (None, subject):
+            raise NotAllowed("refreshed_id_token_subject_mismatch")
+    userinfo = _userinfo(metadata, access_token=access_token, subject=claims.get("sub"))
+    identifier = claims.get(config.identifier_claim) or userinfo.get(config.identifier_claim)
+    email = claims.get("email") or userinfo.get("email")
+    verified = claims.get("email_verified", userinfo.get("email_verified"))
+    return SignInResult(
+        identifier=str(identifier or subject or ""),
+        email=email.strip() if isinstance(email, str) and email.strip() else None,
+        email_verified=verified if isinstance(verified, bool) else None,
+        claims=claims,
+        userinfo=userinfo,
+        token=dict(token),
         expires_at=_expires_at(token, claims),
     )
 

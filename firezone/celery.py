@@ -36,4 +36,11 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=17, hour=3),
         "options": {"expires": 3600},
     },
+    # Directory sync (§2.13, §3.2 rows 11-13 in one): the providers' OAuth access tokens are
+    # refreshed before they expire; one run at a time (firezone/jobs.py).
+    "directory-sync-refresh-provider-tokens": {
+        "task": "directory_sync.tasks.refresh_provider_tokens",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
 }
