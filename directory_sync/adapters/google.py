@@ -199,7 +199,8 @@ class GoogleWorkspaceDirectory:
         for user in self._users():
             user_id = _http.field(self.api, user, "id")
             email = user.get("primaryEmail")
-            name = user.get("name") if isinstance(user.get("name"), dict) else {}
+            raw_name = user.get("name")
+            name: dict[str, Any] = raw_name if isinstance(raw_name, dict) else {}
             full_name = name.get("fullName") or " ".join(
                 str(part) for part in (name.get("givenName"), name.get("familyName")) if part
             )
