@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
+import redis
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -34,10 +36,14 @@ from directory_sync.services.sync import (
     deletion_refused,
     provider_sync_apply,
 )
+from firezone import stream
 from firezone.models import ChangeLog
 from gateways.models import Client
+from gateways.tests._sockets_client import ClientWorld, client_world, join_client, push, view
+from gateways.tests.factories import SiteFactory
 from resources.models import Policy
 from resources.tests.factories import ClientFactory, PolicyFactory, client_token
+from tests.live import live, live_daphne, run_sync  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -404,3 +410,79 @@ def test_a_database_error_in_the_groups_step_leaves_nothing_applied(provider):
         sync(provider, range(1, 4), [group(1), group(2, "Bad\x00name")], [("G:1", "U:3")])
 
     assert state() == before
+
+
+def _stream_seq(account_id: Any) -> int:
+    value = redis.Redis.from_url(settings.REDIS_URL).get(stream.seq_key(account_id))
+    return int(value or 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_is_one_device_stream_message_and_a_no_change_sync_none(provider):
+    account_id = provider.account_id
+    seq = _stream_seq(account_id)
+    tuples = [(f"G:{n % 5}", f"U:{n}") for n in range(1, 101)]
+
+    sync(provider, range(1, 101), range(5), tuples)
+    assert _stream_seq(account_id) == seq + 1  # 100 users, 5 groups, 200 memberships: one burst
+
+    sync(provider, range(1, 101), range(5), tuples)
+    assert _stream_seq(account_id) == seq + 1
+
+
+def test_a_large_first_sync_takes_a_bounded_number_of_statements(provider):
+    users = range(1, 2001)
+    tuples = [(f"G:{n % 20}", f"U:{n}") for n in users]
+
+    with CaptureQueriesContext(connection) as queries:
+        result = sync(provider, users, range(20), tuples)
+
+    assert (result.identities_inserted, result.memberships_inserted) == (2000, 2000)
+    assert ActorGroupMembership.objects.filter(account_id=provider.account_id).count() == 4000
+    assert len(queries.captured_queries) < 40
+
+
+# --- live: a connected client gets the grant of a synced membership ------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+async def test_live_client_receives_the_resource_granted_by_a_synced_membership(
+    live,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """The admin's client is connected; one sync adds 30 users, a group and the admin's
+    membership of a synced group that a policy grants r3 with: the client gets r3 once."""
+
+    def setup() -> tuple[ClientWorld, AuthProvider]:
+        cw = client_world()
+        everyone_group(cw.account)
+        google = ProviderFactory(
+            account=cw.account,
+            adapter=AuthProvider.Adapter.GOOGLE_WORKSPACE,
+            provisioner=AuthProvider.Provisioner.CUSTOM,
+        )
+        IdentityFactory(
+            actor=cw.w.actor, account=cw.account, provider=google, provider_identifier="U:admin"
+        )
+        admin = DirectoryIdentity("U:admin", cw.w.actor.name, "admin@example.com")
+        provider_sync_apply(provider=google, identities=[admin], groups=[group(1)], memberships=[])
+        s3 = SiteFactory(account=cw.account, name="S3")
+        r3 = cw.resource(s3, name="r3", address="r3.example.com", address_description="three")
+        cw.grant(r3, group=ActorGroup.objects.get(provider=google, provider_identifier="G:1"))
+        cw.extra.update(s3=s3, r3=r3, admin=admin)
+        return cw, google
+
+    cw, google = await run_sync(setup)
+    joined = await join_client(live, cw)
+    device, r3, admin = joined.device, cw.extra["r3"], cw.extra["admin"]
+    async with device:
+        result = await run_sync(
+            provider_sync_apply,
+            provider=google,
+            identities=[admin, *(user(n) for n in range(1, 31))],
+            groups=[group(1), group(2)],
+            memberships=[("G:1", "U:admin"), *(("G:2", f"U:{n}") for n in range(1, 31))],
+        )
+        assert (result.identities_inserted, result.memberships_inserted) == (30, 31)
+        assert await device.recv() == push("resource_created_or_updated", view(r3, cw.extra["s3"]))
+        await device.expect_nothing(0.5)
