@@ -413,7 +413,7 @@ def test_a_database_error_in_the_groups_step_leaves_nothing_applied(provider):
 
 
 def _stream_seq(account_id: Any) -> int:
-    value = redis.Redis.from_url(settings.REDIS_URL).get(stream.seq_key(account_id))
+    value: Any = redis.Redis.from_url(settings.REDIS_URL).get(stream.seq_key(account_id))
     return int(value or 0)
 
 
