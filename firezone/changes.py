@@ -327,6 +327,56 @@ def record(
     return change
 
 
+def record_many(
+    rows: Iterable[tuple[Op, str, Any, dict[str, Any] | None, dict[str, Any] | None]],
+    *,
+    subject: Subject | None = None,
+) -> list[Change]:
+    """`record` for many rows at once: `(op, table, account_id, old image, new image)` each.
+
+    The change-log rows go in with batched INSERTs and ONE commit hook collects them all, so a
+    directory sync writing thousands of rows costs a few statements instead of one per row.
+    Published like `record(publish=True)`: to the account group and the device stream (rows of
+    tables with a group of their own go there too)."""
+    subject_image = _subject_image(subject)
+    entries = [
+        ChangeLog(
+            account_id=account_id,
+            table=table,
+            op=op,
+            old_data=old,
+            data=new,
+            subject=subject_image,
+        )
+        for op, table, account_id, old, new in rows
+    ]
+    if not entries:
+        return []
+    ChangeLog.objects.bulk_create(entries, batch_size=2000)
+    recorded = [
+        Change(
+            lsn=entry.lsn,
+            table=entry.table,
+            op=entry.op,  # type: ignore[arg-type]
+            account_id=str(entry.account_id) if entry.account_id else None,
+            old=entry.old_data,
+            new=entry.data,
+            xid=entry.xid,
+        )
+        for entry in entries
+    ]
+
+    def collect() -> None:
+        for change in recorded:
+            groups = [account_group(change.account_id)] if change.account_id else []
+            if own := own_group(change.table, (change.new or change.old or {}).get("id")):
+                groups.append(own)
+            _collect(change, groups, to_stream=bool(change.account_id))
+
+    transaction.on_commit(collect, robust=True)
+    return recorded
+
+
 # --- publishing: one batch per committed transaction ----------------------------------------------
 #
 # Each recorded change registers its own on_commit hook (so a rolled-back savepoint drops
