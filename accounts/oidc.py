@@ -12,6 +12,10 @@ carries a random OIDC `nonce` that the ID token must echo, so an ID token minted
 sign-in cannot be replayed into this one. The raw ID token is kept for `id_token_hint` on
 sign-out (§9 item 12).
 
+`refresh` is the browser-session refresh (billing_sync_jobs.md §2.14): the `refresh_token` grant
+at the token endpoint. A new ID token in the answer is verified like a sign-in's (signature, iss,
+aud, exp, at_hash) but without a nonce (OIDC Core §12.2), and must name the same user.
+
 Nothing here touches the database or the request: views keep the state (a signed cookie) and a
 service stores the result (`accounts.services.oidc`).
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -237,14 +242,17 @@ def _key_set(jwks_uri: str, *, refresh: bool = False) -> KeySet:
         raise IdPUnreachable(MSG_UNAVAILABLE, reason="bad_jwks") from exc
 
 
-def _session(config: ProviderConfig, metadata: dict[str, Any], redirect_uri: str) -> OAuth2Session:
+def _session(
+    config: ProviderConfig, metadata: dict[str, Any], redirect_uri: str | None
+) -> OAuth2Session:
     methods = metadata.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
     basic = "client_secret_basic" in methods
     return OAuth2Session(
         client_id=config.client_id,
         client_secret=config.client_secret,
         token_endpoint_auth_method="client_secret_basic" if basic else "client_secret_post",
-        scope=config.scope,
+        # A refresh asks for no scope: the IdP grants what the sign-in was granted (RFC 6749 §6).
+        scope=config.scope if redirect_uri is not None else None,
         redirect_uri=redirect_uri,
         code_challenge_method="S256",
         default_timeout=_timeout(),
@@ -288,7 +296,8 @@ def _verify_id_token(
     nonce: str | None,
     access_token: str | None,
 ) -> dict[str, Any]:
-    """The verified claims; `nonce` None for a refreshed ID token (it carries none)."""
+    """The verified claims of an ID token. `nonce` is the sign-in's (required and compared);
+    None only for an ID token from a refresh, which carries none (OIDC Core §12.2)."""
     algorithms = [
         alg
         for alg in (metadata.get("id_token_signing_alg_values_supported") or ["RS256"])
@@ -412,70 +421,64 @@ def finish_sign_in(
     )
 
 
-def refresh(provider: AuthProvider, *, refresh_token: str, subject: str | None) -> SignInResult:
-    """The refresh-token grant (billing_sync_jobs.md §2.13, OIDC Core 12): new tokens, the
-    refreshed ID token verified (and about `subject`, the identifier we know, when given), fresh
-    userinfo. The result's `token` keeps the IdP's answer; callers decide whether to keep their
-    refresh token. Raises NotAllowed when the IdP refuses the refresh token (any 4xx, e.g.
-    `invalid_grant`) or answers with an unusable ID token — the refresh token is then dead — and
-    IdPUnreachable for a 5xx, a transport error or a malformed answer (try again later)."""
+@dataclass(frozen=True)
+class RefreshResult:
+    """A granted refresh: the token response and, when it carried an ID token, its verified
+    claims."""
+
+    token: dict[str, Any] = field(repr=False)
+    claims: dict[str, Any] | None
+    expires_at: datetime | None
+
+    def provider_state(self, previous: Mapping[str, Any]) -> dict[str, Any]:
+        """The identity's new `provider_state`: the new tokens and expiry; what the answer did
+        not renew (a rotated-away refresh token, the ID token and its claims, userinfo) is kept
+        from `previous`."""
+        state = dict(previous)
+        state["access_token"] = self.token.get("access_token")
+        state["refresh_token"] = self.token.get("refresh_token") or previous.get("refresh_token")
+        state["expires_at"] = self.expires_at.isoformat() if self.expires_at else None
+        if self.claims is not None:
+            state["id_token"] = self.token.get("id_token")
+            state["claims"] = self.claims
+        return state
+
+
+def refresh(provider: AuthProvider, *, refresh_token: str, identifier: str | None) -> RefreshResult:
+    """The `refresh_token` grant for the user `identifier` (the identity's provider_identifier;
+    None when the caller does not know it, e.g. a provider's own token without stored claims).
+    Used for browser sessions (§2.14) and directory-sync providers' tokens (§2.13).
+
+    Raises NotAllowed when the IdP refuses (`invalid_grant`: the grant was revoked, expired or
+    the user removed) or answers with an ID token that does not verify or names someone else;
+    IdPUnreachable for everything else (HTTP and transport errors, other OAuth errors such as
+    `invalid_client`, an unusable answer): nothing is known about the user then."""
     config = provider_config(provider)
     metadata = discovery_document(config.discovery_document_uri)
-    methods = metadata.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    auth: tuple[str, str] | None = None
-    if "client_secret_basic" in methods:
-        auth = (config.client_id, config.client_secret)
-    else:
-        form |= {"client_id": config.client_id, "client_secret": config.client_secret}
     try:
-        response = requests.post(
-            metadata["token_endpoint"],
-            data=form,
-            auth=auth,
-            headers={"Accept": "application/json"},
-            timeout=_timeout(),
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
+        with _session(config, metadata, None) as session:
+            token = session.refresh_token(metadata["token_endpoint"], refresh_token=refresh_token)
+    except OAuthError as exc:
+        if exc.error == "invalid_grant":
+            raise NotAllowed("token_endpoint: invalid_grant") from exc
+        raise IdPUnreachable(MSG_UNAVAILABLE, reason=f"token_endpoint: {exc.error}") from exc
+    except (requests.RequestException, ValueError) as exc:
         raise _http_error(exc) from exc
-    if 400 <= response.status_code < 500:
-        try:
-            error = response.json().get("error")
-        except (ValueError, AttributeError):
-            error = None
-        raise NotAllowed(f"token_endpoint: {error or response.status_code}")
-    if response.status_code != 200:
-        status = response.status_code
-        raise IdPUnreachable(MSG_HTTP_STATUS.format(status=status), reason=f"http_{status}")
-    try:
-        token = response.json()
-    except ValueError as exc:
-        raise IdPUnreachable(MSG_UNAVAILABLE, reason="invalid_token_response") from exc
-    access_token = token.get("access_token") if isinstance(token, dict) else None
+    token = dict(token)
+    access_token = token.get("access_token")
     if not isinstance(access_token, str) or not access_token:
         raise IdPUnreachable(MSG_UNAVAILABLE, reason="no_access_token")
+    claims: dict[str, Any] | None = None
     id_token = token.get("id_token")
-    claims: dict[str, Any] = {}
-    if isinstance(id_token, str) and id_token:
+    if id_token is not None:
+        if not isinstance(id_token, str) or not id_token:
+            raise NotAllowed("invalid_id_token: not a string")
         claims = _verify_id_token(
             id_token, config=config, metadata=metadata, nonce=None, access_token=access_token
         )
-        if subject is not None and claims.get(config.identifier_claim) not in (None, subject):
-            raise NotAllowed("refreshed_id_token_subject_mismatch")
-    userinfo = _userinfo(metadata, access_token=access_token, subject=claims.get("sub"))
-    identifier = claims.get(config.identifier_claim) or userinfo.get(config.identifier_claim)
-    email = claims.get("email") or userinfo.get("email")
-    verified = claims.get("email_verified", userinfo.get("email_verified"))
-    return SignInResult(
-        identifier=str(identifier or subject or ""),
-        email=email.strip() if isinstance(email, str) and email.strip() else None,
-        email_verified=verified if isinstance(verified, bool) else None,
-        claims=claims,
-        userinfo=userinfo,
-        token=dict(token),
-        expires_at=_expires_at(token, claims),
-    )
+        if identifier is not None and claims.get(config.identifier_claim) != identifier:
+            raise NotAllowed(f"invalid_id_token: another {config.identifier_claim}")
+    return RefreshResult(token=token, claims=claims, expires_at=_expires_at(token, claims or {}))
 
 
 def _expires_at(token: dict[str, Any], claims: dict[str, Any]) -> datetime | None:

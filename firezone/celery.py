@@ -24,6 +24,12 @@ app.conf.beat_schedule = {
     "presence-sweep": {"task": "gateways.tasks.presence_sweep", "schedule": 10.0},
     "flows-delete-expired": {"task": "resources.tasks.flows_delete_expired", "schedule": 60.0},
     "tokens-delete-expired": {"task": "accounts.tasks.tokens_delete_expired", "schedule": 300.0},
+    # OIDC browser sessions near expiry: refresh at the IdP (billing_sync_jobs.md §2.14).
+    "browser-sessions-refresh": {
+        "task": "accounts.tasks.browser_sessions_refresh",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     # Billing (billing_sync_jobs.md §3.2 rows 4 and 17): one run at a time (firezone/jobs.py);
     # the limits check does nothing with BILLING_ENABLED off.
     "billing-check-account-limits": {

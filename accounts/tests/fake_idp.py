@@ -10,6 +10,12 @@ redirect URI and the PKCE verifier like a real IdP, and signs ID tokens with an 
 Knobs for failure cases: `discovery_status`, `discovery_body`, `delay` (seconds before
 answering discovery), `discovery_overrides`, `id_token_overrides` (claims merged into the next
 ID tokens; a value of `None` removes the claim), `sign_with` (another key), `userinfo`.
+
+Refresh (`grant_type=refresh_token`): every code exchange issues a refresh token remembered in
+`refresh_grants`; a refresh rotates it (the old one stops working) and answers with a new access
+token, `refresh_expires_in` and, unless `refresh_id_token` is off, a new ID token without a nonce.
+An unknown or revoked refresh token (`revoke_refresh_tokens()`) gets `invalid_grant`;
+`refresh_answer` = (status, body) replaces the answer of every refresh.
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ class FakeIdP:
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_requests: list[dict[str, Any]] = []
         self.access_tokens: dict[str, dict[str, Any]] = {}
+        self.refresh_grants: dict[str, dict[str, Any]] = {}
+        self.refresh_expires_in: int | None = 3600
+        self.refresh_id_token = True
+        self.refresh_answer: tuple[int, Any] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.issuer = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -105,6 +115,44 @@ class FakeIdP:
         separator = "&" if "?" in query["redirect_uri"] else "?"
         params = urlencode({"code": code, "state": query["state"], "iss": self.issuer})
         return f"{query['redirect_uri']}{separator}{params}"
+
+    def revoke_refresh_tokens(self) -> None:
+        """The user's grants are revoked at the IdP (signed out there, removed, ...)."""
+        self.refresh_grants.clear()
+
+    def _tokens(
+        self, grant: dict[str, Any], *, nonce: str | None, id_token: bool
+    ) -> dict[str, Any]:
+        """A token response for `grant` (its sub and extra claims), remembering the new access
+        and refresh tokens."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": grant["sub"],
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 3600,
+            **({"nonce": nonce} if nonce is not None else {}),
+            **grant["claims"],
+        }
+        for key, value in self.id_token_overrides.items():
+            if value is None:
+                claims.pop(key, None)
+            else:
+                claims[key] = value
+        access_token = secrets.token_urlsafe(16)
+        self.access_tokens[access_token] = grant
+        refresh_token = secrets.token_urlsafe(16)
+        self.refresh_grants[refresh_token] = grant
+        answer: dict[str, Any] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "refresh_token": refresh_token,
+        }
+        if id_token:
+            answer["id_token"] = self.id_token(claims)
+        return answer
 
     def id_token(self, claims: dict[str, Any], *, key: RSAKey | None = None) -> str:
         key = key or self.sign_with or self.key
@@ -172,6 +220,9 @@ class FakeIdP:
                 if self.headers.get("Authorization") != f"Basic {expected}":
                     self._send(401, {"error": "invalid_client"})
                     return
+                if form.get("grant_type") == "refresh_token":
+                    self._refresh(form)
+                    return
                 grant = idp.codes.pop(form.get("code", ""), None)
                 if grant is None or form.get("grant_type") != "authorization_code":
                     self._send(400, {"error": "invalid_grant"})
@@ -189,32 +240,21 @@ class FakeIdP:
                 if form.get("redirect_uri") != query["redirect_uri"]:
                     self._send(400, {"error": "invalid_grant", "error_description": "redirect"})
                     return
-                now = int(time.time())
-                claims: dict[str, Any] = {
-                    "iss": idp.issuer,
-                    "sub": grant["sub"],
-                    "aud": idp.client_id,
-                    "iat": now,
-                    "exp": now + 3600,
-                    "nonce": query.get("nonce"),
-                    **grant["claims"],
-                }
-                for key, value in idp.id_token_overrides.items():
-                    if value is None:
-                        claims.pop(key, None)
-                    else:
-                        claims[key] = value
-                access_token = secrets.token_urlsafe(16)
-                idp.access_tokens[access_token] = grant
-                self._send(
-                    200,
-                    {
-                        "access_token": access_token,
-                        "token_type": "Bearer",
-                        "expires_in": 3600,
-                        "refresh_token": secrets.token_urlsafe(16),
-                        "id_token": idp.id_token(claims),
-                    },
-                )
+                self._send(200, idp._tokens(grant, nonce=query.get("nonce"), id_token=True))
+
+            def _refresh(self, form: dict[str, str]) -> None:
+                if idp.refresh_answer is not None:
+                    self._send(*idp.refresh_answer)
+                    return
+                grant = idp.refresh_grants.pop(form.get("refresh_token", ""), None)
+                if grant is None:
+                    self._send(400, {"error": "invalid_grant"})
+                    return
+                answer = idp._tokens(grant, nonce=None, id_token=idp.refresh_id_token)
+                if idp.refresh_expires_in is None:
+                    answer.pop("expires_in")
+                else:
+                    answer["expires_in"] = idp.refresh_expires_in
+                self._send(200, answer)
 
         return Handler

@@ -3,15 +3,18 @@
 Google Workspace (without a service-account key), Microsoft Entra and Okta sync with the token of
 the admin who connected the provider, stored in `adapter_state`. Before it expires, the refresh
 token buys a new one at the IdP's token endpoint (from its discovery document, through
-`accounts.oidc.refresh`, which verifies the refreshed ID token and reads userinfo):
+`accounts.oidc.refresh`, the one refresh of browser sessions too, which verifies the refreshed
+ID token):
 
-* success → `access_token`, `expires_at`, `userinfo`, `claims` (and `id_token`) are merged into
-  `adapter_state`; the stored `refresh_token` is kept, never rotated;
-* the IdP refuses the refresh token (a 4xx such as `invalid_grant`) or its ID token is invalid →
+* success → `access_token`, `expires_at`, `claims` (and `id_token`) are merged into
+  `adapter_state`; the stored `refresh_token` is kept unless the IdP rotated it (the original
+  never stored a rotated one, which then stopped working);
+* the IdP refuses the refresh token (`invalid_grant`) or its ID token is invalid →
   `refresh_token` is removed: the provider is no longer refreshed, its sync soon gets a 401 and
   is disabled until the admin reconnects (§2.7), which the provider page shows;
-* anything else (5xx, transport, malformed answer) → retried up to 3 times 100 ms apart, then
-  logged; the state is unchanged and the next run tries again.
+* anything else (5xx, transport, a malformed answer, other OAuth errors such as `invalid_client`:
+  a configuration problem the refresh token is not to blame for) → retried up to 3 times 100 ms
+  apart, then logged; the state is unchanged and the next run tries again.
 
 The network calls run outside any transaction; the write re-reads the provider under a row lock
 and is skipped when its refresh token changed meanwhile (the admin reconnected).
@@ -58,7 +61,7 @@ def _refresh_token(state: Any) -> str | None:
 
 @transaction.atomic
 def _state_store(
-    *, provider: AuthProvider, used_refresh_token: str, result: oidc.SignInResult | None
+    *, provider: AuthProvider, used_refresh_token: str, result: oidc.RefreshResult | None
 ) -> bool:
     """Write the refreshed state (`result`) or drop the refresh token (`result` None), unless
     the stored refresh token is no longer the one we used."""
@@ -70,14 +73,7 @@ def _state_store(
     if result is None:
         state.pop("refresh_token", None)
     else:
-        state["access_token"] = result.token.get("access_token")
-        state["expires_at"] = result.expires_at.isoformat() if result.expires_at else None
-        if result.userinfo:
-            state["userinfo"] = result.userinfo
-        if result.claims:
-            state["claims"] = result.claims
-        if isinstance(result.token.get("id_token"), str):
-            state["id_token"] = result.token["id_token"]
+        state = result.provider_state(state)
     locked.adapter_state = state
     locked.save(update_fields=["adapter_state", "updated_at"])
     changes.updated(old, locked)
@@ -99,7 +95,7 @@ def provider_access_token_refresh(*, provider: AuthProvider) -> RefreshOutcome:
             result = oidc.refresh(
                 provider,
                 refresh_token=refresh_token,
-                subject=subject if isinstance(subject, str) else None,
+                identifier=subject if isinstance(subject, str) else None,
             )
         except oidc.NotAllowed as exc:
             logger.warning(

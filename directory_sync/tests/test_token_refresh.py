@@ -46,7 +46,7 @@ def provider(idp: OIDCFake, *, adapter: str = "google_workspace", **state: Any) 
     )
 
 
-def test_refresh_merges_the_new_token_and_keeps_the_refresh_token(idp: OIDCFake) -> None:
+def test_refresh_merges_the_new_token_and_the_rotated_refresh_token(idp: OIDCFake) -> None:
     p = provider(idp)
     assert provider_access_token_refresh(provider=p) == RefreshOutcome.REFRESHED
 
@@ -57,12 +57,12 @@ def test_refresh_merges_the_new_token_and_keeps_the_refresh_token(idp: OIDCFake)
     p.refresh_from_db()
     state = p.adapter_state
     assert state["access_token"] == "MY_ACCESS_TOKEN"
-    # Not rotated to the response's OTHER_REFRESH_TOKEN (§2.13).
-    assert state["refresh_token"] == "MY_REFRESH_TOKEN"
+    # A rotated refresh token is stored (the original kept the old one, §2.13, which stops
+    # working at IdPs that rotate).
+    assert state["refresh_token"] == "OTHER_REFRESH_TOKEN"
     expires_at = datetime.fromisoformat(state["expires_at"])
     assert abs((expires_at - datetime.now(UTC)).total_seconds() - 3600) < 60
-    assert state["userinfo"]["email"] == "ada@example.com"
-    assert state["claims"]["sub"] == idp.subject
+    assert state["claims"]["sub"] == idp.subject  # the refreshed ID token's (userinfo is kept)
 
 
 def test_invalid_grant_drops_the_refresh_token(idp: OIDCFake) -> None:
