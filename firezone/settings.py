@@ -359,6 +359,13 @@ STRIPE_RETRY_MAX_DELAY_MS = env.int("STRIPE_RETRY_MAX_DELAY_MS", default=10000)
 WORKOS_API_KEY = env.str("WORKOS_API_KEY", default="")
 WORKOS_CLIENT_ID = env.str("WORKOS_CLIENT_ID", default="")
 WORKOS_BASE_URL = env.str("WORKOS_BASE_URL", default="https://api.workos.com/")
+# Per request: seconds before giving up, and the SDK's retries of 429/5xx/transport errors.
+WORKOS_REQUEST_TIMEOUT = env.int("WORKOS_REQUEST_TIMEOUT", default=30)
+WORKOS_MAX_RETRIES = env.int("WORKOS_MAX_RETRIES", default=3)
+# Okta directory sync (billing_sync_jobs.md §2.10): the original sleeps 1 s before every Okta
+# API request (crude rate limiting, §7 quirk 15); 0 turns it off (tests). Timeout per request.
+OKTA_REQUEST_DELAY = env.float("OKTA_REQUEST_DELAY", default=1.0)
+OKTA_REQUEST_TIMEOUT = env.float("OKTA_REQUEST_TIMEOUT", default=30.0)
 
 # Identity provider adapters offered for creation (domain.md §2.19, portal.md §4.13.2);
 # `userpass` only when listed explicitly.

@@ -6,8 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from accounts.models import AuthProvider
+from directory_sync.adapters import jumpcloud, mock, okta
 from directory_sync.directory import Directory
 
 DirectoryFactory = Callable[[AuthProvider], Directory]
 
-DIRECTORIES: dict[str, DirectoryFactory] = {}
+DIRECTORIES: dict[str, DirectoryFactory] = {
+    "okta": okta.directory_for,
+    "jumpcloud": jumpcloud.directory_for,
+    "mock": mock.directory_for,
+}
