@@ -141,7 +141,9 @@ class OktaDirectory:
         }
         timeout = float(getattr(settings, "OKTA_REQUEST_TIMEOUT", 30.0))
         try:
-            return self.session.get(url, headers=request_headers, timeout=timeout)
+            return self.session.get(
+                url, headers=request_headers, timeout=timeout, allow_redirects=False
+            )
         except requests.RequestException as exc:
             raise SyncLogOnly(f"Okta API request failed: {exc!r}") from exc
 
