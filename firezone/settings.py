@@ -364,7 +364,7 @@ WORKOS_REQUEST_TIMEOUT = env.int("WORKOS_REQUEST_TIMEOUT", default=30)
 WORKOS_MAX_RETRIES = env.int("WORKOS_MAX_RETRIES", default=3)
 # Okta directory sync (billing_sync_jobs.md §2.10): the original sleeps 1 s before every Okta
 # API request (crude rate limiting, §7 quirk 15); 0 turns it off (tests). Timeout per request.
-OKTA_REQUEST_DELAY = env.float("OKTA_REQUEST_DELAY", default=1.0)
+OKTA_REQUEST_DELAY = env.float("OKTA_REQUEST_DELAY", default=0.0 if TESTING else 1.0)
 OKTA_REQUEST_TIMEOUT = env.float("OKTA_REQUEST_TIMEOUT", default=30.0)
 
 # Identity provider adapters offered for creation (domain.md §2.19, portal.md §4.13.2);

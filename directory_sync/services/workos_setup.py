@@ -42,23 +42,23 @@ def provider_workos_portal_link_create(
     a WorkOS API key, `WorkOSSetupFailed` when WorkOS fails."""
     ensure_permissions(subject, P.PROVIDER_MANAGE)
     provider = get_or_not_found(AuthProvider, provider, account_id=subject.account_id)
-    client = workos_client()
     org = (provider.adapter_config or {}).get("workos_org") or {}
     org_id = org.get("id") if isinstance(org, dict) else None
-    try:
-        if org_id:
-            organization = client.organizations.get_organization(str(org_id))
-        else:
-            organization = client.organizations.create_organization(name=str(provider.pk))
-            _provider_workos_org_store(
-                subject=subject, provider=provider, org=organization.to_dict()
+    with workos_client() as client:
+        try:
+            if org_id:
+                organization = client.organizations.get_organization(str(org_id))
+            else:
+                organization = client.organizations.create_organization(name=str(provider.pk))
+                _provider_workos_org_store(
+                    subject=subject, provider=provider, org=organization.to_dict()
+                )
+            link = client.admin_portal.generate_link(
+                organization=organization.id, intent="dsync", success_url=success_url
             )
-        link = client.admin_portal.generate_link(
-            organization=organization.id, intent="dsync", success_url=success_url
-        )
-    except WorkOSError as exc:
-        logger.warning("WorkOS setup of provider %s failed: %s", provider.pk, exc)
-        raise WorkOSSetupFailed(MSG_WORKOS_FAILED) from exc
+        except WorkOSError as exc:
+            logger.warning("WorkOS setup of provider %s failed: %s", provider.pk, exc)
+            raise WorkOSSetupFailed(MSG_WORKOS_FAILED) from exc
     return link.link
 
 
