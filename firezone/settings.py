@@ -371,6 +371,13 @@ DIRECTORY_SYNC_HTTP_TIMEOUT = (
     env.float("DIRECTORY_SYNC_CONNECT_TIMEOUT", default=10.0),
     env.float("DIRECTORY_SYNC_READ_TIMEOUT", default=60.0),
 )
+# Per request: seconds before giving up, and the SDK's retries of 429/5xx/transport errors.
+WORKOS_REQUEST_TIMEOUT = env.int("WORKOS_REQUEST_TIMEOUT", default=30)
+WORKOS_MAX_RETRIES = env.int("WORKOS_MAX_RETRIES", default=3)
+# Okta directory sync (billing_sync_jobs.md §2.10): the original sleeps 1 s before every Okta
+# API request (crude rate limiting, §7 quirk 15); 0 turns it off (tests). Timeout per request.
+OKTA_REQUEST_DELAY = env.float("OKTA_REQUEST_DELAY", default=0.0 if TESTING else 1.0)
+OKTA_REQUEST_TIMEOUT = env.float("OKTA_REQUEST_TIMEOUT", default=30.0)
 
 # Identity provider adapters offered for creation (domain.md §2.19, portal.md §4.13.2);
 # `userpass` only when listed explicitly.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from accounts.models import AuthProvider
-from directory_sync.adapters import entra, google
+from directory_sync.adapters import entra, google, jumpcloud, mock, okta
 from directory_sync.directory import Directory
 
 DirectoryFactory = Callable[[AuthProvider], Directory]
@@ -14,4 +14,7 @@ DirectoryFactory = Callable[[AuthProvider], Directory]
 DIRECTORIES: dict[str, DirectoryFactory] = {
     "google_workspace": google.directory_for,
     "microsoft_entra": entra.directory_for,
+    "okta": okta.directory_for,
+    "jumpcloud": jumpcloud.directory_for,
+    "mock": mock.directory_for,
 }

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
@@ -42,6 +43,11 @@ from accounts.views.identity_providers.common import (
     provider_url,
     sync_status,
 )
+from directory_sync.services.workos_setup import (
+    WorkOSSetupFailed,
+    provider_workos_portal_link_create,
+)
+from directory_sync.workos import WorkOSNotConfigured
 from firezone.web.events import Handler, page_events
 from firezone.web.pages import redirect_error, redirect_info
 from firezone.web.request import PortalRequest
@@ -51,7 +57,6 @@ MSG_DISABLED = "Identity provider was disabled."
 MSG_ENABLED = "Identity provider was enabled."
 MSG_DELETED = "Identity provider was deleted."
 MSG_STALE_DELETED = "{n} stale Actor(s) deleted."
-MSG_WORKOS_OFF = "Directory sync through WorkOS is not configured for this Firezone deployment."
 
 # --- detail pages (§4.13.5, §4.13.6) --------------------------------------------------------------
 
@@ -81,9 +86,20 @@ def _event(request: PortalRequest, account: Account, provider: AuthProvider) -> 
         handlers["delete"] = delete
     if provider.is_sync_adapter:
         handlers["delete_stale_actors"] = delete_stale_actors
+
+    def setup_sync() -> HttpResponse:
+        # To the WorkOS admin portal, which sends the admin back here when done (§2.11).
+        success_url = f"{str(settings.EXTERNAL_URL).rstrip('/')}{here}"
+        try:
+            link = provider_workos_portal_link_create(
+                subject=subject, provider=provider, success_url=success_url
+            )
+        except (WorkOSNotConfigured, WorkOSSetupFailed) as exc:
+            return redirect_error(request, here, exc.message)
+        return HttpResponseRedirect(link)
+
     if provider.adapter == A.JUMPCLOUD:
-        # WorkOS directory sync is not wired in this deployment (no WorkOS client).
-        handlers["setup_sync"] = lambda: redirect_error(request, here, MSG_WORKOS_OFF)
+        handlers["setup_sync"] = setup_sync
     return page_events(request, here=here, handlers=handlers, strict=True)
 
 
