@@ -47,6 +47,5 @@ def sync_now(
         )
 
 
-_provider_admin = admin.site._registry.get(AuthProvider)
-if _provider_admin is not None:
-    _provider_admin.actions = [*(_provider_admin.actions or ()), sync_now]
+_provider_admin = admin.site.get_model_admin(AuthProvider)
+_provider_admin.actions = [*(_provider_admin.actions or ()), sync_now]
