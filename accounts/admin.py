@@ -368,6 +368,7 @@ class AuthProviderAdmin(NoAddAdminMixin, admin.ModelAdmin):
         "created_by",
         "created_by_subject",
         "last_synced_at",
+        "last_sync_attempt_at",
         "last_syncs_failed",
         "last_sync_error",
         "sync_disabled_at",

@@ -191,6 +191,9 @@ class AuthProvider(Disableable, models.Model):
     last_sync_error = models.TextField(null=True, blank=True)
     sync_disabled_at = models.DateTimeField(null=True, blank=True)
     sync_error_emailed_at = models.DateTimeField(null=True, blank=True)
+    # When the last sync run ended, however it ended (directory_sync.services.runs): the back-off
+    # of §2.2 counts from it, because a counted failure nulls `last_synced_at` (§2.7).
+    last_sync_attempt_at = models.DateTimeField(null=True, blank=True)
     assigned_default_at = models.DateTimeField(null=True, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
     inserted_at = models.DateTimeField(auto_now_add=True)

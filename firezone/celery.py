@@ -37,6 +37,23 @@ app.conf.beat_schedule = {
         "schedule": 300.0,
         "options": {"expires": 290},
     },
+    # Directory sync (billing_sync_jobs.md §2.2, §3.2 rows 6-10): each tick queues the due
+    # providers' runs on the "sync" queue (directory_sync/tasks.py). Mock providers exist only
+    # where the mock adapter may be created (dev/staging); elsewhere its tick finds none.
+    **{
+        f"dsync-{adapter.replace('_', '-')}": {
+            "task": f"directory_sync.tasks.sync_{adapter}",
+            "schedule": interval,
+            "options": {"expires": interval - 10},
+        }
+        for adapter, interval in (
+            ("google_workspace", 120.0),
+            ("microsoft_entra", 300.0),
+            ("okta", 1200.0),
+            ("jumpcloud", 300.0),
+            ("mock", 60.0),
+        )
+    },
     "billing-cleanup-processed-stripe-events": {
         "task": "billing.tasks.cleanup_processed_stripe_events",
         "schedule": crontab(minute=17, hour=3),

@@ -317,8 +317,9 @@ def cmd_run() -> int:
             "web": f"{python} -m daphne -b 127.0.0.1 -p {port} "
             f"-e tcp:port={api_port}:interface=127.0.0.1 {DAPHNE_SOCKET_OPTIONS} "
             "firezone.asgi:application",
+            # `-Q celery,sync`: the default queue and directory sync runs (directory_sync/tasks.py)
             "worker": f"{celery} worker -l {loglevel} --concurrency 2 --without-mingle "
-            "--without-gossip",
+            "--without-gossip -Q celery,sync",
             "beat": f"{celery} beat -l {loglevel} -s {DATA_DIR / 'celerybeat-schedule'}",
         }
         printer = _RunPrinter(Printer(sys.stdout))

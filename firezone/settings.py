@@ -207,6 +207,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=TESTING)
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Directory sync runs (directory_sync/tasks.py) have their own queue: a worker runs
+# `-Q celery,sync` (make run's does), or a dedicated one `-Q sync --concurrency 3`.
+CELERY_TASK_ROUTES = {"directory_sync.tasks.sync_provider": {"queue": "sync"}}
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",

@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("resources.urls")),
     path("", include("accounts.portal_urls")),
     path("", include("billing.urls")),
+    path("", include("directory_sync.urls")),
     # Keep last: unknown `/<account>/...` pages ask signed-out visitors to sign in first.
     path("<str:account>/<path:rest>", pages.admin_fallback, name="admin_fallback"),
 ]

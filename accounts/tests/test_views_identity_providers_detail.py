@@ -84,7 +84,8 @@ def test_sync_detail_with_error_box_and_stale_actors(client: Client, acme: Acme)
     body = text(client.get(f"{BASE}/google_workspace/{google.pk}"))
     assert "Directory sync is enabled for this provider." in body
     assert "Read more about directory sync." in body
-    assert "<th>Sync Status</th>" in body and "Never synced" in body
+    # §2.7: "Never synced" only without failures; here the error box says what went wrong.
+    assert "<th>Sync Status</th>" in body and "Never synced" not in body
     assert "IdP provider reported an error during the last sync:" in body
     assert "401 from Google" in body
     assert (

@@ -75,6 +75,7 @@ class Status:
 class SyncStatus:
     custom: bool  # directory sync (else manual provisioning)
     synced_at: datetime | None
+    failed: int  # counted failures in a row ("Never synced" only without any)
     healthy: bool
     identities: int
     groups: int
@@ -141,6 +142,7 @@ def sync_status(
     return SyncStatus(
         custom=custom,
         synced_at=synced_at,
+        failed=failed,
         healthy=not (failed > 3 or paused),
         identities=identities,
         groups=groups,
