@@ -231,7 +231,7 @@ def test_a_database_error_while_writing_is_log_only(directory: FakeDirectory) ->
     provider = google(last_syncs_failed=0)
     run = provider_sync_run(provider=provider)
     assert run.outcome == "log_only"
-    assert run.message.startswith("Repo error: ")
+    assert run.message is not None and run.message.startswith("Repo error: ")
     provider.refresh_from_db()
     assert provider.last_synced_at is None and provider.last_syncs_failed == 0
     assert provider.last_sync_error is None
