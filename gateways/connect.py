@@ -42,8 +42,10 @@ G = TypeVar("G", Site, RelayGroup)
 MISSING_TOKEN = "Missing token"
 INVALID_TOKEN = "Invalid token"
 INVALID_PARAMS = "Invalid or missing connection parameters: "
-# protocol.md §2.6 defines it (never produced by the original); here a disabled account's
-# clients and gateways are refused until it is enabled again (billing: a paused subscription).
+# A disabled account's clients and gateways are refused until it is enabled again (billing: a
+# paused subscription). 503, not the original's (never sent) 403: connlib treats every 4xx on the
+# upgrade as fatal (clients sign out, gateways exit) but retries a 5xx with back-off, so the
+# devices come back by themselves once the account is enabled (protocol.md §1.10, §9 item 6).
 ACCOUNT_DISABLED = "The account is disabled"
 
 CONNECT_FAILURE_WINDOW = 60  # seconds a failure is remembered
@@ -87,7 +89,7 @@ def _optional(params: Mapping[str, str], key: str) -> str | None:
 
 def _require_active_account(account_id: Any) -> None:
     if Account.objects.filter(pk=account_id, disabled_at__isnull=False).exists():
-        raise ConnectRejected(403, ACCOUNT_DISABLED)
+        raise ConnectRejected(503, ACCOUNT_DISABLED)
 
 
 def _rejection(exc: DomainError) -> ConnectRejected:
