@@ -87,8 +87,9 @@ def _optional(params: Mapping[str, str], key: str) -> str | None:
     return value if value is not None and value.strip() else None
 
 
-def _require_active_account(account_id: Any) -> None:
-    if Account.objects.filter(pk=account_id, disabled_at__isnull=False).exists():
+def _require_active_account(account: Account) -> None:
+    # Loaded with the token (no query of its own): the connect's query budget is fixed.
+    if account.disabled_at is not None:
         raise ConnectRejected(503, ACCOUNT_DISABLED)
 
 
@@ -112,7 +113,7 @@ def authenticate_client(params: Mapping[str, str], ctx: ConnectContext) -> tuple
     except Unauthorized:
         raise _invalid_token() from None
     _require_user_agent(ctx)
-    _require_active_account(subject.account_id)
+    _require_active_account(subject.account)
     try:
         client = client_upsert(
             subject=subject,
@@ -154,7 +155,7 @@ def authenticate_gateway(
     site, token, context = _authenticate_group(
         params, ctx, Token.Type.GATEWAY_GROUP, gateway_authenticate
     )
-    _require_active_account(site.account_id)
+    _require_active_account(site.account)
     try:
         gateway = gateway_upsert(
             site=site,
