@@ -1,4 +1,4 @@
-"""Which plan limits an account is over (billing_sync_jobs.md job 5.3) and how much of each is
+"""Which plan limits an account is over (billing_sync_jobs.md §1.13) and how much of each is
 used (the REST API's `/account`, portal.md §5.2 row 1), across the actor limits
 (`accounts.limits`) and the sites limit (`gateways.limits`)."""
 
@@ -27,7 +27,7 @@ USAGE = (
 
 
 def exceeded_limits(account: Account) -> list[str]:
-    """Names of the limits the account is over, in the order of the warning text (job 5.3)."""
+    """Names of the limits the account is over, in the order of the warning text (§1.13)."""
     checks = [
         ("users", "users_count", users_count),
         ("monthly active users", "monthly_active_users_count", monthly_active_users_count),

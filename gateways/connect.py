@@ -42,8 +42,10 @@ G = TypeVar("G", Site, RelayGroup)
 MISSING_TOKEN = "Missing token"
 INVALID_TOKEN = "Invalid token"
 INVALID_PARAMS = "Invalid or missing connection parameters: "
-# protocol.md §2.6 defines it (never produced by the original); here a disabled account's
-# clients and gateways are refused until it is enabled again (billing: a paused subscription).
+# A disabled account's clients and gateways are refused until it is enabled again (billing: a
+# paused subscription). 503, not the original's (never sent) 403: connlib treats every 4xx on the
+# upgrade as fatal (clients sign out, gateways exit) but retries a 5xx with back-off, so the
+# devices come back by themselves once the account is enabled (protocol.md §1.10, §9 item 6).
 ACCOUNT_DISABLED = "The account is disabled"
 
 CONNECT_FAILURE_WINDOW = 60  # seconds a failure is remembered
@@ -85,9 +87,10 @@ def _optional(params: Mapping[str, str], key: str) -> str | None:
     return value if value is not None and value.strip() else None
 
 
-def _require_active_account(account_id: Any) -> None:
-    if Account.objects.filter(pk=account_id, disabled_at__isnull=False).exists():
-        raise ConnectRejected(403, ACCOUNT_DISABLED)
+def _require_active_account(account: Account) -> None:
+    # Loaded with the token (no query of its own): the connect's query budget is fixed.
+    if account.disabled_at is not None:
+        raise ConnectRejected(503, ACCOUNT_DISABLED)
 
 
 def _rejection(exc: DomainError) -> ConnectRejected:
@@ -110,7 +113,7 @@ def authenticate_client(params: Mapping[str, str], ctx: ConnectContext) -> tuple
     except Unauthorized:
         raise _invalid_token() from None
     _require_user_agent(ctx)
-    _require_active_account(subject.account_id)
+    _require_active_account(subject.account)
     try:
         client = client_upsert(
             subject=subject,
@@ -152,7 +155,7 @@ def authenticate_gateway(
     site, token, context = _authenticate_group(
         params, ctx, Token.Type.GATEWAY_GROUP, gateway_authenticate
     )
-    _require_active_account(site.account_id)
+    _require_active_account(site.account)
     try:
         gateway = gateway_upsert(
             site=site,

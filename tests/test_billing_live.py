@@ -185,7 +185,7 @@ async def test_sign_up_plan_pause_and_resume(
     params = await run_sync(_client_params, provisioned)
     with pytest.raises(Rejected) as refused:
         await billing_server.device().connect(CLIENT_PATH, params, DEVICE_HEADERS)
-    assert (refused.value.status, refused.value.text) == (403, ACCOUNT_DISABLED)
+    assert (refused.value.status, refused.value.text) == (503, ACCOUNT_DISABLED)
 
     # Resumed: enabled again, and the client connects and joins.
     await _deliver(

@@ -217,7 +217,9 @@ def test_disable_deletes_flows_and_enable_restores(django_capture_on_commit_call
     assert disabled.disabled_reason == "Stripe subscription deleted"
     assert not Flow.objects.filter(pk=flow.pk).exists()
     assert _log(account.pk, "flows")[0].op == "delete"
-    assert len(callbacks) == 2  # the flow delete and the account update
+    # The flow delete, the client session's disconnect (a disabled account keeps no devices)
+    # and the account update.
+    assert len(callbacks) == 3
     first = disabled.disabled_at
     again = account_disable(account=account, reason="again")
     assert again.disabled_at == first  # an existing value is kept

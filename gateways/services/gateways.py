@@ -57,11 +57,12 @@ def default_gateway_name() -> str:
 
 def gateway_authenticate(encoded: str, *, context: Context) -> tuple[Site, Token]:
     """System path: a gateway token string → its site and token (Unauthorized otherwise)."""
-    # The site comes with the token row: one SELECT and the token's last-seen UPDATE.
+    # The site and its account come with the token row: one SELECT and the token's last-seen
+    # UPDATE (the connect checks the account is enabled).
     token = token_use(
         encoded,
         context=dataclasses.replace(context, type="gateway_group"),
-        related=("gateway_group",),
+        related=("gateway_group__account",),
     )
     site = token.gateway_group
     if site is None or site.account_id != token.account_id:

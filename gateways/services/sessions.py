@@ -1,9 +1,11 @@
 """Device sessions of an account as a whole (billing_sync_jobs.md §1.8.4, issue 15).
 
 A disabled account (a paused or deleted subscription) keeps no connected clients or gateways:
-their sockets are closed once the disable commits, and `gateways.connect` refuses them with 403
-"The account is disabled" until the account is enabled again; the devices' own reconnect loop
-brings them back then. Relays are not the account's devices and stay.
+their sockets are closed once the disable commits, and `gateways.connect` refuses them with 503
+"The account is disabled" until the account is enabled again; connlib retries a 5xx with
+back-off (a 4xx would sign clients out and stop gateways), so the devices come back by
+themselves once the account is enabled (gateways give up after 15 minutes: their service
+manager restarts them). Relays are not the account's devices and stay.
 """
 
 from __future__ import annotations

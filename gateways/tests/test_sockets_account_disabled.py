@@ -1,6 +1,7 @@
 """A disabled account keeps no devices (issue 15: a paused subscription): its clients' and
-gateways' sockets close when the disable commits, reconnects are refused with 403 "The account
-is disabled", and once the account is enabled again they connect and join as before."""
+gateways' sockets close when the disable commits, reconnects are refused with 503 "The account
+is disabled" (retried by connlib, unlike a 4xx), and once the account is enabled again they
+connect and join as before."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ async def test_disabling_closes_and_refuses_devices_until_enabled(live) -> None:
     ):
         with pytest.raises(Rejected) as info:
             await live.device().connect(path, params, headers)
-        assert (info.value.status, info.value.text) == (403, ACCOUNT_DISABLED)
+        assert (info.value.status, info.value.text) == (503, ACCOUNT_DISABLED)
 
     await run_sync(account_enable, account=cw.account)
     again = await join_client(live, cw)
