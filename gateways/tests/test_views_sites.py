@@ -345,6 +345,18 @@ def test_revoke_all_tokens(client: Client, acme: Acme) -> None:
     assert Token.objects.filter(gateway_group=other).count() == 1
 
 
+def test_a_live_region_refresh_leaves_the_flash_for_the_page(client: Client, acme: Acme) -> None:
+    """The revoke closes the site's gateways, so the open page's live region re-reads itself
+    (an htmx GET) while the browser follows the redirect: that request must not use up the
+    flash meant for the page (browser scenario 38 lost it that way)."""
+    site = SiteFactory(account=acme.account)
+    response = client.post(f"/acme/sites/{site.pk}", {"action": "revoke_all"})
+    region = client.get(response["Location"], headers={"HX-Request": "true"})
+    assert region.status_code == 200
+    assert "token(s) were revoked." not in region.content.decode()
+    assert "0 token(s) were revoked." in _flash(client, response["Location"])
+
+
 def test_delete_site(client: Client, acme: Acme) -> None:
     site = SiteFactory(account=acme.account)
     GatewayFactory(group=site)
