@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 # Larger transactions are announced as a reload marker (the receiver re-reads the database).
 MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+# More changes than this cannot fit in MAX_MESSAGE_BYTES (each is well over 100 bytes): the
+# publisher announces the reload without encoding them.
+MAX_MESSAGE_CHANGES: Final = MAX_MESSAGE_BYTES // 100
 # Seconds a subscription may take (Redis unreachable: the hub's load fails, the join with it).
 SUBSCRIBE_TIMEOUT: Final = 10.0
 # Back-off of the subscriber's reconnect loop, in seconds.
@@ -111,6 +114,13 @@ def publish(account_id: Any, xid: int | None, changes: list[dict[str, Any]]) -> 
     client, script = _client()
     keys = [seq_key(account_id), channel_name(account_id)]
     return int(script(keys=keys, args=[encode(xid, changes)], client=client))
+
+
+def publish_reload(account_id: Any, xid: int | None) -> int:
+    """Publish a reload marker for a transaction too large to carry (its receivers re-read)."""
+    client, script = _client()
+    keys = [seq_key(account_id), channel_name(account_id)]
+    return int(script(keys=keys, args=[json.dumps({"xid": xid, "reload": True})], client=client))
 
 
 async def current_seq(conn: aioredis.Redis, account_id: Any) -> int:

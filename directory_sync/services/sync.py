@@ -204,14 +204,13 @@ def provider_sync_apply(
     # §2.4 identities.
     if identities_gone:
         changes.delete(AuthIdentity.objects.filter(pk__in=[i.pk for i in identities_gone]))
-    actor_of: dict[str, Any] = {}  # identity key → actor id
-    inserted = _insert_identities(
+    # identity key → actor id, the new ones first
+    actor_of: dict[str, Any] = _insert_identities(
         provider,
         [u for k, u in upstream_identities.items() if k not in existing_identities],
         now=now,
     )
-    for identity in inserted:
-        actor_of[_identity_key(identity.provider_identifier)] = identity.actor_id
+    identities_inserted = len(actor_of)
     identities_updated = _update_identities(
         {k: u for k, u in upstream_identities.items() if k in existing_identities},
         existing_identities,
@@ -239,7 +238,7 @@ def provider_sync_apply(
     return SyncResult(
         identities=len(upstream_identities),
         groups=len(upstream_groups),
-        identities_inserted=len(inserted),
+        identities_inserted=identities_inserted,
         identities_updated=identities_updated,
         identities_deleted=len(identities_gone),
         groups_inserted=groups_inserted,
@@ -252,39 +251,43 @@ def provider_sync_apply(
 
 def _insert_identities(
     provider: AuthProvider, new: list[DirectoryIdentity], *, now: datetime
-) -> list[AuthIdentity]:
-    """A new `account_user` actor and an identity for each new upstream user."""
-    if not new:
-        return []
+) -> dict[str, Any]:
+    """A new `account_user` actor and an identity for each new upstream user; returns identity
+    key → actor id. Batch by batch, so a first sync never holds every model instance."""
     account_id = provider.account_id
-    actors = [
-        Actor(
-            account_id=account_id,
-            type=Actor.Type.ACCOUNT_USER,
-            name=_actor_name(u),
-            last_synced_at=now,
+    actor_of: dict[str, Any] = {}
+    for start in range(0, len(new), BATCH_SIZE):
+        batch = new[start : start + BATCH_SIZE]
+        actors = [
+            Actor(
+                account_id=account_id,
+                type=Actor.Type.ACCOUNT_USER,
+                name=_actor_name(u),
+                last_synced_at=now,
+            )
+            for u in batch
+        ]
+        Actor.objects.bulk_create(actors)
+        rows = [
+            AuthIdentity(
+                actor=actor,
+                provider=provider,
+                account_id=account_id,
+                provider_identifier=u.provider_identifier.strip(),
+                email=_email(u),
+                provider_state=_synced_state(None, _email(u)),
+                **PROVIDER_TRAIL,
+            )
+            for actor, u in zip(actors, batch, strict=True)
+        ]
+        AuthIdentity.objects.bulk_create(rows)
+        changes.record_many(
+            [("insert", "actors", account_id, None, changes.row_image(a)) for a in actors]
+            + [("insert", "auth_identities", account_id, None, changes.row_image(i)) for i in rows]
         )
-        for u in new
-    ]
-    Actor.objects.bulk_create(actors, batch_size=BATCH_SIZE)
-    rows = [
-        AuthIdentity(
-            actor=actor,
-            provider=provider,
-            account_id=account_id,
-            provider_identifier=u.provider_identifier.strip(),
-            email=_email(u),
-            provider_state=_synced_state(None, _email(u)),
-            **PROVIDER_TRAIL,
-        )
-        for actor, u in zip(actors, new, strict=True)
-    ]
-    AuthIdentity.objects.bulk_create(rows, batch_size=BATCH_SIZE)
-    changes.record_many(
-        [("insert", "actors", account_id, None, changes.row_image(a)) for a in actors]
-        + [("insert", "auth_identities", account_id, None, changes.row_image(i)) for i in rows]
-    )
-    return rows
+        for identity in rows:
+            actor_of[_identity_key(identity.provider_identifier)] = identity.actor_id
+    return actor_of
 
 
 def _update_identities(
@@ -468,15 +471,19 @@ def _sync_memberships(
     if gone:
         _delete_memberships(ActorGroupMembership.objects.filter(pk__in=gone))
     account_id = provider.account_id
-    new = [
-        ActorGroupMembership(group_id=group_id, actor_id=actor_id, account_id=account_id)
-        for group_id, actor_id in sorted(wanted - set(current), key=str)
-    ]
-    ActorGroupMembership.objects.bulk_create(new, batch_size=BATCH_SIZE)
-    changes.record_many(
-        ("insert", "actor_group_memberships", account_id, None, changes.row_image(m)) for m in new
-    )
-    return len(new), len(gone)
+    pairs = sorted(wanted - set(current), key=str)
+    # Batch by batch, so a first sync (50,000 memberships) never holds every model instance.
+    for start in range(0, len(pairs), BATCH_SIZE):
+        new = [
+            ActorGroupMembership(group_id=group_id, actor_id=actor_id, account_id=account_id)
+            for group_id, actor_id in pairs[start : start + BATCH_SIZE]
+        ]
+        ActorGroupMembership.objects.bulk_create(new)
+        changes.record_many(
+            ("insert", "actor_group_memberships", account_id, None, changes.row_image(m))
+            for m in new
+        )
+    return len(pairs), len(gone)
 
 
 def _delete_memberships(memberships: QuerySet[ActorGroupMembership]) -> int:
