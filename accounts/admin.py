@@ -22,10 +22,11 @@ from accounts.models import (
     AuthProvider,
     Token,
 )
-from accounts.services.accounts import account_disable
+from accounts.services.accounts import account_disable, account_enable
 from billing.selectors.provisioning import stripe_dashboard_url
 from firezone.models import LAST_SEEN_LOCATION
 from firezone.web.admin import (
+    ChangeLoggedAdmin,
     NoAddAdminMixin,
     ReadOnlyAdminMixin,
     ReadOnlyInline,
@@ -118,7 +119,7 @@ class AccountActionForm(ActionForm):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(ChangeLoggedAdmin):
     form = AccountAdminForm
     action_form = AccountActionForm
     actions = ["disable_accounts", "enable_accounts", "open_in_stripe"]
@@ -129,7 +130,17 @@ class AccountAdmin(admin.ModelAdmin):
     )
     search_fields = ("slug", "name", "legal_name", "id__exact")
     ordering = ("-inserted_at",)
-    readonly_fields = ("id", "plan", "related_links", "stripe_customer", *TIMESTAMPS)
+    # Disabling and enabling go through the actions (the services close the account's sockets and
+    # delete its flows); other edits are recorded in the change log (ChangeLoggedAdmin).
+    readonly_fields = (
+        "id",
+        "plan",
+        "related_links",
+        "stripe_customer",
+        "disabled_at",
+        "disabled_reason",
+        *TIMESTAMPS,
+    )
     fieldsets = (
         (
             None,
@@ -238,10 +249,9 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.action(description="Enable selected accounts", permissions=["change"])
     def enable_accounts(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
         count = 0
+        # Through the service too: the change is recorded (the account's devices may reconnect).
         for account in queryset.filter(disabled_at__isnull=False):
-            account.disabled_at = None
-            account.disabled_reason = None
-            account.save(update_fields=["disabled_at", "disabled_reason", "updated_at"])
+            account_enable(account=account)
             self.log_change(request, account, "Enabled")
             count += 1
         self.message_user(request, f"Enabled {count} account(s).", messages.SUCCESS)
@@ -265,7 +275,7 @@ class MembershipInline(ReadOnlyInline):
 
 
 @admin.register(Actor)
-class ActorAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class ActorAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = ("name", "type", "account_link", "disabled_at", "last_synced_at", "inserted_at")
     list_filter = (
         "type",
@@ -275,7 +285,18 @@ class ActorAdmin(NoAddAdminMixin, admin.ModelAdmin):
     search_fields = ("name", "account__slug", "identities__email", "id__exact")
     list_select_related = ("account",)
     ordering = ("-inserted_at",)
-    readonly_fields = ("id", "account", "last_synced_at", "tokens_link", *TIMESTAMPS)
+    # Type and disabling change what the actor's sessions may do: the portal's services do that
+    # (disabling deletes its tokens); here only the name is edited. Deleting goes through the
+    # change log (its identities, clients, tokens, memberships and flows with it).
+    readonly_fields = (
+        "id",
+        "account",
+        "type",
+        "disabled_at",
+        "last_synced_at",
+        "tokens_link",
+        *TIMESTAMPS,
+    )
     fields = (
         "id",
         "account",
@@ -298,7 +319,7 @@ class ActorAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ActorGroup)
-class ActorGroupAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class ActorGroupAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = ("name", "type", "account", "provider", "created_by", "last_synced_at")
     list_filter = ("type", "created_by", ("provider", admin.EmptyFieldListFilter))
     search_fields = ("name", "provider_identifier", "account__slug", "id__exact")
@@ -326,7 +347,7 @@ class ActorGroupAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ActorGroupMembership)
-class ActorGroupMembershipAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ActorGroupMembershipAdmin(ReadOnlyAdminMixin, ChangeLoggedAdmin):
     list_display = ("actor", "group", "account", "last_synced_at")
     list_filter = (("last_synced_at", admin.EmptyFieldListFilter),)
     search_fields = ("actor__name", "group__name", "account__slug", "actor__identities__email")
@@ -337,7 +358,7 @@ class ActorGroupMembershipAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AuthProvider)
-class AuthProviderAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class AuthProviderAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = (
         "name",
         "adapter",
@@ -374,6 +395,8 @@ class AuthProviderAdmin(NoAddAdminMixin, admin.ModelAdmin):
         "sync_disabled_at",
         "sync_error_emailed_at",
         "assigned_default_at",
+        # Disabling a provider deletes its sessions: the portal's service does that.
+        "disabled_at",
         *TIMESTAMPS,
     )
 
@@ -387,7 +410,7 @@ class AuthProviderAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AuthIdentity)
-class AuthIdentityAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class AuthIdentityAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = ("provider_identifier", "email", "actor", "provider", "account", "last_seen_at")
     list_filter = ("created_by", "provider__adapter")
     search_fields = ("email", "provider_identifier", "actor__name", "account__slug", "id__exact")
@@ -417,17 +440,20 @@ class AuthIdentityAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Token)
-class TokenAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class TokenAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = ("id", "type", "name", "account", "actor", "expires_at", "last_seen_at")
     list_filter = ("type", "created_by", ("expires_at", admin.EmptyFieldListFilter))
     search_fields = ("id__exact", "name", "account__slug", "actor__name", "identity__email")
     list_select_related = ("account", "actor")
     ordering = ("-inserted_at",)
-    # Never expose the hash or its salt. Deleting a token revokes it (sessions disconnect).
+    # Never expose the hash or its salt. Deleting a token (its page or "Delete selected") revokes
+    # it through the change log: its sessions are disconnected and its flows deleted. The expiry
+    # is read-only: sockets keep the one they connected with, so revoke by deleting.
     exclude = ("secret_salt", "secret_hash")
     readonly_fields = (
         "id",
         "type",
+        "expires_at",
         "account",
         "actor",
         "identity",

@@ -8,7 +8,12 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from accounts.models import CreatedBy, Token
-from firezone.web.admin import NoAddAdminMixin, ReadOnlyAdminMixin, changelist_link
+from firezone.web.admin import (
+    ChangeLoggedAdmin,
+    NoAddAdminMixin,
+    ReadOnlyAdminMixin,
+    changelist_link,
+)
 from gateways.models import Client, Gateway, NetworkAddress, Relay, RelayGroup, Site
 from gateways.services._upsert import LAST_SEEN_COLUMNS
 
@@ -31,7 +36,7 @@ def _members_and_tokens(
 
 
 @admin.register(Site)
-class SiteAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class SiteAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = ("name", "managed_by", "account", "created_by", "inserted_at")
     list_filter = ("managed_by", "created_by")
     search_fields = ("name", "account__slug", "id__exact")
@@ -53,7 +58,7 @@ class SiteAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Gateway)
-class GatewayAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class GatewayAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = ("name", "group", "account", "ipv4", "ipv6", "last_seen_version", "last_seen_at")
     list_filter = ("last_seen_version",)
     search_fields = ("name", "external_id", "public_key", "account__slug", "group__name")
@@ -73,7 +78,7 @@ class GatewayAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(RelayGroup)
-class RelayGroupAdmin(admin.ModelAdmin):
+class RelayGroupAdmin(ChangeLoggedAdmin):
     """Global relay groups (no account) are created here by operators."""
 
     list_display = ("name", "account", "is_global", "created_by", "inserted_at")
@@ -106,7 +111,7 @@ class RelayGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(Relay)
-class RelayAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class RelayAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = ("__str__", "group", "account", "ipv4", "ipv6", "port", "last_seen_at")
     list_filter = (("account", admin.EmptyFieldListFilter), "last_seen_version")
     search_fields = ("name", "group__name", "account__slug", "id__exact")
@@ -116,7 +121,7 @@ class RelayAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Client)
-class ClientAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class ClientAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = ("name", "actor", "account", "verified_at", "last_seen_version", "last_seen_at")
     list_filter = (("verified_at", admin.EmptyFieldListFilter), "last_seen_version")
     search_fields = (

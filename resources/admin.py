@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from firezone.web.admin import NoAddAdminMixin, ReadOnlyAdminMixin, ReadOnlyInline
+from firezone.web.admin import (
+    ChangeLoggedAdmin,
+    NoAddAdminMixin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+)
 from resources.models import Flow, Policy, Resource, ResourceConnection
 
 TIMESTAMPS = ("inserted_at", "updated_at")
@@ -24,7 +29,7 @@ class PolicyInline(ReadOnlyInline):
 
 
 @admin.register(Resource)
-class ResourceAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class ResourceAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = ("name", "type", "address", "ip_stack", "account", "inserted_at")
     list_filter = ("type", "ip_stack", "created_by")
     search_fields = ("name", "address", "account__slug", "id__exact", "persistent_id__exact")
@@ -47,7 +52,7 @@ class ResourceAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ResourceConnection)
-class ResourceConnectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ResourceConnectionAdmin(ReadOnlyAdminMixin, ChangeLoggedAdmin):
     list_display = ("resource", "gateway_group", "account", "created_by")
     list_filter = ("created_by",)
     search_fields = ("resource__name", "gateway_group__name", "account__slug")
@@ -55,7 +60,7 @@ class ResourceConnectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Policy)
-class PolicyAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class PolicyAdmin(NoAddAdminMixin, ChangeLoggedAdmin):
     list_display = ("__str__", "actor_group", "resource", "account", "disabled_at", "inserted_at")
     list_filter = (("disabled_at", admin.EmptyFieldListFilter), "created_by")
     search_fields = (
@@ -74,6 +79,8 @@ class PolicyAdmin(NoAddAdminMixin, admin.ModelAdmin):
         "actor_group",
         "resource",
         "conditions",
+        # Disabling a policy deletes its flows: the portal's service does that.
+        "disabled_at",
         "created_by",
         "created_by_subject",
         *TIMESTAMPS,
@@ -81,8 +88,9 @@ class PolicyAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Flow)
-class FlowAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Flows are immutable; deleting one revokes that authorization."""
+class FlowAdmin(ReadOnlyAdminMixin, ChangeLoggedAdmin):
+    """Flows are immutable; deleting one (through the change log, ChangeLoggedAdmin) revokes
+    that authorization: the gateway is told to remove the client's access."""
 
     list_display = ("id", "account", "client", "resource", "gateway", "expires_at", "inserted_at")
     list_filter = ("expires_at",)

@@ -1,4 +1,5 @@
-"""Helpers shared by the domain apps' admin modules: redacted JSON, links, read-only admins."""
+"""Helpers shared by the domain apps' admin modules: redacted JSON, links, read-only admins,
+and the base admin whose writes go through the change log."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.db import models
+from django.db import models, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from firezone import redaction
+from firezone import changes, redaction
 
 
 def masked_json(value: Any) -> SafeString:
@@ -39,6 +41,41 @@ def change_link(obj: models.Model | None) -> SafeString | str:
     opts = obj._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
     return format_html('<a href="{}">{}</a>', url, str(obj))
+
+
+class ChangeLoggedAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose writes take the services' path (firezone.changes), not a bare ORM one.
+
+    Deleting a row (its page or the bulk "Delete selected" action) goes through
+    `changes.delete`: every row the delete cascades to is recorded in the change log and
+    published after commit, so sockets see it like any other deletion (a deleted token's
+    sessions are disconnected, a deleted client's, gateway's or relay's socket is closed,
+    clients and gateways are told of deleted resources, policies, memberships and flows).
+    A save records an update (from the row as locked before the form's values were applied) or
+    an insert. Staff users have no account subject: the rows' `subject` stays empty, as on the
+    services' system paths. Fields whose change needs more than a recorded update (disabling
+    an actor, a policy or a provider...) are read-only on the admins: the portal or the actions
+    change them through the services."""
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic():
+            changes.delete(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            changes.delete(queryset)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            if not change:
+                super().save_model(request, obj, form, change)
+                changes.inserted(obj)
+                return
+            # The form has already applied its values to `obj`: the old image is the row's.
+            current = type(obj)._default_manager.select_for_update().get(pk=obj.pk)
+            old = changes.row_image(current)
+            super().save_model(request, obj, form, change)
+            changes.updated(old, obj)
 
 
 class NoAddAdminMixin:
