@@ -526,15 +526,24 @@ class GatewayConsumer(DeviceConsumer):
         return {}
 
     async def _broadcast_ice(self, client_ids: Any, candidates: Any, invalidate: bool) -> Any:
-        """§3.2.9: forward the candidates, unmodified, to every socket of each named client."""
+        """§3.2.9: forward the candidates, unmodified, to every socket of each named client.
+
+        Only clients of this gateway's account that are online (one presence read for the
+        batch): another account's client id is treated like an unknown one, ignored, and a
+        device-chosen string never becomes a channel-layer group name unchecked."""
         if not isinstance(client_ids, list) or not isinstance(candidates, list):
             return None
+        named = list(dict.fromkeys(filter(None, map(_uuid_str, client_ids))))
+        if not named:
+            return NO_REPLY
+        online = await presence.list_presences(presence.account_clients_topic(self.account_id))
         message = {
             "type": "client.ice_candidates",
             "gateway_id": str(self.device_id),
             "candidates": candidates,
             "invalidate": invalidate,
         }
-        for client_id in dict.fromkeys(filter(None, map(_uuid_str, client_ids))):
-            await self.send_to_device("client", client_id, message)
+        for client_id in named:
+            if client_id in online:
+                await self.send_to_device("client", client_id, message)
         return NO_REPLY

@@ -62,6 +62,9 @@ async def test_67_ice_candidates_to_every_socket_of_a_client(live) -> None:
     sockets = [await layer.new_channel(), await layer.new_channel()]
     for channel in sockets:
         await layer.group_add(device_group("client", c), channel)
+    # Online in its account, as a joined client socket is: only those are sent candidates.
+    tracker = presence.PresenceTracker(sockets[0])
+    await tracker.track(presence.account_clients_topic(setup.world.account.pk), c, {})
     async with device:
         payload = {"client_ids": [c, "not-a-uuid"], "candidates": ["foo", "bar"]}
         await device.send("gateway", "broadcast_ice_candidates", payload)
@@ -79,6 +82,7 @@ async def test_67_ice_candidates_to_every_socket_of_a_client(live) -> None:
             "gateway", "broadcast_ice_candidates", {"client_ids": [], "candidates": []}
         )
         await device.expect_nothing(0.3)
+    await tracker.untrack_all()
 
 
 async def test_ice_candidates_from_clients_are_pushed(live) -> None:
