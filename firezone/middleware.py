@@ -8,6 +8,9 @@
   (`max-age=63072000; includeSubDomains; preload`) when the external URL is https.
 * `Http404` raised by a view renders the portal's own 404 page (or its JSON variant) even with
   DEBUG on, so development shows what users see.
+* `NulBytesMiddleware`: a NUL byte in a query or form parameter (name or value) is permanent bad
+  input PostgreSQL text cannot store; it is answered 400 (the portal's 400 page) before any view
+  reads it, instead of a 500 from whichever query or insert meets it first.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from collections.abc import Callable
 from csp.middleware import CSPMiddleware as _DjangoCSPMiddleware
 from csp.middleware import PolicyParts
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.core.exceptions import BadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 
 from firezone.error_views import render_not_found
 
@@ -65,3 +69,25 @@ class SecurityHeadersMiddleware:
         if isinstance(exception, Http404):
             return render_not_found(request)
         return None
+
+
+def _has_nul(params: QueryDict) -> bool:
+    return any("\x00" in key or any("\x00" in v for v in values) for key, values in params.lists())
+
+
+class NulBytesMiddleware:
+    """400 for a NUL byte anywhere in `request.GET` or (form-encoded or multipart) `request.POST`.
+
+    One check for every portal form and page: most forms are Django forms, but several editors
+    and the sign-in views read the QueryDict by hand (the policy editor, the userpass and email
+    sign-in, member pickers), and a form-field hook would miss those. No browser sends a NUL in
+    a text field, so a plain 400 (permanent, not the 5xx a retrying client would retry) is the
+    answer, not a per-field message."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _has_nul(request.GET) or (request.method == "POST" and _has_nul(request.POST)):
+            raise BadRequest("NUL byte in request parameters")
+        return self.get_response(request)

@@ -15,6 +15,7 @@ from firezone.phoenix.framing import (
     V1,
     V2,
     FrameError,
+    InvalidPayload,
     Message,
     UnsupportedVersion,
     serializer_for,
@@ -97,6 +98,48 @@ def test_v1_decode_keeps_ref_types_and_optional_join_ref() -> None:
 def test_v1_decode_rejects_malformed_frames(text) -> None:
     with pytest.raises(FrameError):
         V1.decode(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"topic":"t","event":"x","payload":{},"ref":18446744073709551616}',
+        '{"topic":"t","event":"x","payload":{},"ref":1,"join_ref":-9223372036854775809}',
+        '{"topic":"t","event":"x","payload":{},"ref":"\\ud800"}',
+        '{"topic":"\\udfff","event":"x","payload":{},"ref":1}',
+        '{"topic":"t","event":"x","payload":{"a":NaN},"ref":1}',
+        '{"topic":"t","event":"x","payload":[Infinity],"ref":1}',
+    ],
+)
+def test_v1_decode_rejects_refs_and_constants_nothing_can_carry(text) -> None:
+    with pytest.raises(FrameError):
+        V1.decode(text)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"candidates":["a"],"gateway_ids":[18446744073709551616]}',
+        '{"a":[{"b":[-9223372036854775809]}]}',
+        '{"a":"\\ud800"}',
+        '{"\\udc00":1}',
+    ],
+)
+def test_v1_decode_refuses_payloads_the_channel_layer_cannot_carry(payload) -> None:
+    """An integer outside msgpack's 64-bit range or a lone surrogate anywhere in a payload: the
+    decoded message comes with the error, so the consumer can answer it (issue 17)."""
+    text = f'{{"topic":"client","event":"broadcast_ice_candidates","payload":{payload},"ref":7}}'
+    with pytest.raises(InvalidPayload) as exc:
+        V1.decode(text)
+    assert (exc.value.message.topic, exc.value.message.ref) == ("client", 7)
+    with pytest.raises(InvalidPayload):
+        V2.decode(f'[null,7,"client","x",{payload}]')
+
+
+def test_v1_decode_keeps_the_64_bit_range_and_non_ascii_text() -> None:
+    payload = {"a": [2**64 - 1, -(2**63)], "b": "Zoë ✓ 𝄞", "c": 1.5}
+    message = V1.decode(json.dumps({"topic": "t", "event": "x", "payload": payload, "ref": 1}))
+    assert message.payload == payload
 
 
 # ------------------------------------------------------------------ V1 encode

@@ -369,6 +369,23 @@ async def test_malformed_frames_are_ignored(server) -> None:
     assert "ignoring a binary frame" in log
 
 
+async def test_payloads_the_channel_layer_cannot_carry_get_an_error_reply(server) -> None:
+    """An integer outside the 64-bit range (or a lone surrogate) anywhere in a payload never
+    reaches the handler, whose channel-layer send would crash on it (issue 17): an error reply
+    with its ref, and the socket and channel stay."""
+    async with connect(server.url()) as ws:
+        await join(ws)
+        for ref, payload in enumerate(['{"n":[18446744073709551616]}', '{"s":"\\ud800"}'], 1):
+            await send(
+                ws, f'{{"topic":"client","event":"layer_crash","payload":{payload},"ref":{ref}}}'
+            )
+            assert await recv(ws) == reply("client", ref, "error", {"reason": "unknown_message"})
+        big = 2**64 - 1
+        await send(ws, {"topic": "client", "event": "echo", "payload": {"n": big}, "ref": 3})
+        assert await recv(ws) == reply("client", 3, "ok", {"n": big})
+    assert "refusing a layer_crash payload: integer out of the 64-bit range" in server.log()
+
+
 async def test_messages_over_daphnes_limit_close_only_that_socket(server) -> None:
     # daphne (autobahn) fails the connection on messages over 1 MiB (1009, or a dropped TCP
     # connection while the client is still sending) before the application sees them.

@@ -164,3 +164,10 @@ def test_failed_attempts_create_no_server_sessions(client, acme) -> None:
     for _ in range(3):
         _flash(client, _post(client, acme, password="wrong-password!"))
     assert Session.objects.count() == 0
+
+
+def test_nul_byte_in_the_username_is_a_400_not_a_500(client, acme) -> None:
+    """Issue 17: the username went to a PostgreSQL query, which refuses NUL in text (a 500)."""
+    assert _post(client, acme, username="ad\x00min").status_code == 400
+    assert _post(client, acme, password="x\x00").status_code == 400
+    assert _post(client, acme).status_code == 302

@@ -43,6 +43,7 @@ from firezone.phoenix.framing import (
     SOCKET_TOPIC,
     V1,
     FrameError,
+    InvalidPayload,
     Message,
     Ref,
     Serializer,
@@ -284,6 +285,12 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
             return
         try:
             message = self.serializer.decode(text_data)
+        except InvalidPayload as exc:
+            # Decoded, but nothing may see it (the channel layer could not carry it): refused
+            # like any payload the server does not understand, and the socket stays open.
+            logger.warning("refusing a %s payload: %s", exc.message.event, exc)
+            await self.reply(exc.message, "error", UNKNOWN_MESSAGE)
+            return
         except FrameError as exc:
             logger.warning("ignoring a malformed frame: %s", exc)
             return

@@ -31,6 +31,16 @@ class FrameError(ValueError):
     """An inbound frame that is not a well-formed Phoenix message."""
 
 
+class InvalidPayload(FrameError):
+    """A well-formed message whose payload holds a value no device sends and the channel layer
+    cannot carry (msgpack): an integer outside the 64-bit range or a string with a lone surrogate
+    (a `\\ud800` escape). Answered with an error reply to `message`; nothing else sees it."""
+
+    def __init__(self, message: Message, detail: str) -> None:
+        super().__init__(detail)
+        self.message = message
+
+
 class UnsupportedVersion(ValueError):
     """A `vsn` query parameter that matches no serializer (Phoenix refuses the upgrade)."""
 
@@ -53,14 +63,47 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | bytes) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise FrameError(f"not JSON: {exc}") from None
+
+
+# msgpack (the channel layer's serializer) packs integers from -2**63 to 2**64 - 1 only.
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+
+
+def _bad_value(value: Any) -> str | None:
+    """Why `value` (decoded JSON, walked without recursion) cannot cross the channel layer, or
+    None: an out-of-range integer or a string (or key) that is not valid UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, int) and not INT_MIN <= item <= INT_MAX:
+            return "integer out of the 64-bit range"
+        elif isinstance(item, str) and not item.isascii():
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return "string with a lone surrogate"
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    # `NaN`, `Infinity`, `-Infinity` are not JSON (Jason refuses them too).
+    raise ValueError(f"{name} is not JSON")
 
 
 def _check_ref(name: str, value: Any) -> Ref:
     # bool is an int subclass in Python; `true` is not a ref.
     if value is None or isinstance(value, str) or (type(value) is int):
+        if _bad_value(value) is not None:
+            raise FrameError(f"{name} cannot be carried")
         return value
     raise FrameError(f"{name} must be an integer, a string or null")
 
@@ -70,7 +113,14 @@ def _message(join_ref: Any, ref: Any, topic: Any, event: Any, payload: Any) -> M
         raise FrameError("topic must be a string")
     if not isinstance(event, str):
         raise FrameError("event must be a string")
-    return Message(_check_ref("join_ref", join_ref), _check_ref("ref", ref), topic, event, payload)
+    message = Message(
+        _check_ref("join_ref", join_ref), _check_ref("ref", ref), topic, event, payload
+    )
+    if (bad := _bad_value(topic) or _bad_value(event)) is not None:
+        raise FrameError(f"topic or event: {bad}")
+    if (bad := _bad_value(payload)) is not None:
+        raise InvalidPayload(message, bad)
+    return message
 
 
 class V1:

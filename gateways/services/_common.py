@@ -11,7 +11,7 @@ from typing import Any
 from django.db import IntegrityError, models, transaction
 
 from accounts.auth import Subject
-from accounts.validation import MSG_BLANK
+from accounts.validation import MSG_BLANK, MSG_INVALID
 from firezone import changes
 from firezone.errors import ValidationFailed
 from gateways.models import Client, Gateway, RelayGroup, Site
@@ -21,7 +21,14 @@ MSG_TAKEN = "has already been taken"
 PUBLIC_KEY_LENGTH = 44
 
 
+def nul_errors(value: str | None) -> list[str]:
+    """A NUL byte is permanent bad input that PostgreSQL text cannot store: "is invalid"."""
+    return [MSG_INVALID] if value is not None and "\x00" in value else []
+
+
 def length_errors(value: str, *, minimum: int = 1, maximum: int = 255) -> list[str]:
+    if "\x00" in value:
+        return nul_errors(value)
     if len(value) < minimum:
         return [MSG_BLANK] if not value else [f"should be at least {minimum} character(s)"]
     if len(value) > maximum:

@@ -15,6 +15,7 @@ from gateways.models import Client
 from gateways.services._common import (
     MSG_TAKEN,
     allocate_missing_addresses,
+    nul_errors,
     raise_errors,
     rename,
 )
@@ -72,7 +73,9 @@ def _optional_text(value: str | None, field: str, errors: dict[str, list[str]]) 
     if value is None:
         return None
     value = value.strip()
-    if len(value) > 255:
+    if "\x00" in value:
+        errors.setdefault(field, []).extend(nul_errors(value))
+    elif len(value) > 255:
         errors.setdefault(field, []).append("should be at most 255 character(s)")
     return value or None
 

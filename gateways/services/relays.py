@@ -229,8 +229,11 @@ def relay_upsert(
         message = "one of these fields must be present: ipv4, ipv6"
         errors["ipv4"].append(message)
         errors["ipv6"].append(message)
-    if isinstance(port, str) and port.strip().isdigit():  # socket params may carry strings
-        port = int(port)
+    if isinstance(port, str) and port.strip().isascii() and port.strip().isdigit():
+        # Socket params carry strings. Ecto casts any digit string (a bignum): one of more than
+        # five significant digits is out of range without `int()` (which refuses 4,300+ digits).
+        digits = port.strip().lstrip("0") or "0"
+        port = int(digits) if len(digits) <= 5 else 65536
     if not isinstance(port, int) or isinstance(port, bool):
         errors["port"].append("is invalid")
     elif port < 1:

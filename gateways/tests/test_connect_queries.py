@@ -26,11 +26,11 @@ from firezone import changes
 from firezone.errors import Unauthorized
 from firezone.models import ChangeLog
 from firezone.phoenix.rejection import ConnectRejected
-from gateways.connect import authenticate_client, authenticate_gateway
-from gateways.models import Client, Gateway, Site
+from gateways.connect import authenticate_client, authenticate_gateway, authenticate_relay
+from gateways.models import Client, Gateway, Relay, Site
 from gateways.services.clients import client_verify
 from gateways.tests.factories import flow_for, public_key, subject_of
-from gateways.tests.sockets import GATEWAY_UA, World, make_world
+from gateways.tests.sockets import GATEWAY_UA, RELAY_UA, World, make_world
 from resources.models import Flow
 from tests.live import CONNLIB_UA
 
@@ -337,3 +337,54 @@ def test_concurrent_verification_is_seen_by_the_reconnect(world) -> None:
     assert update.old_data["verified_at"] is not None and update.old_data["device_serial"] == "SN1"
     assert update.data is not None
     assert update.data["verified_at"] is None and update.data["device_serial"] == "SN2"
+
+
+# --- permanent bad input is a 422, never a 500 (issue 17) ---------------------------------------
+
+RELAY_CTX = ConnectContext(user_agent=RELAY_UA, remote_ip="192.0.2.9", version="1.4.5")
+
+
+def _rejected(authenticate_fn: Any, params: dict[str, Any], ctx: ConnectContext) -> str:
+    with pytest.raises(ConnectRejected) as exc:
+        authenticate_fn(params, ctx)
+    assert exc.value.status == 422
+    return exc.value.body
+
+
+@pytest.mark.parametrize("field", ["name", "external_id", "device_serial"])
+def test_client_nul_byte_is_invalid(world, field) -> None:
+    body = _rejected(authenticate_client, world.client_params(**{field: "a\x00b"}), CLIENT_CTX)
+    assert body == f"Invalid or missing connection parameters: {field}: is invalid\n"
+    assert Client.objects.count() == 0
+
+
+@pytest.mark.parametrize("field", ["name", "external_id"])
+def test_gateway_nul_byte_is_invalid(world, field) -> None:
+    body = _rejected(authenticate_gateway, world.gateway_params(**{field: "\x00"}), GATEWAY_CTX)
+    assert body == f"Invalid or missing connection parameters: {field}: is invalid\n"
+    assert Gateway.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [
+        ("9" * 5000, "must be less than or equal to 65535"),
+        ("0" * 4999 + "7", None),
+        ("²", "is invalid"),
+        ("0", "must be greater than or equal to 1"),
+    ],
+)
+def test_relay_port_out_of_range_is_a_422(world, port, message) -> None:
+    params = world.relay_params(port=port)
+    if message is None:  # leading zeros: the number is what counts (Ecto's integer cast)
+        _, _, relay = authenticate_relay(params, RELAY_CTX)
+        assert relay.port == 7
+        return
+    body = _rejected(authenticate_relay, params, RELAY_CTX)
+    assert body == f"Invalid or missing connection parameters: port: {message}\n"
+    assert Relay.objects.count() == 0
+
+
+def test_relay_nul_byte_in_name_is_invalid(world) -> None:
+    body = _rejected(authenticate_relay, world.relay_params(name="r\x00"), RELAY_CTX)
+    assert body == "Invalid or missing connection parameters: name: is invalid\n"

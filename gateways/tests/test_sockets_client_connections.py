@@ -113,6 +113,39 @@ async def test_ice_candidates_from_a_gateway(live, invalidate, pushed) -> None:
         )
 
 
+async def test_integers_beyond_64_bits_get_an_error_reply_and_nothing_is_written(live) -> None:
+    """Issue 17: an integer the channel layer cannot pack (≥ 2**64) in ICE candidates or a legacy
+    `request_connection` crashed the send and closed the socket (after the flow row was written).
+    Now: `unknown_message`, nothing sent or written, and the socket stays usable."""
+    cw = await run_sync(client_world)
+    async with gateway_online(live, cw) as (_gw_device, gateway):
+        listener = await GroupListener().listen(device_group("gateway", gateway.pk))
+        try:
+            joined = await join_client(live, cw)
+            async with joined.device:
+                device = joined.device
+                unknown = {"reason": "unknown_message"}
+                ice = {"gateway_ids": [str(gateway.pk)], "candidates": ["foo", 2**64]}
+                ref = await device.send("client", "broadcast_ice_candidates", ice)
+                assert await device.recv() == reply("client", ref, "error", unknown)
+                request = {
+                    "gateway_id": str(gateway.pk),
+                    "resource_id": str(cw.rdns.pk),
+                    "client_preshared_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+                    "client_payload": {"ice_parameters": {"username": "a", "password": 2**64}},
+                }
+                ref = await device.send("client", "request_connection", request)
+                assert await device.recv() == reply("client", ref, "error", unknown)
+                await listener.nothing(0.3)
+                assert not await run_sync(lambda: Flow.objects.exists())
+                # Still open and joined: the same candidates within range go through.
+                ice["candidates"] = ["foo", 2**64 - 1]
+                await device.send("client", "broadcast_ice_candidates", ice)
+                assert (await listener.receive())["candidates"] == ["foo", 2**64 - 1]
+        finally:
+            await listener.close()
+
+
 # ------------------------------------------------------------------ 51-53: legacy flow setup
 
 

@@ -227,3 +227,18 @@ def test_form_round_trip_of_time_values() -> None:
         "S/true/US/Pacific",
     ]
     assert form.conditions(resource_type="internet") == []
+
+
+def test_nul_byte_in_a_form_is_a_400_not_a_500(client: Client, acme: Acme) -> None:
+    """Issue 17: the description went to PostgreSQL, which refuses NUL in text (a 500).
+    `firezone.middleware.NulBytesMiddleware` answers any form or query with a NUL 400."""
+    policy = PolicyFactory(account=acme.account, description="Old")
+    path = f"/acme/policies/{policy.pk}/edit"
+    data = _post_data(policy.actor_group, policy.resource, **{"policy[description]": "a\x00b"})
+    response = client.post(path, data)
+    assert response.status_code == 400
+    assert "Bad Request" in _text(response)
+    policy.refresh_from_db()
+    assert policy.description == "Old"
+    assert client.get("/acme/policies?q=%00").status_code == 400
+    assert client.post(path, {**data, "policy[description]": "ab"}).status_code == 302
