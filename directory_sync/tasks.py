@@ -4,31 +4,25 @@ selectors and services.
 One beat entry per adapter (firezone/celery.py) runs `sync_<adapter>`, which enqueues
 `sync_provider(provider_id)` for each provider due (directory_sync.selectors.runs) on the
 dedicated "sync" queue (a worker must consume it: `celery worker -Q celery,sync`; `make run`'s
-worker does). `sync_provider` holds a session-level advisory lock on the provider for the whole
-run — the key of the original, `(<providers table>::regclass::oid::int,
-mod(hashtext(id::text), 2147483647)::int)` — so two workers never sync one provider at once: the
-second skips. It then re-checks that the provider is still due (the first run may just have
-finished) and runs the sync. Messages expire after their adapter's interval, so a busy queue
-does not pile up stale runs; a run may take up to 8 h (4 h fetch + 4 h writes, §2.2).
+worker does). `sync_provider` holds the provider's lock for the whole run (`firezone.jobs.
+single_run`, the session-level advisory lock of the periodic jobs, named after the provider), so
+two workers never sync one provider at once: the second skips. It then re-checks that the
+provider is still due (the first run may just have finished) and runs the sync. Messages expire
+after their adapter's interval, so a busy queue does not pile up stale runs; a run may take up
+to 8 h (4 h fetch + 4 h writes, §2.2).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from celery import shared_task
-from django.db import connection
 
 from accounts.models import AuthProvider
 from directory_sync.selectors.runs import provider_get_syncable, providers_due_for_sync
 from directory_sync.services.runs import provider_sync_run
 from directory_sync.services.tokens import provider_access_tokens_refresh_due
 from firezone.jobs import single_run
-
-logger = logging.getLogger(__name__)
 
 SYNC_QUEUE = "sync"  # settings.CELERY_TASK_ROUTES sends sync_provider there
 SYNC_TIME_LIMIT = 8 * 3600
@@ -42,27 +36,6 @@ SYNC_INTERVALS: dict[str, float] = {
     A.MOCK: 60.0,
 }
 
-# The original's key, on this schema's table: (table oid, hash of the provider id).
-_LOCK_KEY = (
-    f"'{AuthProvider._meta.db_table}'::regclass::oid::int, mod(hashtext(%s::text), 2147483647)::int"
-)
-
-
-@contextmanager
-def provider_sync_lock(provider_id: str) -> Iterator[bool]:
-    """Try the provider's session-level advisory lock on this thread's connection, without
-    waiting; yields whether it was acquired (released on leaving the block, or with the
-    connection if the worker dies)."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT pg_try_advisory_lock({_LOCK_KEY})", [provider_id])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})", [provider_id])
-
 
 @shared_task(
     name="directory_sync.tasks.sync_provider",
@@ -73,9 +46,8 @@ def provider_sync_lock(provider_id: str) -> Iterator[bool]:
 def sync_provider(provider_id: str, force: bool = False) -> str:
     """Sync one provider unless another worker is on it or it is no longer due. `force` ("Sync
     now") skips the back-off, not the rest of the predicate. Returns what happened."""
-    with provider_sync_lock(str(provider_id)) as acquired:
+    with single_run(f"directory_sync.sync_provider:{provider_id}") as acquired:
         if not acquired:
-            logger.info("provider %s: directory sync already running elsewhere", provider_id)
             return "locked"
         provider = provider_get_syncable(provider_id=provider_id, due_only=not force)
         if provider is None:
