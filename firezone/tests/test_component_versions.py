@@ -192,3 +192,6 @@ def test_the_refresher_is_on_the_beat_schedule() -> None:
     schedule = {e["task"]: e for e in app.conf.beat_schedule.values()}
     assert schedule["firezone.tasks.component_versions_refresh"]["schedule"] == 60.0
     assert schedule["gateways.tasks.outdated_gateways_notify"]["schedule"] == 300.0
+    app.loader.import_default_modules()
+    assert "firezone.tasks.component_versions_refresh" in app.tasks
+    assert "gateways.tasks.outdated_gateways_notify" in app.tasks
