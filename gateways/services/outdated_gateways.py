@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -73,6 +73,7 @@ class OutdatedGatewaysRun:
 def _due_accounts(now: datetime) -> list[Account]:
     candidates = (
         Account.objects.filter(disabled_at__isnull=True)
+        .only("id", "name", "slug", "config", "inserted_at")
         .exclude(config__notifications__outdated_gateway__enabled=False)
         .order_by("inserted_at", "id")
     )
@@ -188,10 +189,7 @@ def _notify_account(account: Account, gateways: list[Gateway], latest: str, now:
 def outdated_gateways_notify(*, now: datetime | None = None) -> OutdatedGatewaysRun:
     """One run of the job over every due account."""
     now = now or timezone.now()
-    if (
-        settings.OUTDATED_GATEWAY_EMAIL_SUNDAYS_ONLY
-        and now.astimezone(timezone.get_fixed_timezone(0)).weekday() != SUNDAY
-    ):
+    if settings.OUTDATED_GATEWAY_EMAIL_SUNDAYS_ONLY and now.astimezone(UTC).weekday() != SUNDAY:
         return OutdatedGatewaysRun(skipped="not Sunday (UTC)")
     latest = gateway_latest_version()
     if version_key(latest) is None:
