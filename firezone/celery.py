@@ -59,6 +59,20 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=17, hour=3),
         "options": {"expires": 3600},
     },
+    # Component versions (§3.2 row 14): the latest releases, read every minute
+    # (COMPONENT_VERSIONS_URL); one run at a time.
+    "component-versions-refresh": {
+        "task": "firezone.tasks.component_versions_refresh",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Outdated-gateway e-mail (§3.2 row 5, §4.4): every 5 minutes; the task itself acts on
+    # Sundays only in production (OUTDATED_GATEWAY_EMAIL_SUNDAYS_ONLY).
+    "outdated-gateways-notify": {
+        "task": "gateways.tasks.outdated_gateways_notify",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
     # Directory sync (§2.13, §3.2 rows 11-13 in one): the providers' OAuth access tokens are
     # refreshed before they expire; one run at a time (firezone/jobs.py).
     "directory-sync-refresh-provider-tokens": {

@@ -89,3 +89,18 @@ class LastSeenLocation(models.Model):
 
     class Meta:
         abstract = True
+
+
+class ComponentVersion(models.Model):
+    """The latest published version of a Firezone component (domain.md §5.14), as last fetched
+    by the refresher (`firezone.component_versions`). A table rather than the cache: the last
+    known versions survive restarts and a Redis flush, and every process reads the same ones."""
+
+    # apple, android, gateway, gui, headless
+    component = models.CharField(max_length=32, primary_key=True)
+    version = models.CharField(max_length=255)
+    # When the refresher last got this value from the releases source.
+    fetched_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.component} {self.version}"

@@ -80,9 +80,21 @@ API_REFILL_RATE = env.float("API_REFILL_RATE", default=10.0)
 # the registry the Docker instructions pull the gateway/relay images from.
 API_URL_OVERRIDE = env.str("API_URL_OVERRIDE", default="")
 DOCKER_REGISTRY = env.str("DOCKER_REGISTRY", default="ghcr.io/firezone")
-# Latest published gateway version (domain.md §5.14 fallback), for the "New version available"
-# marks of the gateway tables.
+# Component versions (domain.md §5.14, firezone/component_versions.py): the releases JSON the
+# refresher reads every minute — an http(s):// URL, a file:// path, or empty for the bundled
+# firezone/releases.json (the development and test default). GATEWAY_LATEST_VERSION is only the
+# gateway's fallback until a first refresh succeeds.
+COMPONENT_VERSIONS_URL = env.str(
+    "COMPONENT_VERSIONS_URL",
+    default="" if (DEBUG or TESTING) else "https://www.firezone.dev/api/releases",
+)
+COMPONENT_VERSIONS_TIMEOUT = env.float("COMPONENT_VERSIONS_TIMEOUT", default=10.0)
 GATEWAY_LATEST_VERSION = env.str("GATEWAY_LATEST_VERSION", default="1.4.0")
+# The outdated-gateway e-mail (billing_sync_jobs.md §4.4) goes out on Sundays (UTC) only, like the
+# original in production; development and tests act on every run.
+OUTDATED_GATEWAY_EMAIL_SUNDAYS_ONLY = env.bool(
+    "OUTDATED_GATEWAY_EMAIL_SUNDAYS_ONLY", default=not (DEBUG or TESTING)
+)
 
 INSTALLED_APPS = [
     "daphne",

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from django.utils import timezone
+
+from firezone.component_versions import component_versions_refresh as refresh_versions
+from firezone.jobs import single_run
 
 logger = logging.getLogger(__name__)
 
@@ -14,3 +18,12 @@ def heartbeat() -> str:
     now = timezone.now().isoformat()
     logger.info("heartbeat at %s", now)
     return now
+
+
+@shared_task(name="firezone.tasks.component_versions_refresh", ignore_result=True)
+def component_versions_refresh() -> dict[str, Any] | None:
+    """Every minute (billing_sync_jobs.md §3.2 row 14): read the releases JSON and store the
+    latest component versions; a failure keeps the last known ones. One run at a time; None when
+    skipped."""
+    with single_run("firezone.component_versions_refresh") as acquired:
+        return refresh_versions().as_dict() if acquired else None

@@ -9,11 +9,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.validation import is_uuid
+from firezone.component_versions import latest_version
 from firezone.lookup import get_or_not_found
 from firezone.versions import version_key
 from gateways import presence
@@ -84,8 +84,9 @@ def gateways_online(
 
 
 def gateway_latest_version() -> str:
-    """The latest published gateway version (configured; domain.md §5.14)."""
-    return settings.GATEWAY_LATEST_VERSION
+    """The latest published gateway version, as last refreshed (domain.md §5.14,
+    firezone/component_versions.py)."""
+    return latest_version("gateway")
 
 
 def gateway_outdated(version: str | None, latest: str | None = None) -> bool:
