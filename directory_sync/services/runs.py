@@ -43,8 +43,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.features import feature_enabled
-from accounts.models import Actor, AuthIdentity, AuthProvider
-from accounts.services.welcome_emails import identity_welcome_address
+from accounts.models import AuthProvider
+from accounts.selectors.notifications import admin_email_addresses
 from directory_sync.adapters import DIRECTORIES
 from directory_sync.directory import SyncCountedFailure, SyncLogOnly, SyncUnauthorized
 from directory_sync.services.sync import provider_sync_apply
@@ -211,27 +211,8 @@ def _log_only(provider: AuthProvider, message: str, *, already_logged: bool = Fa
 
 
 def sync_error_recipients(provider: AuthProvider) -> list[str]:
-    """The addresses of the account's enabled admins (each of their identities), de-duplicated
-    case-insensitively, in a stable order."""
-    identities = (
-        AuthIdentity.objects.filter(
-            account_id=provider.account_id,
-            actor__type=Actor.Type.ACCOUNT_ADMIN_USER,
-            actor__disabled_at__isnull=True,
-        )
-        .select_related("provider")
-        .order_by("inserted_at", "id")
-    )
-    seen: set[str] = set()
-    addresses: list[str] = []
-    for identity in identities:
-        address = identity_welcome_address(identity)
-        if not address and identity.provider.adapter == AuthProvider.Adapter.EMAIL:
-            address = identity.provider_identifier
-        if address and "@" in address and address.lower() not in seen:
-            seen.add(address.lower())
-            addresses.append(address)
-    return addresses
+    """The account's enabled admins' addresses (the same list every account notification uses)."""
+    return admin_email_addresses(provider.account_id)
 
 
 def sync_error_email_build(*, provider: AuthProvider, to: list[str]) -> mail.EmailMessage:
