@@ -168,8 +168,12 @@ if DATABASE_POOL_MAX > 0:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DATABASE_POOL_MAX,
-        "timeout": 10,
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10),
     }
+    # Django passes psycopg's `ConnectionPool.check_connection`: a pooled connection is tested
+    # (one empty round trip) when checked out, so after a PostgreSQL restart a dead one is
+    # replaced instead of failing the request that drew it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 # Threads that run the device sockets' database work in one process (`firezone.db`).
@@ -182,7 +186,8 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # pub/sub message per server process (`firezone.stream`, `gateways.hub`).
 CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels-redis's layer, surviving a Redis restart without closing the sockets.
+        "BACKEND": "firezone.channel_layer.ResilientRedisChannelLayer",
         "CONFIG": {
             "hosts": [REDIS_URL],
             "prefix": env.str("CHANNELS_PREFIX", default="fz"),

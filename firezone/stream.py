@@ -44,8 +44,9 @@ MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
 MAX_MESSAGE_CHANGES: Final = MAX_MESSAGE_BYTES // 100
 # Seconds a subscription may take (Redis unreachable: the hub's load fails, the join with it).
 SUBSCRIBE_TIMEOUT: Final = 10.0
-# Back-off of the subscriber's reconnect loop, in seconds.
-_RECONNECT_DELAYS: Final = (0.1, 0.5, 1.0, 2.0, 5.0)
+# Back-off of the subscriber's reconnect loop, in seconds: at most 1 s, so hubs reload (and
+# devices hear of changes made during a Redis outage) within a second of its recovery.
+_RECONNECT_DELAYS: Final = (0.1, 0.25, 0.5, 1.0)
 
 _PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])

@@ -34,6 +34,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from firezone import metrics
 from firezone.changes import session_group
+from firezone.outage import UNAVAILABLE_BODY, UNAVAILABLE_REASON, describe, is_outage
 from firezone.phoenix import rejection
 from firezone.phoenix.framing import (
     CLOSE,
@@ -167,6 +168,11 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         """Return a dict (ok), an `ErrorReply`, `NO_REPLY`, or None (unknown_message)."""
         return None
 
+    async def outage_reply(self, event: str, payload: Any, message: Message) -> Any:
+        """`handle_in` failed because PostgreSQL or Redis is unreachable: what to answer (same
+        return values as `handle_in`). The socket stays up."""
+        return ErrorReply.reason(UNAVAILABLE_REASON)
+
     async def leave(self, reason: str) -> None:
         """The joined channel ended: "leave", "rejoin", "close" or "disconnect"."""
 
@@ -233,7 +239,11 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         except ConnectRejected as rejected:
             await deny(self.base_send, self.scope, rejected.status, rejected.body)
             return
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):  # temporary: connlib retries a 5xx with back-off
+                logger.warning("%s connect refused: %s", type(self).__name__, describe(exc))
+                await deny(self.base_send, self.scope, 503, UNAVAILABLE_BODY)
+                return
             logger.exception("%s connect failed", type(self).__name__)
             await deny(self.base_send, self.scope, 500, "Internal server error")
             return
@@ -266,8 +276,14 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
             await handler(message)
         except StopConsumer:
             raise
-        except Exception:
-            logger.exception("%s crashed handling %s", type(self).__name__, message.get("type"))
+        except Exception as exc:
+            kind = message.get("type")
+            if is_outage(exc) and kind != "websocket.disconnect":
+                # A store is down: this message is lost, the socket is not (its device retries).
+                name = type(self).__name__
+                logger.warning("%s could not handle %s: %s", name, kind, describe(exc))
+                return
+            logger.exception("%s crashed handling %s", type(self).__name__, kind)
             if message.get("type") == "websocket.disconnect":
                 raise StopConsumer() from None  # the socket is gone: just stop
             await self.close_channel()
@@ -351,10 +367,19 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
     async def _handle_in(self, message: Message) -> None:
         try:
             result = await self.handle_in(message.event, message.payload, message)
-        except Exception:
-            logger.exception("%s crashed handling %s", type(self).__name__, message.event)
-            await self.close_channel()
-            return
+        except Exception as exc:
+            if not is_outage(exc):
+                logger.exception("%s crashed handling %s", type(self).__name__, message.event)
+                await self.close_channel()
+                return
+            logger.warning(
+                "%s could not handle %s: %s", type(self).__name__, message.event, describe(exc)
+            )
+            try:
+                result = await self.outage_reply(message.event, message.payload, message)
+            except Exception:
+                logger.exception("%s outage reply to %s failed", type(self).__name__, message.event)
+                result = ErrorReply.reason(UNAVAILABLE_REASON)
         if result is NO_REPLY:
             return
         if result is None:
