@@ -10,9 +10,11 @@ portal process with Redis unreachable does (the commit succeeds, the publish fai
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -36,6 +38,36 @@ CLIENT_HEADERS = {
     "x-geo-location-coordinates": "50.4333,30.5167",
 }
 GATEWAY_HEADERS = {"User-Agent": GATEWAY_UA, "X-Forwarded-For": "203.0.113.80"}
+CLIENT_PATH = "/client/websocket"
+GATEWAY_PATH = "/gateway/websocket"
+
+
+def client_params(world: dict[str, Any], name: str) -> dict[str, str]:
+    """Connect parameters of a new client of the world's user."""
+    return {
+        "token": world["client_token"],
+        "external_id": secrets.token_hex(32),
+        "name": name,
+        "public_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+
+
+def gateway_params(world: dict[str, Any]) -> dict[str, str]:
+    """Connect parameters of a new gateway of the world's site."""
+    return {
+        "token": world["site_token"],
+        "external_id": secrets.token_hex(32),
+        "name": "gw-1",
+        "public_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+
+
+def server_errors(log: str) -> list[str]:
+    """A server log's ERROR lines (each one a traceback), but `firezone.changes`' failed
+    publishes (a write while Redis is down; replaying them is the change log's part of
+    issue 17)."""
+    found = re.findall(r"^\S+ \S+ (?:ERROR|CRITICAL) (\S+) (.*)$", log, re.MULTILINE)
+    return [f"{name} {text}" for name, text in found if name != "firezone.changes"]
 
 
 class Redis:

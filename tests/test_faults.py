@@ -16,7 +16,6 @@ The daphne log holds no traceback at the end of either.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,8 +23,20 @@ from typing import Any
 
 import pytest
 
-from gateways.tests.sockets import CLIENT_PATH, GATEWAY_PATH, external_id, public_key
-from tests.faults import CLIENT_HEADERS, GATEWAY_HEADERS, Postgres, Redis, helper, lab_env, services
+from tests.faults import (
+    CLIENT_HEADERS,
+    CLIENT_PATH,
+    GATEWAY_HEADERS,
+    GATEWAY_PATH,
+    Postgres,
+    Redis,
+    helper,
+    lab_env,
+    server_errors,
+    services,
+)
+from tests.faults import client_params as new_client
+from tests.faults import gateway_params as new_gateway
 from tests.live import Device, LiveServer, Rejected, reply, run_daphne
 
 pytestmark = [pytest.mark.slow]
@@ -58,21 +69,11 @@ def lab() -> Iterator[Lab]:
 
 
 def client_params(lab: Lab, name: str = "laptop") -> dict[str, str]:
-    return {
-        "token": lab.world["client_token"],
-        "external_id": external_id(),
-        "name": name,
-        "public_key": public_key(),
-    }
+    return new_client(lab.world, name)
 
 
 def gateway_params(lab: Lab) -> dict[str, str]:
-    return {
-        "token": lab.world["site_token"],
-        "external_id": external_id(),
-        "name": "gw-1",
-        "public_key": public_key(),
-    }
+    return new_gateway(lab.world)
 
 
 async def join_client(lab: Lab, name: str = "laptop") -> tuple[Device, dict[str, Any]]:
@@ -135,13 +136,6 @@ async def heartbeat(*devices: Device) -> None:
         assert await device.expect("phx_reply", "phoenix", ref=ref) == reply("phoenix", ref)
 
 
-def errors(log: str) -> list[str]:
-    """The server's ERROR lines (each a traceback), but `firezone.changes`' failed publishes
-    (a write while Redis is down; replaying them is the change log's part of issue 17)."""
-    found = re.findall(r"^\S+ \S+ (?:ERROR|CRITICAL) (\S+) (.*)$", log, re.MULTILINE)
-    return [f"{name} {text}" for name, text in found if name != "firezone.changes"]
-
-
 async def refused(lab: Lab, path: str, params: dict[str, str], headers: dict[str, str]) -> int:
     try:
         async with Device(lab.server) as device:
@@ -198,7 +192,7 @@ async def test_a_redis_restart_drops_no_socket_and_delivers_what_changed_meanwhi
     await late.close()
     assert client.ws is not None and client.ws.close_code is None
     assert gateway.ws is not None and gateway.ws.close_code is None
-    assert errors(lab.server.log()) == []
+    assert server_errors(lab.server.log()) == []
 
 
 async def test_a_postgres_restart_drops_no_socket(lab: Lab, joined: tuple[Device, Device]) -> None:
@@ -225,4 +219,4 @@ async def test_a_postgres_restart_drops_no_socket(lab: Lab, joined: tuple[Device
     await heartbeat(client, gateway)
     assert client.ws is not None and client.ws.close_code is None
     assert gateway.ws is not None and gateway.ws.close_code is None
-    assert errors(lab.server.log()) == []
+    assert server_errors(lab.server.log()) == []
