@@ -200,6 +200,7 @@ class StreamSubscriber:
                 await self._connect()
                 self._connected.set()
                 if not first:
+                    logger.warning("device stream back: %d hubs reload", len(self.handlers))
                     # Anything published while we were away is lost for us: every hub reloads.
                     for handler in list(self.handlers.values()):
                         await _guarded(handler(None))
@@ -211,8 +212,10 @@ class StreamSubscriber:
             except Exception:
                 self._connected.clear()
                 delay = _RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)]
+                # One line per outage, not one per attempt.
+                log = logger.warning if attempt == 0 else logger.debug
                 attempt += 1
-                logger.warning("device stream connection lost; reconnecting in %ss", delay)
+                log("device stream connection lost; reconnecting in %ss", delay)
                 with contextlib.suppress(Exception):
                     await self._pubsub.aclose()
                 await asyncio.sleep(delay)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -261,8 +261,12 @@ def main(argv: list[str]) -> int:
     import django
 
     django.setup()
-    command, args = argv[0], argv[1:]
-    result = {"world": _world, "revoke": _revoke, "grant": _grant}[command](*args)
+    commands: dict[str, Callable[..., dict[str, Any]]] = {
+        "world": _world,
+        "revoke": _revoke,
+        "grant": _grant,
+    }
+    result = commands[argv[0]](*argv[1:])
     print(json.dumps(result))
     return 0
 

@@ -17,6 +17,11 @@ dropped with a log (Phoenix would kill the socket; §1.8 allows ignoring them); 
 answered `join crashed`; any other crash closes this socket only (`phx_close` then close, which
 devices recover from promptly, §1.9) and never propagates; a socket that received nothing for
 `idle_timeout` seconds is closed (§1.1).
+
+Outages (`firezone.outage`): a connection error of PostgreSQL or Redis is no crash. A connect
+is refused `503` (temporary for connlib), a request is answered by `outage_reply` (default: an
+error reply `{"reason":"unavailable"}`), a channel-layer message is dropped; the socket stays up
+and one line is logged, without a traceback.
 """
 
 from __future__ import annotations
