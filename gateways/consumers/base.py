@@ -38,7 +38,7 @@ from firezone import metrics
 from firezone.changes import Change, session_group
 from firezone.channel_layer import ResilientRedisChannelLayer
 from firezone.db import db_call
-from firezone.outage import describe, is_outage
+from firezone.outage import UNAVAILABLE_BODY, describe, is_outage
 from firezone.phoenix.consumer import IDLE_TIMEOUTS, PhoenixConsumer
 from firezone.phoenix.rejection import ConnectRejected
 from gateways import wire
@@ -170,6 +170,12 @@ class DeviceConsumer(PhoenixConsumer):
     async def authenticate(self, scope: dict[str, Any]) -> None:
         ctx = connect_context(scope)
         self.connect_ctx = ctx
+        layer = self.channel_layer
+        if isinstance(layer, ResilientRedisChannelLayer) and layer.down_since is not None:
+            # Redis is known to be down (this process's receive is waiting for it): refuse now,
+            # before the device's row is written (the device retries a 503).
+            metrics.REJECTIONS.labels(kind=self.topic_name, status="503").inc()
+            raise ConnectRejected(503, UNAVAILABLE_BODY)
         try:
             token_id, account_id, device_id = await db_call(
                 throttled, self.authenticate_device, self.params, ctx
