@@ -169,6 +169,11 @@ if DATABASE_POOL_MAX > 0:
         "min_size": 1,
         "max_size": DATABASE_POOL_MAX,
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10),
+        # psycopg retries a failed connect with a doubling back-off (1, 2, 4, 8 s...) for this
+        # long, and grows no other connection meanwhile: after a long PostgreSQL outage the
+        # first requests would wait out that back-off. Given up after 2 s, the next request
+        # starts a fresh attempt at once.
+        "reconnect_timeout": 2.0,
     }
     # Django passes psycopg's `ConnectionPool.check_connection`: a pooled connection is tested
     # (one empty round trip) when checked out, so after a PostgreSQL restart a dead one is

@@ -365,8 +365,13 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=frame)
         try:
             await self.after_join()
-        except Exception:
-            logger.exception("%s after_join crashed", type(self).__name__)
+        except Exception as exc:
+            # Closed either way (`phx_close`: the device joins again, its connect answered 503
+            # until the store is back); an outage is no bug, so no traceback.
+            if is_outage(exc):
+                logger.warning("%s after_join: %s", type(self).__name__, describe(exc))
+            else:
+                logger.exception("%s after_join crashed", type(self).__name__)
             await self.close_channel()
 
     async def _handle_in(self, message: Message) -> None:
