@@ -183,6 +183,10 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 # Threads that run the device sockets' database work in one process (`firezone.db`).
 DEVICE_DB_THREADS = env.int("DEVICE_DB_THREADS", default=8)
+# Seconds a device connect may spend on the database before it is refused 503 (PostgreSQL down
+# or the pool exhausted): below daphne's 5 s handshake timeout, past which daphne answers 403,
+# which connlib takes as fatal.
+DEVICE_CONNECT_DB_SECONDS = env.float("DEVICE_CONNECT_DB_SECONDS", default=3.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -156,8 +156,9 @@ def lab_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(BASE_DIR),
         CELERY_TASK_ALWAYS_EAGER="true",
-        # A connect or request during a PostgreSQL outage waits this long for a connection.
-        DATABASE_POOL_TIMEOUT="3",
+        # A request during a PostgreSQL outage waits this long for a connection (a connect
+        # DEVICE_CONNECT_DB_SECONDS, 3 s).
+        DATABASE_POOL_TIMEOUT="5",
     )
     env.update(extra)
     return env

@@ -32,6 +32,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from channels_redis.core import RedisChannelLayer
+from django.conf import settings
 
 from accounts.request import ConnectContext, connect_context
 from firezone import metrics
@@ -177,9 +178,10 @@ class DeviceConsumer(PhoenixConsumer):
             metrics.REJECTIONS.labels(kind=self.topic_name, status="503").inc()
             raise ConnectRejected(503, UNAVAILABLE_BODY)
         try:
-            token_id, account_id, device_id = await db_call(
-                throttled, self.authenticate_device, self.params, ctx
-            )
+            token_id, account_id, device_id = await asyncio.wait_for(
+                db_call(throttled, self.authenticate_device, self.params, ctx),
+                getattr(settings, "DEVICE_CONNECT_DB_SECONDS", 3.0),
+            )  # a TimeoutError is an outage: 503 (the thread finishes or fails on its own)
         except ConnectRejected as rejected:
             metrics.REJECTIONS.labels(kind=self.topic_name, status=str(rejected.status)).inc()
             delay = rejected.delay
