@@ -320,8 +320,8 @@ def verdicts(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
             ),
         ),
         (
-            f"server errors: {len(figures['errors'])} (tracebacks in the log:"
-            f" {figures['tracebacks']}, the rest from firezone.changes' failed publishes)",
+            f"server errors: {len(figures['errors'])} (tracebacks in daphne's log:"
+            f" {figures['tracebacks']}; firezone.changes' failed publishes are not counted)",
             "0 errors",
             _ok(not figures["errors"]),
         ),
