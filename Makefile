@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers of `make test-fast` (auto = one per CPU core).
 TEST_WORKERS ?= auto
 
-.PHONY: install run seed manage shell test test-fast lint format clean bench bench-portal bench-api bench-sync
+.PHONY: install run seed manage shell test test-fast lint format clean bench bench-portal bench-api bench-sync bench-faults
 
 # The stamp is a copy of the pyproject.toml it installed: pip runs (quietly, output in
 # .venv/install.log, shown on failure) only when the dependencies really changed.
@@ -72,6 +72,11 @@ bench-api: $(STAMP)
 # of a real daphne; throwaway PostgreSQL + Redis. Smaller: make bench-sync ARGS="--clients 200"
 bench-sync: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/sync.py $(ARGS)
+
+# Outages (README "Outages"): a PostgreSQL and a Redis of its own, each stopped and started again
+# under 100 joined clients and a gateway of a real daphne. Smaller: ARGS="--clients 20 --outage 5"
+bench-faults: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL $(PY) bench/faults.py $(ARGS)
 
 # ruff, mypy and the import contract (README "Architecture", read from the source). mypy imports
 # the settings (django-stubs): DEBUG=true needs no secrets and no database.

@@ -180,12 +180,25 @@ if DATABASE_POOL_MAX > 0:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DATABASE_POOL_MAX,
-        "timeout": 10,
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10),
+        # psycopg retries a failed connect with a doubling back-off (1, 2, 4, 8 s...) for this
+        # long, and grows no other connection meanwhile: after a long PostgreSQL outage the
+        # first requests would wait out that back-off. Given up after 2 s, the next request
+        # starts a fresh attempt at once.
+        "reconnect_timeout": 2.0,
     }
+    # Django passes psycopg's `ConnectionPool.check_connection`: a pooled connection is tested
+    # (one empty round trip) when checked out, so after a PostgreSQL restart a dead one is
+    # replaced instead of failing the request that drew it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 # Threads that run the device sockets' database work in one process (`firezone.db`).
 DEVICE_DB_THREADS = env.int("DEVICE_DB_THREADS", default=8)
+# Seconds a device connect may spend on the database before it is refused 503 (PostgreSQL down
+# or the pool exhausted): below daphne's 5 s handshake timeout, past which daphne answers 403,
+# which connlib takes as fatal.
+DEVICE_CONNECT_DB_SECONDS = env.float("DEVICE_CONNECT_DB_SECONDS", default=3.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -194,7 +207,8 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # pub/sub message per server process (`firezone.stream`, `gateways.hub`).
 CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels-redis's layer, surviving a Redis restart without closing the sockets.
+        "BACKEND": "firezone.channel_layer.ResilientRedisChannelLayer",
         "CONFIG": {
             "hosts": [REDIS_URL],
             "prefix": env.str("CHANNELS_PREFIX", default="fz"),

@@ -44,8 +44,9 @@ MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
 MAX_MESSAGE_CHANGES: Final = MAX_MESSAGE_BYTES // 100
 # Seconds a subscription may take (Redis unreachable: the hub's load fails, the join with it).
 SUBSCRIBE_TIMEOUT: Final = 10.0
-# Back-off of the subscriber's reconnect loop, in seconds.
-_RECONNECT_DELAYS: Final = (0.1, 0.5, 1.0, 2.0, 5.0)
+# Back-off of the subscriber's reconnect loop, in seconds: at most 1 s, so hubs reload (and
+# devices hear of changes made during a Redis outage) within a second of its recovery.
+_RECONNECT_DELAYS: Final = (0.1, 0.25, 0.5, 1.0)
 
 _PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])
@@ -199,6 +200,7 @@ class StreamSubscriber:
                 await self._connect()
                 self._connected.set()
                 if not first:
+                    logger.warning("device stream back: %d hubs reload", len(self.handlers))
                     # Anything published while we were away is lost for us: every hub reloads.
                     for handler in list(self.handlers.values()):
                         await _guarded(handler(None))
@@ -210,8 +212,10 @@ class StreamSubscriber:
             except Exception:
                 self._connected.clear()
                 delay = _RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)]
+                # One line per outage, not one per attempt.
+                log = logger.warning if attempt == 0 else logger.debug
                 attempt += 1
-                logger.warning("device stream connection lost; reconnecting in %ss", delay)
+                log("device stream connection lost; reconnecting in %ss", delay)
                 with contextlib.suppress(Exception):
                     await self._pubsub.aclose()
                 await asyncio.sleep(delay)

@@ -17,6 +17,11 @@ dropped with a log (Phoenix would kill the socket; §1.8 allows ignoring them); 
 answered `join crashed`; any other crash closes this socket only (`phx_close` then close, which
 devices recover from promptly, §1.9) and never propagates; a socket that received nothing for
 `idle_timeout` seconds is closed (§1.1).
+
+Outages (`firezone.outage`): a connection error of PostgreSQL or Redis is no crash. A connect
+is refused `503` (temporary for connlib), a request is answered by `outage_reply` (default: an
+error reply `{"reason":"unavailable"}`), a channel-layer message is dropped; the socket stays up
+and one line is logged, without a traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from firezone import metrics
 from firezone.changes import session_group
+from firezone.outage import UNAVAILABLE_BODY, UNAVAILABLE_REASON, describe, is_outage
 from firezone.phoenix import rejection
 from firezone.phoenix.framing import (
     CLOSE,
@@ -167,6 +173,11 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         """Return a dict (ok), an `ErrorReply`, `NO_REPLY`, or None (unknown_message)."""
         return None
 
+    async def outage_reply(self, event: str, payload: Any, message: Message) -> Any:
+        """`handle_in` failed because PostgreSQL or Redis is unreachable: what to answer (same
+        return values as `handle_in`). The socket stays up."""
+        return ErrorReply.reason(UNAVAILABLE_REASON)
+
     async def leave(self, reason: str) -> None:
         """The joined channel ended: "leave", "rejoin", "close" or "disconnect"."""
 
@@ -233,7 +244,11 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         except ConnectRejected as rejected:
             await deny(self.base_send, self.scope, rejected.status, rejected.body)
             return
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):  # temporary: connlib retries a 5xx with back-off
+                logger.warning("%s connect refused: %s", type(self).__name__, describe(exc))
+                await deny(self.base_send, self.scope, 503, UNAVAILABLE_BODY)
+                return
             logger.exception("%s connect failed", type(self).__name__)
             await deny(self.base_send, self.scope, 500, "Internal server error")
             return
@@ -266,8 +281,14 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
             await handler(message)
         except StopConsumer:
             raise
-        except Exception:
-            logger.exception("%s crashed handling %s", type(self).__name__, message.get("type"))
+        except Exception as exc:
+            kind = message.get("type")
+            if is_outage(exc) and kind != "websocket.disconnect":
+                # A store is down: this message is lost, the socket is not (its device retries).
+                name = type(self).__name__
+                logger.warning("%s could not handle %s: %s", name, kind, describe(exc))
+                return
+            logger.exception("%s crashed handling %s", type(self).__name__, kind)
             if message.get("type") == "websocket.disconnect":
                 raise StopConsumer() from None  # the socket is gone: just stop
             await self.close_channel()
@@ -344,17 +365,31 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=frame)
         try:
             await self.after_join()
-        except Exception:
-            logger.exception("%s after_join crashed", type(self).__name__)
+        except Exception as exc:
+            # Closed either way (`phx_close`: the device joins again, its connect answered 503
+            # until the store is back); an outage is no bug, so no traceback.
+            if is_outage(exc):
+                logger.warning("%s after_join: %s", type(self).__name__, describe(exc))
+            else:
+                logger.exception("%s after_join crashed", type(self).__name__)
             await self.close_channel()
 
     async def _handle_in(self, message: Message) -> None:
         try:
             result = await self.handle_in(message.event, message.payload, message)
-        except Exception:
-            logger.exception("%s crashed handling %s", type(self).__name__, message.event)
-            await self.close_channel()
-            return
+        except Exception as exc:
+            if not is_outage(exc):
+                logger.exception("%s crashed handling %s", type(self).__name__, message.event)
+                await self.close_channel()
+                return
+            logger.warning(
+                "%s could not handle %s: %s", type(self).__name__, message.event, describe(exc)
+            )
+            try:
+                result = await self.outage_reply(message.event, message.payload, message)
+            except Exception:
+                logger.exception("%s outage reply to %s failed", type(self).__name__, message.event)
+                result = ErrorReply.reason(UNAVAILABLE_REASON)
         if result is NO_REPLY:
             return
         if result is None:

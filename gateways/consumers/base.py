@@ -32,16 +32,19 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from channels_redis.core import RedisChannelLayer
+from django.conf import settings
 
 from accounts.request import ConnectContext, connect_context
 from firezone import metrics
 from firezone.changes import Change, session_group
+from firezone.channel_layer import ResilientRedisChannelLayer
 from firezone.db import db_call
+from firezone.outage import UNAVAILABLE_BODY, describe, is_outage
 from firezone.phoenix.consumer import IDLE_TIMEOUTS, PhoenixConsumer
 from firezone.phoenix.rejection import ConnectRejected
 from gateways import wire
 from gateways.connect import throttled
-from gateways.presence import PresenceTracker
+from gateways.presence import PresenceTracker, refresh_all
 from gateways.relay_selection import (
     Push,
     RelayWatch,
@@ -74,6 +77,14 @@ class _Local:
         self.devices: dict[tuple[str, str], set[DeviceConsumer]] = {}
         self.channels: dict[str, DeviceConsumer] = {}
         self.refresher: asyncio.Task | None = None
+
+    async def recover(self) -> None:
+        """Redis answers again after an outage, maybe empty (restarted without persistence):
+        write this process's group memberships and presence entries again, so gateways get
+        flows and clients see their gateways online without waiting for the periodic refresh."""
+        groups = await refresh_groups(self)
+        await refresh_all()
+        logger.warning("recovered %d group memberships after a Redis outage", groups)
 
 
 async def refresh_groups(local: _Local) -> int:
@@ -160,18 +171,26 @@ class DeviceConsumer(PhoenixConsumer):
     async def authenticate(self, scope: dict[str, Any]) -> None:
         ctx = connect_context(scope)
         self.connect_ctx = ctx
+        layer = self.channel_layer
+        if isinstance(layer, ResilientRedisChannelLayer) and layer.down_since is not None:
+            # Redis is known to be down (this process's receive is waiting for it): refuse now,
+            # before the device's row is written (the device retries a 503).
+            metrics.REJECTIONS.labels(kind=self.topic_name, status="503").inc()
+            raise ConnectRejected(503, UNAVAILABLE_BODY)
         try:
-            token_id, account_id, device_id = await db_call(
-                throttled, self.authenticate_device, self.params, ctx
-            )
+            token_id, account_id, device_id = await asyncio.wait_for(
+                db_call(throttled, self.authenticate_device, self.params, ctx),
+                getattr(settings, "DEVICE_CONNECT_DB_SECONDS", 3.0),
+            )  # a TimeoutError is an outage: 503 (the thread finishes or fails on its own)
         except ConnectRejected as rejected:
             metrics.REJECTIONS.labels(kind=self.topic_name, status=str(rejected.status)).inc()
             delay = rejected.delay
             if delay:
                 await asyncio.sleep(delay)
             raise
-        except Exception:
-            metrics.REJECTIONS.labels(kind=self.topic_name, status="500").inc()
+        except Exception as exc:
+            status = "503" if is_outage(exc) else "500"
+            metrics.REJECTIONS.labels(kind=self.topic_name, status=status).inc()
             raise
         self.session_token_id = token_id
         self.account_id = account_id
@@ -188,6 +207,8 @@ class DeviceConsumer(PhoenixConsumer):
         local.channels[self.channel_name] = self
         if local.refresher is None or local.refresher.done():
             local.refresher = asyncio.get_running_loop().create_task(_refresh_groups_forever(local))
+        if isinstance(self.channel_layer, ResilientRedisChannelLayer):
+            self.channel_layer.on_recovery(local.recover)
         self._counted = True
         metrics.SOCKETS.labels(kind=self.topic_name).inc()
 
@@ -229,7 +250,10 @@ class DeviceConsumer(PhoenixConsumer):
             return
         try:
             await presence.untrack_all()
-        except Exception:  # the entries expire by themselves; never fail a disconnect
+        except Exception as exc:  # the entries expire by themselves; never fail a disconnect
+            if is_outage(exc):
+                logger.warning("%s could not untrack: %s", type(self).__name__, describe(exc))
+                return
             logger.exception("%s could not untrack its presence", type(self).__name__)
 
     async def leave(self, reason: str) -> None:
@@ -293,7 +317,10 @@ class DeviceConsumer(PhoenixConsumer):
             await coro
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):
+                logger.warning("%s %s: %s", self.topic_name, self.device_id, describe(exc))
+                return
             logger.exception("%s %s background work crashed", self.topic_name, self.device_id)
 
     def cancel_background(self) -> None:

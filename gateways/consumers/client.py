@@ -51,7 +51,7 @@ from accounts.request import ConnectContext
 from firezone import metrics
 from firezone.db import db_call
 from firezone.errors import NotFound, Refused
-from firezone.phoenix.consumer import NO_REPLY, JoinError
+from firezone.phoenix.consumer import NO_REPLY, ErrorReply, JoinError
 from firezone.phoenix.framing import Message, _dumps
 from gateways import crypto, presence, turn, wire
 from gateways.connect import authenticate_client
@@ -249,6 +249,19 @@ class ClientConsumer(LegacyFlows, DeviceConsumer):
         if handler is None or not isinstance(payload, dict) or not self._initialized:
             return None
         return await handler(self, payload, message)
+
+    async def outage_reply(self, event: str, payload: Any, message: Message) -> Any:
+        """A flow request while PostgreSQL or Redis is down: `offline` (no gateway can be
+        reached now; connlib tries again on its next packet), the socket stays up."""
+        if event == "create_flow":
+            await self.push(
+                wire.FLOW_CREATION_FAILED,
+                wire.flow_creation_failed(payload.get("resource_id"), wire.OFFLINE),
+            )
+            return NO_REPLY
+        if event in LegacyFlows.legacy_handlers:
+            return ErrorReply(wire.error_response(wire.OFFLINE))
+        return await super().outage_reply(event, payload, message)
 
     def _authorize(self, resource_id: Any) -> ra.Authorization:
         assert self.hub is not None and self.hub.model is not None

@@ -58,7 +58,7 @@ from gateways.presence.topics import (
     group_relays_topic,
     relay_topic,
 )
-from gateways.presence.tracker import PresenceTracker, refresh
+from gateways.presence.tracker import PresenceTracker, refresh, refresh_all
 
 __all__ = [
     "DIFF_TYPE",
@@ -78,6 +78,7 @@ __all__ = [
     "list_presences_many_sync",
     "list_presences_sync",
     "refresh",
+    "refresh_all",
     "relay_topic",
     "sweep",
     "sweep_sync",

@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 
+from firezone.outage import describe, is_outage
 from gateways.presence.connections import (
     BATCH,
     LoopState,
@@ -91,8 +92,17 @@ async def _refresh_loop(state: LoopState) -> None:
             return
         try:
             await refresh(trackers)
-        except Exception:  # Redis briefly away: try again next tick; entries last 3 ticks
-            logger.exception("presence: refresh failed")
+        except Exception as exc:  # Redis briefly away: try again next tick; entries last 3 ticks
+            if is_outage(exc):
+                logger.warning("presence: refresh failed (%s)", describe(exc))
+            else:
+                logger.exception("presence: refresh failed")
+
+
+async def refresh_all() -> None:
+    """Refresh every tracker of this event loop now (after a Redis outage: re-registers the
+    entries a restarted Redis lost, publishing their joins)."""
+    await refresh([t for t in loop_state().trackers if t._entries and not t._closed])
 
 
 async def refresh(trackers: Iterable[PresenceTracker]) -> None:
