@@ -42,6 +42,17 @@ class ChangeLog(models.Model):
     class Meta:
         # The table keeps the name it had when the model lived in `accounts`.
         db_table = "accounts_changelog"
+        indexes = [
+            # The change-log catch-up (`firezone.catchup`): an account's transactions from a
+            # snapshot's xmax on, every second for every loaded account.
+            models.Index(fields=["account_id", "xid"], name="changelog_account_xid"),
+            # ...and the token deletions since the previous poll (all accounts).
+            models.Index(
+                fields=["xid"],
+                name="changelog_token_deletes",
+                condition=Q(table="tokens", op="delete"),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(op="insert", data__isnull=False, old_data__isnull=True)

@@ -32,7 +32,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from firezone import metrics
+from firezone import catchup, metrics
 from firezone.changes import session_group
 from firezone.phoenix import rejection
 from firezone.phoenix.framing import (
@@ -241,10 +241,21 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         loop = asyncio.get_running_loop()
         self._last_in = loop.time()
         _IdleSweeper.of(loop).watch(self)
+        # The change log is the truth for token deletions too: the catch-up closes this socket
+        # if its token's `session.disconnect` never arrives (`firezone.catchup`).
+        if self.session_token_id is not None and not catchup.register_session(
+            self.session_token_id, self, self._session_revoked
+        ):
+            await self._session_revoked()
+
+    async def _session_revoked(self) -> None:
+        await self.dispatch({"type": "session.disconnect"})
 
     async def disconnect(self, code: int) -> None:
         self._closing = True
         _IdleSweeper.of(asyncio.get_running_loop()).forget(self)
+        if self.session_token_id is not None:
+            catchup.unregister_session(self.session_token_id, self)
         await self._end_channel("disconnect")
 
     async def session_disconnect(self, event: dict[str, Any]) -> None:

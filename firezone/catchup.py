@@ -1,0 +1,350 @@
+"""Delivery catch-up: the change log is the source of truth, the device stream the fast path.
+
+A committed write reaches the sockets through Redis (`firezone.stream` for the account hubs, the
+channel layer for `session.<token>`), published after commit. A publish that fails (the writing
+process cannot reach Redis, or times out) is logged by the writer and would be lost: the
+receivers' own checks (sequence gaps, stream reconnects) only see losses on their side. So each
+server process also reads the change log, cheaply, once per `STREAM_CATCHUP_SECONDS` (1 s):
+
+* Every account hub keeps a `Ledger`: the transactions its model holds are those of a database
+  snapshot (`known`: the load's, then advanced by each poll) plus the stream messages applied
+  since (`applied`, by transaction id). ONE statement per poll, for every hub of the process,
+  lists the account's streamed transactions the snapshot does not contain (`xid >= xmax` or in
+  its in-progress list: an index range scan on (account_id, xid)), with the poll's own snapshot.
+  A committed transaction neither known nor applied is a suspect (its message may be in flight);
+  still unapplied at the next poll, it is missing: the hub reloads (sockets get only the diff,
+  gateways re-read their flows). Otherwise the ledger advances to the poll's snapshot. A missed
+  change thus reaches the devices within two poll intervals; one delivered both ways is pushed
+  once (reloads push differences only, a late message of a transaction the reload saw is
+  skipped by its xid).
+* Token deletions (`session.disconnect` through the channel layer) are looked up in the same
+  statement: every deleted token since the previous poll closes this process's sockets of it
+  (`register_session`), whether or not the group message arrived (closing twice is a no-op).
+
+Nothing here runs without sockets: the task starts with the first hub or session of the event
+loop and ends with the last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from firezone import changes
+from firezone.db import db_call
+from firezone.models import ChangeLog
+
+logger = logging.getLogger(__name__)
+
+# A socket that authenticated just before a token deletion was read may register its session
+# just after: deletions are remembered this long and checked at registration.
+REVOKED_MEMORY_SECONDS: Final = 60.0
+# The first poll of a process looks this far back for token deletions (sockets authenticated
+# before the catch-up started; clock skew between servers).
+FIRST_POLL_LOOKBACK: Final = timedelta(seconds=60)
+
+
+def interval() -> float:
+    return float(getattr(settings, "STREAM_CATCHUP_SECONDS", 1.0))
+
+
+# --- snapshots and ledgers (pure) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A PostgreSQL `pg_snapshot` (xmin:xmax:xip,...): which transactions a reader saw."""
+
+    xmin: int
+    xmax: int
+    xip: frozenset[int]
+
+    @classmethod
+    def parse(cls, text: str) -> Snapshot:
+        xmin, xmax, xip = text.split(":")
+        return cls(int(xmin), int(xmax), frozenset(int(x) for x in xip.split(",") if x))
+
+    def contains(self, xid: int | None) -> bool:
+        if xid is None:
+            return False
+        if xid < self.xmin:
+            return True
+        if xid >= self.xmax:
+            return False
+        return xid not in self.xip
+
+
+@dataclass(eq=False)
+class Ledger:
+    """What a hub's model holds: every transaction `known` contains except the `suspects`, and
+    the transactions of the stream messages `applied` since. Replaced at each (re)load."""
+
+    known: Snapshot
+    applied: set[int] = field(default_factory=set)
+    # Committed, seen by the previous poll, not applied then (their message may be in flight).
+    suspects: frozenset[int] = frozenset()
+
+    def note_applied(self, xid: int | None) -> None:
+        if xid is not None:
+            self.applied.add(xid)
+
+    def check(self, committed: Iterable[int], now: Snapshot) -> frozenset[int]:
+        """One poll. `committed`: the account's streamed transactions visible in `now` that
+        `known` may not contain. Returns the missing transactions (suspects of the previous
+        poll still not applied); when there are none, the ledger advances to `now` and the
+        new unapplied transactions become the suspects."""
+        missing = frozenset(x for x in self.suspects if x not in self.applied)
+        if missing:
+            return missing
+        self.suspects = frozenset(
+            x for x in committed if not self.known.contains(x) and x not in self.applied
+        )
+        self.known = now
+        # Applied transactions `now` contains are known from now on; later ones stay.
+        self.applied = {x for x in self.applied if not now.contains(x)}
+        return frozenset()
+
+
+# --- who follows the log ----------------------------------------------------------------------
+
+
+class Follower(Protocol):
+    """An account hub, as the catch-up sees it."""
+
+    account_id: str
+
+    def catchup_ledger(self) -> Ledger | None:
+        """The ledger to check now, or None (loading: a fresh ledger comes with the load)."""
+        ...
+
+    async def catchup_missed(self, ledger: Ledger, missing: frozenset[int]) -> None: ...
+
+
+SessionClose = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Poll:
+    snapshot: Snapshot
+    committed: dict[str, set[int]]  # account id → transaction ids
+    revoked: list[str]  # deleted token ids
+
+
+def _streamed_filter() -> tuple[str, list[str]]:
+    """SQL (and its parameters) that keeps the change-log rows published on the device stream."""
+    sql = " AND ".join('NOT (c."table" = %s AND c.op = %s)' for _ in changes.NOT_STREAMED)
+    params = [value for pair in sorted(changes.NOT_STREAMED) for value in pair]
+    return sql or "TRUE", params
+
+
+def read_log(ledgers: list[tuple[str, Snapshot]], tokens_since: Snapshot | datetime) -> Poll:
+    """Sync, ONE statement (one snapshot): the streamed transactions each account's snapshot
+    does not contain, the tokens deleted since `tokens_since`, and the statement's snapshot."""
+    table = connection.ops.quote_name(ChangeLog._meta.db_table)
+    streamed, streamed_params = _streamed_filter()
+    accounts = [account for account, _ in ledgers]
+    xmaxes = [snap.xmax for _, snap in ledgers]
+    open_accounts = [account for account, snap in ledgers for _ in snap.xip]
+    open_xids = [xid for _, snap in ledgers for xid in snap.xip]
+    if isinstance(tokens_since, Snapshot):
+        tokens_sql = "(t.xid >= %s OR t.xid = ANY(%s::bigint[]))"
+        tokens_params: list[Any] = [tokens_since.xmax, list(tokens_since.xip)]
+    else:
+        tokens_sql = "t.inserted_at >= %s"
+        tokens_params = [tokens_since]
+    sql = f"""
+WITH bound(account_id, xmax) AS (SELECT * FROM unnest(%s::uuid[], %s::bigint[])),
+inflight(account_id, xid) AS (SELECT * FROM unnest(%s::uuid[], %s::bigint[])),
+streamed AS (
+    SELECT c.account_id, c.xid FROM bound b JOIN {table} c
+        ON c.account_id = b.account_id AND c.xid >= b.xmax WHERE {streamed}
+    UNION
+    SELECT c.account_id, c.xid FROM inflight o JOIN {table} c
+        ON c.account_id = o.account_id AND c.xid = o.xid WHERE {streamed}
+)
+SELECT 's', account_id::text, xid FROM streamed
+UNION ALL
+SELECT 't', t.old_data->>'id', NULL FROM {table} t
+    WHERE t."table" = 'tokens' AND t.op = 'delete' AND {tokens_sql}
+UNION ALL
+SELECT 'p', pg_current_snapshot()::text, NULL
+"""  # noqa: S608 - only our table name and placeholders are formatted in
+    params: list[Any] = [
+        accounts,
+        xmaxes,
+        open_accounts,
+        open_xids,
+        *streamed_params,
+        *streamed_params,
+        *tokens_params,
+    ]
+    committed: dict[str, set[int]] = {}
+    revoked: list[str] = []
+    snapshot: Snapshot | None = None
+    with connection.cursor() as cursor:
+        # One statement: its rows and `pg_current_snapshot()` share the statement's snapshot.
+        cursor.execute(sql, params)
+        for kind, text, xid in cursor.fetchall():
+            if kind == "s":
+                committed.setdefault(text, set()).add(int(xid))
+            elif kind == "t":
+                if text:
+                    revoked.append(text)
+            else:
+                snapshot = Snapshot.parse(text)
+    assert snapshot is not None
+    return Poll(snapshot=snapshot, committed=committed, revoked=revoked)
+
+
+# --- the per-process task -----------------------------------------------------------------------
+
+
+class Catchup:
+    """The catch-up of one event loop (one per server process)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.followers: dict[Follower, None] = {}
+        self.sessions: dict[str, dict[object, SessionClose]] = {}  # token id → sessions
+        self.revoked: dict[str, float] = {}  # recently deleted token id → forget at (monotonic)
+        self.tokens_known: Snapshot | None = None
+        self.started_at = timezone.now()
+        self.task: asyncio.Task | None = None
+        self.polls = 0
+
+    # ---------------------------------------------------------------- registration
+
+    def follow(self, follower: Follower) -> None:
+        self.followers[follower] = None
+        self._ensure_running()
+
+    def unfollow(self, follower: Follower) -> None:
+        self.followers.pop(follower, None)
+
+    def add_session(self, token_id: Any, key: object, close: SessionClose) -> bool:
+        """Register a socket of a token; False when the token was deleted already (the caller
+        closes it)."""
+        token = str(token_id)
+        if token in self.revoked:
+            return False
+        self.sessions.setdefault(token, {})[key] = close
+        self._ensure_running()
+        return True
+
+    def remove_session(self, token_id: Any, key: object) -> None:
+        token = str(token_id)
+        sessions = self.sessions.get(token)
+        if sessions is not None:
+            sessions.pop(key, None)
+            if not sessions:
+                del self.sessions[token]
+
+    @property
+    def idle(self) -> bool:
+        return not self.followers and not self.sessions
+
+    def _ensure_running(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._run())
+
+    # ---------------------------------------------------------------- polling
+
+    async def _run(self) -> None:
+        while not self.idle:
+            await asyncio.sleep(interval())
+            if self.idle:
+                break
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database away: nothing advanced, the next poll retries
+                logger.warning("change-log catch-up failed; retrying", exc_info=True)
+
+    async def poll(self) -> None:
+        """One round: read the log once for every hub and the token deletions, then heal."""
+        ledgers = [
+            (follower, ledger)
+            for follower in list(self.followers)
+            if (ledger := follower.catchup_ledger()) is not None
+        ]
+        since: Snapshot | datetime = self.tokens_known or (self.started_at - FIRST_POLL_LOOKBACK)
+        result = await db_call(
+            read_log, [(f.account_id, ledger.known) for f, ledger in ledgers], since
+        )
+        self.polls += 1
+        for follower, ledger in ledgers:
+            # A hub that reloaded (or closed) meanwhile has a new ledger: this poll is not for it.
+            if follower not in self.followers or follower.catchup_ledger() is not ledger:
+                continue
+            missing = ledger.check(result.committed.get(follower.account_id, ()), result.snapshot)
+            if missing:
+                logger.warning(
+                    "account %s: %d committed transaction(s) never arrived on the device stream;"
+                    " reloading",
+                    follower.account_id,
+                    len(missing),
+                )
+                try:
+                    await follower.catchup_missed(ledger, missing)
+                except Exception:
+                    logger.exception("account %s: catch-up failed", follower.account_id)
+        self.tokens_known = result.snapshot
+        await self._revoke(result.revoked)
+
+    async def _revoke(self, token_ids: list[str]) -> None:
+        now = time.monotonic()
+        for token, until in list(self.revoked.items()):
+            if until < now:
+                del self.revoked[token]
+        for token in token_ids:
+            self.revoked[token] = now + REVOKED_MEMORY_SECONDS
+            for close in list(self.sessions.pop(token, {}).values()):
+                try:
+                    await close()
+                except Exception:
+                    logger.exception("could not close a session of a deleted token")
+
+
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Catchup] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def of_loop() -> Catchup:
+    """The catch-up of the running event loop."""
+    loop = asyncio.get_running_loop()
+    found = _by_loop.get(loop)
+    if found is None:
+        found = _by_loop[loop] = Catchup(loop)
+    return found
+
+
+def follow(follower: Follower) -> None:
+    of_loop().follow(follower)
+
+
+def unfollow(follower: Follower) -> None:
+    of_loop().unfollow(follower)
+
+
+def register_session(token_id: Any, key: object, close: SessionClose) -> bool:
+    """A socket authenticated with `token_id`: `close()` runs if the token's deletion is found
+    in the log. False when the token is known deleted already (close it now)."""
+    return of_loop().add_session(token_id, key, close)
+
+
+def unregister_session(token_id: Any, key: object) -> None:
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing registered
+        of_loop().remove_session(token_id, key)
