@@ -310,7 +310,10 @@ class Catchup:
                 del self.revoked[token]
         for token in token_ids:
             self.revoked[token] = now + REVOKED_MEMORY_SECONDS
-            for close in list(self.sessions.pop(token, {}).values()):
+            sessions = self.sessions.pop(token, {})
+            if sessions:
+                logger.info("token %s was deleted: closing %d socket(s)", token, len(sessions))
+            for close in list(sessions.values()):
                 try:
                     await close()
                 except Exception:

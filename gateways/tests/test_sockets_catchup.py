@@ -1,0 +1,91 @@
+"""The change log is the truth, Redis the fast path (`firezone.catchup`), on a live daphne with
+real sockets: a write whose publishes all fail (the writing process's Redis is unreachable, the
+server's is fine) still reaches the devices, once, within the catch-up's two polls.
+
+The writes run in this test process with its Redis URL pointed at a closed port
+(`redis_unreachable`); the daphne keeps the real Redis.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from firezone import changes
+from gateways.tests._catchup import redis_unreachable
+from gateways.tests._sockets_gateway import join_gateway, make_setup, reject
+from gateways.tests.test_sockets_gateway_end_to_end import complete_flow, create_flow, join_client
+from resources.models import Flow
+from resources.services.policies import policy_disable
+from tests.live import frame, run_sync
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+# Two polls of the server's catch-up (STREAM_CATCHUP_SECONDS = 1) and a reload, with margin.
+WITHIN = 4.0
+
+
+async def test_a_lost_policy_disable_reaches_the_client_and_the_gateway_once(
+    live, settings
+) -> None:
+    setup = await run_sync(make_setup)
+    world = setup.world
+    gw, gateway, _ = await join_gateway(live, world)
+    client, row, _ = await join_client(live, world)
+    async with gw, client:
+        await create_flow(client, setup.rdns)
+        await complete_flow(gw, client)
+        assert await run_sync(Flow.objects.count) == 1
+
+        redis_unreachable(settings)
+        started = time.monotonic()
+        await run_sync(policy_disable, subject=setup.admin(), policy=setup.policy)
+        assert await run_sync(Flow.objects.count) == 0  # committed; nothing was published
+
+        assert await client.recv(WITHIN) == frame(
+            "client", "resource_deleted", str(setup.rdns.pk)
+        )
+        assert await gw.recv(WITHIN) == reject(row.pk, setup.rdns.pk)
+        assert time.monotonic() - started < WITHIN
+        assert "never arrived on the device stream" in live.log()
+        # Exactly once: later polls find nothing missing.
+        await client.expect_nothing(2.5)
+        await gw.expect_nothing(0.1)
+
+
+async def test_a_lost_token_deletion_still_closes_its_socket(live, settings) -> None:
+    setup = await run_sync(make_setup)
+    client, _, _ = await join_client(live, setup.world)
+    token_id = setup.token.pk
+    async with client:
+        redis_unreachable(settings)
+
+        def delete_token() -> None:
+            from django.db import transaction
+
+            with transaction.atomic():
+                changes.delete(setup.token)
+
+        await run_sync(delete_token)
+        await client.expect_closed(WITHIN)
+        assert f"token {token_id} was deleted: closing 1 socket(s)" in live.log()
+
+
+async def test_normal_publishes_are_pushed_once_with_the_catch_up_polling(live) -> None:
+    """The fast path and the catch-up together never push a change twice."""
+    setup = await run_sync(make_setup)
+    world = setup.world
+    log_start = len(live.log())
+    gw, _, _ = await join_gateway(live, world)
+    client, row, _ = await join_client(live, world)
+    async with gw, client:
+        await create_flow(client, setup.rdns)
+        await complete_flow(gw, client)
+        await run_sync(policy_disable, subject=setup.admin(), policy=setup.policy)
+        assert await client.recv() == frame("client", "resource_deleted", str(setup.rdns.pk))
+        assert await gw.recv() == reject(row.pk, setup.rdns.pk)
+        # Several polls later: nothing more, and the catch-up found nothing missing.
+        await client.expect_nothing(2.5)
+        await gw.expect_nothing(0.1)
+        assert "never arrived" not in live.log()[log_start:]
