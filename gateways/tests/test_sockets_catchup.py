@@ -31,7 +31,7 @@ async def test_a_lost_policy_disable_reaches_the_client_and_the_gateway_once(
 ) -> None:
     setup = await run_sync(make_setup)
     world = setup.world
-    gw, gateway, _ = await join_gateway(live, world)
+    gw, _, _ = await join_gateway(live, world)
     client, row, _ = await join_client(live, world)
     async with gw, client:
         await create_flow(client, setup.rdns)
@@ -43,9 +43,7 @@ async def test_a_lost_policy_disable_reaches_the_client_and_the_gateway_once(
         await run_sync(policy_disable, subject=setup.admin(), policy=setup.policy)
         assert await run_sync(Flow.objects.count) == 0  # committed; nothing was published
 
-        assert await client.recv(WITHIN) == frame(
-            "client", "resource_deleted", str(setup.rdns.pk)
-        )
+        assert await client.recv(WITHIN) == frame("client", "resource_deleted", str(setup.rdns.pk))
         assert await gw.recv(WITHIN) == reject(row.pk, setup.rdns.pk)
         assert time.monotonic() - started < WITHIN
         assert "never arrived on the device stream" in live.log()
