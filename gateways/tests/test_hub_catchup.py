@@ -18,6 +18,7 @@ from firezone import catchup, stream
 from firezone.changes import Change
 from firezone.models import ChangeLog
 from gateways import wire
+from gateways.hub import hub as hubs
 from gateways.tests._catchup import redis_unreachable
 from gateways.tests._hub_reload import (
     converged,
@@ -125,11 +126,10 @@ async def test_normal_publishes_and_polls_push_each_change_once(joined) -> None:
 async def test_the_catch_up_stops_with_the_last_hub(joined) -> None:
     hub = joined.hub
     loop_catchup = catchup.of_loop()
+    task = loop_catchup.task
     assert hub in loop_catchup.followers
-    assert loop_catchup.task is not None and not loop_catchup.task.done()
+    assert task is not None and not task.done()
     hub.detach_client(joined.fake)
-    from gateways.hub import hub as hubs
-
     await hubs.release(hub)
     assert hub not in loop_catchup.followers
-    await eventually(lambda: loop_catchup.task.done(), timeout=3 * POLL + 1, what="task ends")
+    await eventually(task.done, timeout=3 * POLL + 1, what="the task ends")
