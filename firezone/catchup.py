@@ -157,26 +157,33 @@ def read_log(ledgers: list[tuple[str, Snapshot]], tokens_since: Snapshot | datet
     xmaxes = [snap.xmax for _, snap in ledgers]
     open_accounts = [account for account, snap in ledgers for _ in snap.xip]
     open_xids = [xid for _, snap in ledgers for xid in snap.xip]
+    deleted = (
+        f"SELECT 't', t.old_data->>'id', NULL FROM {table} t"  # noqa: S608 - our table name
+        " WHERE t.\"table\" = 'tokens' AND t.op = 'delete'"
+    )
     if isinstance(tokens_since, Snapshot):
-        tokens_sql = "(t.xid >= %s OR t.xid = ANY(%s::bigint[]))"
+        # Two index conditions on the partial index (an OR would filter all of it).
+        tokens = f"{deleted} AND t.xid >= %s UNION ALL {deleted} AND t.xid = ANY(%s::bigint[])"
         tokens_params: list[Any] = [tokens_since.xmax, list(tokens_since.xip)]
     else:
-        tokens_sql = "t.inserted_at >= %s"
+        tokens = f"{deleted} AND t.inserted_at >= %s"
         tokens_params = [tokens_since]
+    # LATERAL subqueries with DISTINCT are not flattened into a join: each hub is one index
+    # range scan on (account_id, xid), whatever the planner estimates for the arrays.
     sql = f"""
 WITH bound(account_id, xmax) AS (SELECT * FROM unnest(%s::uuid[], %s::bigint[])),
-inflight(account_id, xid) AS (SELECT * FROM unnest(%s::uuid[], %s::bigint[])),
-streamed AS (
-    SELECT c.account_id, c.xid FROM bound b JOIN {table} c
-        ON c.account_id = b.account_id AND c.xid >= b.xmax WHERE {streamed}
-    UNION
-    SELECT c.account_id, c.xid FROM inflight o JOIN {table} c
-        ON c.account_id = o.account_id AND c.xid = o.xid WHERE {streamed}
-)
-SELECT 's', account_id::text, xid FROM streamed
+inflight(account_id, xid) AS (SELECT * FROM unnest(%s::uuid[], %s::bigint[]))
+SELECT 's', b.account_id::text, x.xid FROM bound b CROSS JOIN LATERAL (
+    SELECT DISTINCT c.xid FROM {table} c
+    WHERE c.account_id = b.account_id AND c.xid >= b.xmax AND {streamed}
+) x
 UNION ALL
-SELECT 't', t.old_data->>'id', NULL FROM {table} t
-    WHERE t."table" = 'tokens' AND t.op = 'delete' AND {tokens_sql}
+SELECT 's', o.account_id::text, x.xid FROM inflight o CROSS JOIN LATERAL (
+    SELECT DISTINCT c.xid FROM {table} c
+    WHERE c.account_id = o.account_id AND c.xid = o.xid AND {streamed}
+) x
+UNION ALL
+{tokens}
 UNION ALL
 SELECT 'p', pg_current_snapshot()::text, NULL
 """  # noqa: S608 - only our table name and placeholders are formatted in
