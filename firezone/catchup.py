@@ -17,9 +17,10 @@ server process also reads the change log, cheaply, once per `STREAM_CATCHUP_SECO
   change thus reaches the devices within two poll intervals; one delivered both ways is pushed
   once (reloads push differences only, a late message of a transaction the reload saw is
   skipped by its xid).
-* Token deletions (`session.disconnect` through the channel layer) are looked up in the same
-  statement: every deleted token since the previous poll closes this process's sockets of it
-  (`register_session`), whether or not the group message arrived (closing twice is a no-op).
+* Session ends (`session.disconnect` through the channel layer) are looked up in the same
+  statement: every token deleted since the previous poll closes this process's sockets of it,
+  every account disabled since closes its client and gateway sockets (`register_session`),
+  whether or not the group messages arrived (closing twice is a no-op).
 
 Nothing here runs without sockets: the task starts with the first hub or session of the event
 loop and ends with the last.
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 # A socket that authenticated just before a token deletion was read may register its session
 # just after: deletions are remembered this long and checked at registration.
 REVOKED_MEMORY_SECONDS: Final = 60.0
+# The same for disabled accounts (shorter: an account may be enabled again).
+DISABLED_MEMORY_SECONDS: Final = 10.0
 # The first poll of a process looks this far back for token deletions (sockets authenticated
 # before the catch-up started; clock skew between servers).
 FIRST_POLL_LOOKBACK: Final = timedelta(seconds=60)
@@ -139,6 +142,14 @@ class Poll:
     snapshot: Snapshot
     committed: dict[str, set[int]]  # account id → transaction ids
     revoked: list[str]  # deleted token ids
+    disabled: list[str] = field(default_factory=list)  # disabled account ids
+
+
+# The rows of the partial index `changelog_session_ends` (firezone/models.py), as SQL.
+SESSION_ENDS_SQL: Final = (
+    "((t.\"table\" = 'tokens' AND t.op = 'delete')"
+    " OR (t.\"table\" = 'accounts' AND t.op = 'update'))"
+)
 
 
 def _streamed_filter() -> tuple[str, list[str]]:
@@ -157,16 +168,21 @@ def read_log(ledgers: list[tuple[str, Snapshot]], tokens_since: Snapshot | datet
     xmaxes = [snap.xmax for _, snap in ledgers]
     open_accounts = [account for account, snap in ledgers for _ in snap.xip]
     open_xids = [xid for _, snap in ledgers for xid in snap.xip]
-    deleted = (
-        f"SELECT 't', t.old_data->>'id', NULL FROM {table} t"  # noqa: S608 - our table name
-        " WHERE t.\"table\" = 'tokens' AND t.op = 'delete'"
+    # Session ends: token deletions and accounts whose `disabled_at` was set (the partial
+    # index `changelog_session_ends`).
+    ends = (
+        "SELECT CASE t.op WHEN 'delete' THEN 't' ELSE 'a' END,"  # noqa: S608 - our table name
+        " COALESCE(t.data, t.old_data)->>'id', NULL"
+        f" FROM {table} t WHERE {SESSION_ENDS_SQL}"
+        " AND (t.op = 'delete' OR (t.data->>'disabled_at' IS NOT NULL"
+        " AND t.old_data->>'disabled_at' IS NULL))"
     )
     if isinstance(tokens_since, Snapshot):
         # Two index conditions on the partial index (an OR would filter all of it).
-        tokens = f"{deleted} AND t.xid >= %s UNION ALL {deleted} AND t.xid = ANY(%s::bigint[])"
+        tokens = f"{ends} AND t.xid >= %s UNION ALL {ends} AND t.xid = ANY(%s::bigint[])"
         tokens_params: list[Any] = [tokens_since.xmax, list(tokens_since.xip)]
     else:
-        tokens = f"{deleted} AND t.inserted_at >= %s"
+        tokens = f"{ends} AND t.inserted_at >= %s"
         tokens_params = [tokens_since]
     # LATERAL subqueries with DISTINCT are not flattened into a join: each hub is one index
     # range scan on (account_id, xid), whatever the planner estimates for the arrays.
@@ -198,6 +214,7 @@ SELECT 'p', pg_current_snapshot()::text, NULL
     ]
     committed: dict[str, set[int]] = {}
     revoked: list[str] = []
+    disabled: list[str] = []
     snapshot: Snapshot | None = None
     with connection.cursor() as cursor:
         # One statement: its rows and `pg_current_snapshot()` share the statement's snapshot.
@@ -208,10 +225,13 @@ SELECT 'p', pg_current_snapshot()::text, NULL
             elif kind == "t":
                 if text:
                     revoked.append(text)
+            elif kind == "a":
+                if text:
+                    disabled.append(text)
             else:
                 snapshot = Snapshot.parse(text)
     assert snapshot is not None
-    return Poll(snapshot=snapshot, committed=committed, revoked=revoked)
+    return Poll(snapshot=snapshot, committed=committed, revoked=revoked, disabled=disabled)
 
 
 # --- the per-process task -----------------------------------------------------------------------
@@ -224,7 +244,11 @@ class Catchup:
         self.loop = loop
         self.followers: dict[Follower, None] = {}
         self.sessions: dict[str, dict[object, SessionClose]] = {}  # token id → sessions
-        self.revoked: dict[str, float] = {}  # recently deleted token id → forget at (monotonic)
+        # account id → its sessions that its disabling closes (client and gateway sockets)
+        self.account_sessions: dict[str, dict[object, SessionClose]] = {}
+        # recently deleted token ids and disabled account ids → forget at (monotonic)
+        self.revoked: dict[str, float] = {}
+        self.disabled: dict[str, float] = {}
         self.tokens_known: Snapshot | None = None
         self.started_at = timezone.now()
         self.task: asyncio.Task | None = None
@@ -239,23 +263,25 @@ class Catchup:
     def unfollow(self, follower: Follower) -> None:
         self.followers.pop(follower, None)
 
-    def add_session(self, token_id: Any, key: object, close: SessionClose) -> bool:
-        """Register a socket of a token; False when the token was deleted already (the caller
+    def add_session(
+        self, token_id: Any, key: object, close: SessionClose, account_id: Any = None
+    ) -> bool:
+        """Register a socket of a token (and of an account, if disabling the account closes
+        it); False when the token was deleted or the account disabled already (the caller
         closes it)."""
-        token = str(token_id)
-        if token in self.revoked:
+        token, account = str(token_id), str(account_id) if account_id is not None else None
+        if token in self.revoked or (account is not None and account in self.disabled):
             return False
         self.sessions.setdefault(token, {})[key] = close
+        if account is not None:
+            self.account_sessions.setdefault(account, {})[key] = close
         self._ensure_running()
         return True
 
-    def remove_session(self, token_id: Any, key: object) -> None:
-        token = str(token_id)
-        sessions = self.sessions.get(token)
-        if sessions is not None:
-            sessions.pop(key, None)
-            if not sessions:
-                del self.sessions[token]
+    def remove_session(self, token_id: Any, key: object, account_id: Any = None) -> None:
+        _discard(self.sessions, str(token_id), key)
+        if account_id is not None:
+            _discard(self.account_sessions, str(account_id), key)
 
     @property
     def idle(self) -> bool:
@@ -308,23 +334,40 @@ class Catchup:
                 except Exception:
                     logger.exception("account %s: catch-up failed", follower.account_id)
         self.tokens_known = result.snapshot
-        await self._revoke(result.revoked)
+        await self._end_sessions(result.revoked, result.disabled)
 
-    async def _revoke(self, token_ids: list[str]) -> None:
+    async def _end_sessions(self, token_ids: list[str], account_ids: list[str]) -> None:
         now = time.monotonic()
-        for token, until in list(self.revoked.items()):
-            if until < now:
-                del self.revoked[token]
+        for memory in (self.revoked, self.disabled):
+            for key, until in list(memory.items()):
+                if until < now:
+                    del memory[key]
+        closing: dict[object, SessionClose] = {}
         for token in token_ids:
             self.revoked[token] = now + REVOKED_MEMORY_SECONDS
             sessions = self.sessions.pop(token, {})
             if sessions:
                 logger.info("token %s was deleted: closing %d socket(s)", token, len(sessions))
-            for close in list(sessions.values()):
-                try:
-                    await close()
-                except Exception:
-                    logger.exception("could not close a session of a deleted token")
+            closing.update(sessions)
+        for account in account_ids:
+            self.disabled[account] = now + DISABLED_MEMORY_SECONDS
+            sessions = self.account_sessions.pop(account, {})
+            if sessions:
+                logger.info("account %s was disabled: closing %d socket(s)", account, len(sessions))
+            closing.update(sessions)
+        for close in closing.values():  # each socket once; it unregisters as it closes
+            try:
+                await close()
+            except Exception:
+                logger.exception("could not close a session that ended")
+
+
+def _discard(index: dict[str, dict[object, SessionClose]], key: str, session: object) -> None:
+    sessions = index.get(key)
+    if sessions is not None:
+        sessions.pop(session, None)
+        if not sessions:
+            del index[key]
 
 
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Catchup] = (
@@ -349,12 +392,15 @@ def unfollow(follower: Follower) -> None:
     of_loop().unfollow(follower)
 
 
-def register_session(token_id: Any, key: object, close: SessionClose) -> bool:
-    """A socket authenticated with `token_id`: `close()` runs if the token's deletion is found
-    in the log. False when the token is known deleted already (close it now)."""
-    return of_loop().add_session(token_id, key, close)
+def register_session(
+    token_id: Any, key: object, close: SessionClose, *, account_id: Any = None
+) -> bool:
+    """A socket authenticated with `token_id`: `close()` runs if the token's deletion (or the
+    disabling of `account_id`, when given) is found in the log. False when it is known already
+    (close the socket now)."""
+    return of_loop().add_session(token_id, key, close, account_id)
 
 
-def unregister_session(token_id: Any, key: object) -> None:
+def unregister_session(token_id: Any, key: object, *, account_id: Any = None) -> None:
     with contextlib.suppress(RuntimeError):  # no running loop: nothing registered
-        of_loop().remove_session(token_id, key)
+        of_loop().remove_session(token_id, key, account_id)

@@ -20,9 +20,13 @@ class Migration(migrations.Migration):
         AddIndexConcurrently(
             model_name="changelog",
             index=models.Index(
-                condition=models.Q(("op", "delete"), ("table", "tokens")),
+                condition=models.Q(
+                    models.Q(("op", "delete"), ("table", "tokens")),
+                    models.Q(("op", "update"), ("table", "accounts")),
+                    _connector="OR",
+                ),
                 fields=["xid"],
-                name="changelog_token_deletes",
+                name="changelog_session_ends",
             ),
         ),
     ]

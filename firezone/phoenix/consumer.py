@@ -244,9 +244,16 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         # The change log is the truth for token deletions too: the catch-up closes this socket
         # if its token's `session.disconnect` never arrives (`firezone.catchup`).
         if self.session_token_id is not None and not catchup.register_session(
-            self.session_token_id, self, self._session_revoked
+            self.session_token_id,
+            self,
+            self._session_revoked,
+            account_id=self.session_account_id(),
         ):
             await self._session_revoked()
+
+    def session_account_id(self) -> Any:
+        """The account whose disabling closes this socket (`session.disconnect`), or None."""
+        return None
 
     async def _session_revoked(self) -> None:
         await self.dispatch({"type": "session.disconnect"})
@@ -255,7 +262,9 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         self._closing = True
         _IdleSweeper.of(asyncio.get_running_loop()).forget(self)
         if self.session_token_id is not None:
-            catchup.unregister_session(self.session_token_id, self)
+            catchup.unregister_session(
+                self.session_token_id, self, account_id=self.session_account_id()
+            )
         await self._end_channel("disconnect")
 
     async def session_disconnect(self, event: dict[str, Any]) -> None:

@@ -128,6 +128,20 @@ def test_read_log_lists_streamed_transactions_past_the_snapshot_and_token_deleti
 
 
 @pytest.mark.django_db(transaction=True)
+def test_read_log_lists_accounts_disabled_since_the_snapshot() -> None:
+    from accounts.services.accounts import account_disable, account_update_system
+
+    account, renamed = AccountFactory(), AccountFactory()
+    before = _snapshot()
+    account_disable(account=account, reason="test")
+    account_update_system(account=renamed, name="Renamed")
+    account_disable(account=account, reason="again")  # already disabled: not a new end
+    poll = read_log([], before)
+    assert poll.disabled == [str(account.pk)]
+    assert poll.revoked == []
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_first_poll_looks_back_for_token_deletions_by_time() -> None:
     from django.utils import timezone
 

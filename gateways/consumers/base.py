@@ -148,6 +148,11 @@ class DeviceConsumer(PhoenixConsumer):
         """Sync: authenticate and upsert; return `(token_id, account_id, device_id)`."""
         raise NotImplementedError
 
+    def session_account_id(self) -> Any:
+        # Disabling the account closes its clients and gateways (gateways.services.sessions),
+        # not relays: the catch-up closes them too if that `session.disconnect` was lost.
+        return self.account_id if self.topic_name in ("client", "gateway") else None
+
     def extra_groups(self) -> list[str]:
         """More channel-layer groups to join once authenticated."""
         return []

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from accounts.services.accounts import account_disable
 from firezone import changes
 from gateways.tests._catchup import redis_unreachable
 from gateways.tests._sockets_gateway import join_gateway, make_setup, reject
@@ -68,6 +69,19 @@ async def test_a_lost_token_deletion_still_closes_its_socket(live, settings) -> 
         await run_sync(delete_token)
         await client.expect_closed(WITHIN)
         assert f"token {token_id} was deleted: closing 1 socket(s)" in live.log()
+
+
+async def test_a_lost_account_disable_still_closes_its_devices(live, settings) -> None:
+    setup = await run_sync(make_setup)
+    world = setup.world
+    gw, _, _ = await join_gateway(live, world)
+    client, _, _ = await join_client(live, world)
+    async with gw, client:
+        redis_unreachable(settings)
+        await run_sync(account_disable, account=world.account, reason="Stripe subscription paused")
+        await client.expect_closed(WITHIN)
+        await gw.expect_closed(WITHIN)
+        assert f"account {world.account.pk} was disabled: closing 2 socket(s)" in live.log()
 
 
 async def test_normal_publishes_are_pushed_once_with_the_catch_up_polling(live) -> None:
