@@ -261,7 +261,7 @@ class Catchup:
         self._ensure_running()
 
     def unfollow(self, follower: Follower) -> None:
-        self.followers.pop(follower, None)
+        self.followers.pop(follower, None)  # the task ends at its next wake-up when idle
 
     def add_session(
         self, token_id: Any, key: object, close: SessionClose, account_id: Any = None
@@ -294,6 +294,7 @@ class Catchup:
     # ---------------------------------------------------------------- polling
 
     async def _run(self) -> None:
+        failing = False
         while not self.idle:
             await asyncio.sleep(interval())
             if self.idle:
@@ -303,7 +304,13 @@ class Catchup:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database away: nothing advanced, the next poll retries
-                logger.warning("change-log catch-up failed; retrying", exc_info=True)
+                if not failing:  # once per outage, not every second
+                    logger.warning("change-log catch-up failed; retrying", exc_info=True)
+                failing = True
+            else:
+                if failing:
+                    logger.info("change-log catch-up works again")
+                failing = False
 
     async def poll(self) -> None:
         """One round: read the log once for every hub and the token deletions, then heal."""
@@ -317,6 +324,10 @@ class Catchup:
             read_log, [(f.account_id, ledger.known) for f, ledger in ledgers], since
         )
         self.polls += 1
+        # Sessions first: a revocation must not wait for reloads.
+        self.tokens_known = result.snapshot
+        await self._end_sessions(result.revoked, result.disabled)
+        heals = []
         for follower, ledger in ledgers:
             # A hub that reloaded (or closed) meanwhile has a new ledger: this poll is not for it.
             if follower not in self.followers or follower.catchup_ledger() is not ledger:
@@ -329,12 +340,8 @@ class Catchup:
                     follower.account_id,
                     len(missing),
                 )
-                try:
-                    await follower.catchup_missed(ledger, missing)
-                except Exception:
-                    logger.exception("account %s: catch-up failed", follower.account_id)
-        self.tokens_known = result.snapshot
-        await self._end_sessions(result.revoked, result.disabled)
+                heals.append(_heal(follower, ledger, missing))
+        await asyncio.gather(*heals)  # the hubs' reloads side by side
 
     async def _end_sessions(self, token_ids: list[str], account_ids: list[str]) -> None:
         now = time.monotonic()
@@ -360,6 +367,13 @@ class Catchup:
                 await close()
             except Exception:
                 logger.exception("could not close a session that ended")
+
+
+async def _heal(follower: Follower, ledger: Ledger, missing: frozenset[int]) -> None:
+    try:
+        await follower.catchup_missed(ledger, missing)
+    except Exception:  # the next poll finds it missing again
+        logger.exception("account %s: catch-up failed", follower.account_id)
 
 
 def _discard(index: dict[str, dict[object, SessionClose]], key: str, session: object) -> None:
