@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import weakref
@@ -232,6 +233,28 @@ SELECT 'p', pg_current_snapshot()::text, NULL
                 snapshot = Snapshot.parse(text)
     assert snapshot is not None
     return Poll(snapshot=snapshot, committed=committed, revoked=revoked, disabled=disabled)
+
+
+def logged_changes(account_id: Any, xids: Iterable[int], tables: Iterable[str]) -> list[dict]:
+    """Sync: the change-log rows of these transactions of an account (of `tables`), in `lsn`
+    order, as the device stream carries them (`Change` dicts)."""
+    rows = ChangeLog.objects.filter(
+        account_id=account_id, xid__in=list(xids), table__in=list(tables)
+    ).order_by("lsn")
+    return [
+        dataclasses.asdict(
+            changes.Change(
+                lsn=row.lsn,
+                table=row.table,
+                op=row.op,  # type: ignore[arg-type]
+                account_id=str(row.account_id) if row.account_id else None,
+                old=row.old_data,
+                new=row.data,
+                xid=row.xid,
+            )
+        )
+        for row in rows
+    ]
 
 
 # --- the per-process task -----------------------------------------------------------------------

@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 LATE_DELIVERY_SECONDS = 1.0
 # Rows whose last change number a hub remembers before it compacts them away by reloading.
 ROW_WATERMARKS_LIMIT = 200_000
+# Device rows a reload does not convey to their own sockets (`catchup_missed`).
+DEVICE_TABLES = ("clients", "gateways")
 # Pauses between attempts to load an account's model (a lock timeout, a failover).
 LOAD_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 0.0)
 
@@ -355,9 +357,28 @@ class AccountHub:
 
     async def catchup_missed(self, ledger: catchup.Ledger, missing: frozenset[int]) -> None:
         """Committed transactions of the account never arrived on the stream: read it all again
-        (sockets get the difference, gateways re-read their flows)."""
-        if ledger is self.ledger and not self.closed:
-            await self.reload("missed")
+        (sockets get the difference, gateways re-read their flows). A reload does not tell a
+        socket that its own device row went (or changed): those rows of the missed
+        transactions are read from the log and handed over as the stream would have, after
+        the reload (the client socket keeps only the newest image of its row, a deletion is
+        final)."""
+        if ledger is not self.ledger or self.closed:
+            return
+        rows = await db_call(catchup.logged_changes, self.account_id, missing, DEVICE_TABLES)
+        await self.reload("missed")
+        clients: dict[str, list[dict[str, Any]]] = {}
+        deleted_gateways = []
+        for change in rows:
+            image = change.get("new") or change.get("old") or {}
+            if change["table"] == "clients":
+                clients.setdefault(str(image.get("id")), []).append(change)
+            elif change["op"] == "delete":
+                deleted_gateways.append(change)
+        if deleted_gateways:
+            for gateway in list(self.gateways):
+                gateway.hub_changes(deleted_gateways)
+        if clients:
+            self._merge(Effects(clients=clients))
 
     def _merge(self, effects: Effects) -> None:
         pending = self._pending

@@ -14,6 +14,8 @@ import pytest
 
 from accounts.services.accounts import account_disable
 from firezone import changes
+from gateways.services.clients import client_delete
+from gateways.services.gateways import gateway_delete
 from gateways.tests._catchup import redis_unreachable
 from gateways.tests._sockets_gateway import join_gateway, make_setup, reject
 from gateways.tests.test_sockets_gateway_end_to_end import complete_flow, create_flow, join_client
@@ -82,6 +84,20 @@ async def test_a_lost_account_disable_still_closes_its_devices(live, settings) -
         await client.expect_closed(WITHIN)
         await gw.expect_closed(WITHIN)
         assert f"account {world.account.pk} was disabled: closing 2 socket(s)" in live.log()
+
+
+async def test_lost_device_deletions_still_close_their_sockets(live, settings) -> None:
+    """A reload does not tell a socket that its own row went: the missed rows are handed over."""
+    setup = await run_sync(make_setup)
+    world = setup.world
+    gw, gateway, _ = await join_gateway(live, world)
+    client, row, _ = await join_client(live, world)
+    async with gw, client:
+        redis_unreachable(settings)
+        await run_sync(gateway_delete, subject=setup.admin(), gateway=gateway.pk)
+        await run_sync(client_delete, subject=setup.admin(), client=row.pk)
+        assert [f["event"] for f in await gw.expect_closed(WITHIN)] == ["phx_close"]
+        assert [f["event"] for f in await client.expect_closed(WITHIN)] == ["phx_close"]
 
 
 async def test_normal_publishes_are_pushed_once_with_the_catch_up_polling(live) -> None:
