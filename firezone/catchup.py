@@ -49,11 +49,27 @@ from firezone.models import ChangeLog
 
 logger = logging.getLogger(__name__)
 
-# A socket that authenticated just before a token deletion was read may register its session
-# just after: deletions are remembered this long and checked at registration.
-REVOKED_MEMORY_SECONDS: Final = 60.0
-# The same for disabled accounts (shorter: an account may be enabled again).
-DISABLED_MEMORY_SECONDS: Final = 10.0
+# A socket that authenticated just before a session end was read may register just after: ends
+# are remembered this long and checked at registration (shorter for a disabled account: it may
+# be enabled again; deleted rows never come back).
+END_MEMORY_SECONDS: Final = {"token": 60.0, "relay": 60.0, "account": 10.0}
+
+
+def token_end(token_id: Any) -> str:
+    """The end of every socket authenticated with the token: its deletion."""
+    return f"token:{token_id}"
+
+
+def account_end(account_id: Any) -> str:
+    """The end of the account's client and gateway sockets: the account being disabled."""
+    return f"account:{account_id}"
+
+
+def relay_end(relay_id: Any) -> str:
+    """The end of a relay's socket: its row being deleted."""
+    return f"relay:{relay_id}"
+
+
 # The first poll of a process looks this far back for token deletions (sockets authenticated
 # before the catch-up started; clock skew between servers).
 FIRST_POLL_LOOKBACK: Final = timedelta(seconds=60)
@@ -144,11 +160,21 @@ class Poll:
     committed: dict[str, set[int]]  # account id → transaction ids
     revoked: list[str]  # deleted token ids
     disabled: list[str] = field(default_factory=list)  # disabled account ids
+    relays_deleted: list[str] = field(default_factory=list)
+
+    @property
+    def ends(self) -> list[str]:
+        return [
+            *map(token_end, self.revoked),
+            *map(account_end, self.disabled),
+            *map(relay_end, self.relays_deleted),
+        ]
 
 
 # The rows of the partial index `changelog_session_ends` (firezone/models.py), as SQL.
 SESSION_ENDS_SQL: Final = (
     "((t.\"table\" = 'tokens' AND t.op = 'delete')"
+    " OR (t.\"table\" = 'relays' AND t.op = 'delete')"
     " OR (t.\"table\" = 'accounts' AND t.op = 'update'))"
 )
 
@@ -172,7 +198,7 @@ def read_log(ledgers: list[tuple[str, Snapshot]], tokens_since: Snapshot | datet
     # Session ends: token deletions and accounts whose `disabled_at` was set (the partial
     # index `changelog_session_ends`).
     ends = (
-        "SELECT CASE t.op WHEN 'delete' THEN 't' ELSE 'a' END,"  # noqa: S608 - our table name
+        "SELECT CASE t.\"table\" WHEN 'tokens' THEN 't' WHEN 'relays' THEN 'r' ELSE 'a' END,"  # noqa: S608
         " COALESCE(t.data, t.old_data)->>'id', NULL"
         f" FROM {table} t WHERE {SESSION_ENDS_SQL}"
         " AND (t.op = 'delete' OR (t.data->>'disabled_at' IS NOT NULL"
@@ -216,6 +242,7 @@ SELECT 'p', pg_current_snapshot()::text, NULL
     committed: dict[str, set[int]] = {}
     revoked: list[str] = []
     disabled: list[str] = []
+    relays: list[str] = []
     snapshot: Snapshot | None = None
     with connection.cursor() as cursor:
         # One statement: its rows and `pg_current_snapshot()` share the statement's snapshot.
@@ -229,10 +256,19 @@ SELECT 'p', pg_current_snapshot()::text, NULL
             elif kind == "a":
                 if text:
                     disabled.append(text)
+            elif kind == "r":
+                if text:
+                    relays.append(text)
             else:
                 snapshot = Snapshot.parse(text)
     assert snapshot is not None
-    return Poll(snapshot=snapshot, committed=committed, revoked=revoked, disabled=disabled)
+    return Poll(
+        snapshot=snapshot,
+        committed=committed,
+        revoked=revoked,
+        disabled=disabled,
+        relays_deleted=relays,
+    )
 
 
 def logged_changes(account_id: Any, xids: Iterable[int], tables: Iterable[str]) -> list[dict]:
@@ -266,12 +302,10 @@ class Catchup:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.followers: dict[Follower, None] = {}
-        self.sessions: dict[str, dict[object, SessionClose]] = {}  # token id → sessions
-        # account id → its sessions that its disabling closes (client and gateway sockets)
-        self.account_sessions: dict[str, dict[object, SessionClose]] = {}
-        # recently deleted token ids and disabled account ids → forget at (monotonic)
-        self.revoked: dict[str, float] = {}
-        self.disabled: dict[str, float] = {}
+        # end (`token_end`, ...) → the sessions it closes; a session is under each of its ends
+        self.sessions: dict[str, dict[object, SessionClose]] = {}
+        # recent ends → forget at (monotonic)
+        self.ended: dict[str, float] = {}
         self.tokens_known: Snapshot | None = None
         self.started_at = timezone.now()
         self.task: asyncio.Task | None = None
@@ -286,25 +320,24 @@ class Catchup:
     def unfollow(self, follower: Follower) -> None:
         self.followers.pop(follower, None)  # the task ends at its next wake-up when idle
 
-    def add_session(
-        self, token_id: Any, key: object, close: SessionClose, account_id: Any = None
-    ) -> bool:
-        """Register a socket of a token (and of an account, if disabling the account closes
-        it); False when the token was deleted or the account disabled already (the caller
-        closes it)."""
-        token, account = str(token_id), str(account_id) if account_id is not None else None
-        if token in self.revoked or (account is not None and account in self.disabled):
+    def add_session(self, key: object, close: SessionClose, ends: Iterable[str]) -> bool:
+        """Register a socket under its ends; False when one of them was seen already (the
+        caller closes it)."""
+        ends = list(ends)
+        if any(end in self.ended for end in ends):
             return False
-        self.sessions.setdefault(token, {})[key] = close
-        if account is not None:
-            self.account_sessions.setdefault(account, {})[key] = close
+        for end in ends:
+            self.sessions.setdefault(end, {})[key] = close
         self._ensure_running()
         return True
 
-    def remove_session(self, token_id: Any, key: object, account_id: Any = None) -> None:
-        _discard(self.sessions, str(token_id), key)
-        if account_id is not None:
-            _discard(self.account_sessions, str(account_id), key)
+    def remove_session(self, key: object, ends: Iterable[str]) -> None:
+        for end in ends:
+            sessions = self.sessions.get(end)
+            if sessions is not None:
+                sessions.pop(key, None)
+                if not sessions:
+                    del self.sessions[end]
 
     @property
     def idle(self) -> bool:
@@ -349,7 +382,7 @@ class Catchup:
         self.polls += 1
         # Sessions first: a revocation must not wait for reloads.
         self.tokens_known = result.snapshot
-        await self._end_sessions(result.revoked, result.disabled)
+        await self._end_sessions(result.ends)
         heals = []
         for follower, ledger in ledgers:
             # A hub that reloaded (or closed) meanwhile has a new ledger: this poll is not for it.
@@ -366,24 +399,17 @@ class Catchup:
                 heals.append(_heal(follower, ledger, missing))
         await asyncio.gather(*heals)  # the hubs' reloads side by side
 
-    async def _end_sessions(self, token_ids: list[str], account_ids: list[str]) -> None:
+    async def _end_sessions(self, ends: list[str]) -> None:
         now = time.monotonic()
-        for memory in (self.revoked, self.disabled):
-            for key, until in list(memory.items()):
-                if until < now:
-                    del memory[key]
+        for end, until in list(self.ended.items()):
+            if until < now:
+                del self.ended[end]
         closing: dict[object, SessionClose] = {}
-        for token in token_ids:
-            self.revoked[token] = now + REVOKED_MEMORY_SECONDS
-            sessions = self.sessions.pop(token, {})
+        for end in ends:
+            self.ended[end] = now + END_MEMORY_SECONDS[end.partition(":")[0]]
+            sessions = self.sessions.pop(end, {})
             if sessions:
-                logger.info("token %s was deleted: closing %d socket(s)", token, len(sessions))
-            closing.update(sessions)
-        for account in account_ids:
-            self.disabled[account] = now + DISABLED_MEMORY_SECONDS
-            sessions = self.account_sessions.pop(account, {})
-            if sessions:
-                logger.info("account %s was disabled: closing %d socket(s)", account, len(sessions))
+                logger.info("%s ended: closing %d socket(s)", end, len(sessions))
             closing.update(sessions)
         for close in closing.values():  # each socket once; it unregisters as it closes
             try:
@@ -397,14 +423,6 @@ async def _heal(follower: Follower, ledger: Ledger, missing: frozenset[int]) -> 
         await follower.catchup_missed(ledger, missing)
     except Exception:  # the next poll finds it missing again
         logger.exception("account %s: catch-up failed", follower.account_id)
-
-
-def _discard(index: dict[str, dict[object, SessionClose]], key: str, session: object) -> None:
-    sessions = index.get(key)
-    if sessions is not None:
-        sessions.pop(session, None)
-        if not sessions:
-            del index[key]
 
 
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Catchup] = (
@@ -429,15 +447,13 @@ def unfollow(follower: Follower) -> None:
     of_loop().unfollow(follower)
 
 
-def register_session(
-    token_id: Any, key: object, close: SessionClose, *, account_id: Any = None
-) -> bool:
-    """A socket authenticated with `token_id`: `close()` runs if the token's deletion (or the
-    disabling of `account_id`, when given) is found in the log. False when it is known already
-    (close the socket now)."""
-    return of_loop().add_session(token_id, key, close, account_id)
+def register_session(key: object, close: SessionClose, ends: Iterable[str]) -> bool:
+    """A socket (`key`) that one of `ends` (`token_end(...)`, `account_end(...)`,
+    `relay_end(...)`) closes: `close()` runs when the end is found in the log. False when it
+    is known already (close the socket now)."""
+    return of_loop().add_session(key, close, ends)
 
 
-def unregister_session(token_id: Any, key: object, *, account_id: Any = None) -> None:
+def unregister_session(key: object, ends: Iterable[str]) -> None:
     with contextlib.suppress(RuntimeError):  # no running loop: nothing registered
-        of_loop().remove_session(token_id, key, account_id)
+        of_loop().remove_session(key, ends)

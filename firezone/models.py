@@ -46,12 +46,15 @@ class ChangeLog(models.Model):
             # The change-log catch-up (`firezone.catchup`): an account's transactions from a
             # snapshot's xmax on, every second for every loaded account.
             models.Index(fields=["account_id", "xid"], name="changelog_account_xid"),
-            # ...and the session ends since the previous poll: token deletions, account updates
-            # (disabling closes the devices' sockets). `firezone.catchup.SESSION_ENDS_SQL`.
+            # ...and the session ends since the previous poll: token and relay deletions,
+            # account updates (disabling closes the devices' sockets).
+            # `firezone.catchup.SESSION_ENDS_SQL`.
             models.Index(
                 fields=["xid"],
                 name="changelog_session_ends",
-                condition=Q(table="tokens", op="delete") | Q(table="accounts", op="update"),
+                condition=Q(table="tokens", op="delete")
+                | Q(table="relays", op="delete")
+                | Q(table="accounts", op="update"),
             ),
         ]
         constraints = [

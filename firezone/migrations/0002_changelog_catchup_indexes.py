@@ -22,6 +22,7 @@ class Migration(migrations.Migration):
             index=models.Index(
                 condition=models.Q(
                     models.Q(("op", "delete"), ("table", "tokens")),
+                    models.Q(("op", "delete"), ("table", "relays")),
                     models.Q(("op", "update"), ("table", "accounts")),
                     _connector="OR",
                 ),

@@ -243,17 +243,15 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         _IdleSweeper.of(loop).watch(self)
         # The change log is the truth for token deletions too: the catch-up closes this socket
         # if its token's `session.disconnect` never arrives (`firezone.catchup`).
-        if self.session_token_id is not None and not catchup.register_session(
-            self.session_token_id,
-            self,
-            self._session_revoked,
-            account_id=self.session_account_id(),
-        ):
+        if not catchup.register_session(self, self._session_revoked, self.session_ends()):
             await self._session_revoked()
 
-    def session_account_id(self) -> Any:
-        """The account whose disabling closes this socket (`session.disconnect`), or None."""
-        return None
+    def session_ends(self) -> list[str]:
+        """What closes this socket (`session.disconnect`) when the change log shows it
+        (`firezone.catchup`): its token's deletion."""
+        if self.session_token_id is None:
+            return []
+        return [catchup.token_end(self.session_token_id)]
 
     async def _session_revoked(self) -> None:
         await self.dispatch({"type": "session.disconnect"})
@@ -261,10 +259,7 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         self._closing = True
         _IdleSweeper.of(asyncio.get_running_loop()).forget(self)
-        if self.session_token_id is not None:
-            catchup.unregister_session(
-                self.session_token_id, self, account_id=self.session_account_id()
-            )
+        catchup.unregister_session(self, self.session_ends())
         await self._end_channel("disconnect")
 
     async def session_disconnect(self, event: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ advance), and `read_log` against the real database after real service writes."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -10,7 +11,15 @@ from django.db import connection, transaction
 
 from accounts.tests.factories import AccountFactory, ActorFactory, GroupFactory, subject_for
 from firezone import changes
-from firezone.catchup import Ledger, Snapshot, read_log
+from firezone.catchup import (
+    Catchup,
+    Ledger,
+    Snapshot,
+    account_end,
+    read_log,
+    relay_end,
+    token_end,
+)
 from firezone.models import ChangeLog
 from resources.services import policies as policy_svc
 from resources.tests.factories import PolicyFactory, ResourceFactory
@@ -136,9 +145,13 @@ def test_read_log_lists_accounts_disabled_since_the_snapshot() -> None:
     account_disable(account=account, reason="test")
     account_update_system(account=renamed, name="Renamed")
     account_disable(account=account, reason="again")  # already disabled: not a new end
+    relay_id = uuid.uuid4()
+    changes.record(op="delete", table="relays", account_id=None, old={"id": str(relay_id)})
     poll = read_log([], before)
     assert poll.disabled == [str(account.pk)]
+    assert poll.relays_deleted == [str(relay_id)]
     assert poll.revoked == []
+    assert poll.ends == [account_end(account.pk), relay_end(relay_id)]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -152,3 +165,37 @@ def test_the_first_poll_looks_back_for_token_deletions_by_time() -> None:
     )
     assert read_log([], since).revoked == [str(token_id)]
     assert read_log([], timezone.now()).revoked == []
+
+
+# --- session ends (the registry, pure) ------------------------------------------------------------
+
+
+async def test_session_ends_close_each_socket_once_and_refuse_late_registrations() -> None:
+    catchup = Catchup(asyncio.get_running_loop())
+    closed: list[str] = []
+
+    def closer(name: str):
+        async def close() -> None:
+            closed.append(name)
+
+        return close
+
+    a_ends = [token_end("t1"), account_end("acc")]
+    b_ends = [token_end("t2"), account_end("acc")]
+    assert catchup.add_session("a", closer("a"), a_ends)
+    assert catchup.add_session("b", closer("b"), b_ends)
+    try:
+        # Both ends of `a` in one poll: closed once.
+        await catchup._end_sessions([token_end("t1"), account_end("acc")])
+        assert sorted(closed) == ["a", "b"]
+        # A socket registering just after its end was seen is refused (the caller closes it).
+        assert not catchup.add_session("c", closer("c"), [token_end("t1")])
+        assert not catchup.add_session("d", closer("d"), [token_end("t3"), account_end("acc")])
+        # The sockets unregister as they close; what is left is theirs only.
+        catchup.remove_session("a", a_ends)
+        catchup.remove_session("b", b_ends)
+        assert catchup.sessions == {}
+        assert catchup.idle
+    finally:
+        assert catchup.task is not None
+        catchup.task.cancel()

@@ -197,7 +197,7 @@ class PortalLiveConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         self.token_id = subject.token_id
         # A deletion whose `session.disconnect` was lost is found in the change log.
-        if not catchup.register_session(self.token_id, self, self._revoked):
+        if not catchup.register_session(self, self._revoked, [catchup.token_end(self.token_id)]):
             await self._revoked()
             return
         self.watch = asyncio.ensure_future(self.watch_session(account_id, subject))
@@ -219,7 +219,7 @@ class PortalLiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.token_id is not None:
-            catchup.unregister_session(self.token_id, self)
+            catchup.unregister_session(self, [catchup.token_end(self.token_id)])
         if self.watch is not None and self.watch is not asyncio.current_task():
             self.watch.cancel()
         for group in self.joined:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from channels_redis.core import RedisChannelLayer
 
 from accounts.request import ConnectContext, connect_context
-from firezone import metrics
+from firezone import catchup, metrics
 from firezone.changes import Change, session_group
 from firezone.db import db_call
 from firezone.phoenix.consumer import IDLE_TIMEOUTS, PhoenixConsumer
@@ -148,10 +148,15 @@ class DeviceConsumer(PhoenixConsumer):
         """Sync: authenticate and upsert; return `(token_id, account_id, device_id)`."""
         raise NotImplementedError
 
-    def session_account_id(self) -> Any:
-        # Disabling the account closes its clients and gateways (gateways.services.sessions),
-        # not relays: the catch-up closes them too if that `session.disconnect` was lost.
-        return self.account_id if self.topic_name in ("client", "gateway") else None
+    def session_ends(self) -> list[str]:
+        # Disabling the account closes its clients and gateways (gateways.services.sessions);
+        # a relay goes with its row. The catch-up closes them if that message was lost.
+        ends = super().session_ends()
+        if self.topic_name in ("client", "gateway") and self.account_id is not None:
+            ends.append(catchup.account_end(self.account_id))
+        elif self.topic_name == "relay" and self.device_id is not None:
+            ends.append(catchup.relay_end(self.device_id))
+        return ends
 
     def extra_groups(self) -> list[str]:
         """More channel-layer groups to join once authenticated."""

@@ -16,9 +16,11 @@ from accounts.services.accounts import account_disable
 from firezone import changes
 from gateways.services.clients import client_delete
 from gateways.services.gateways import gateway_delete
+from gateways.services.relays import relay_delete
 from gateways.tests._catchup import redis_unreachable
 from gateways.tests._sockets_gateway import join_gateway, make_setup, reject
 from gateways.tests.test_sockets_gateway_end_to_end import complete_flow, create_flow, join_client
+from gateways.tests.test_sockets_relay import DISCONNECT, admin, join_relay
 from resources.models import Flow
 from resources.services.policies import policy_disable
 from tests.live import frame, run_sync
@@ -70,7 +72,7 @@ async def test_a_lost_token_deletion_still_closes_its_socket(live, settings) -> 
 
         await run_sync(delete_token)
         await client.expect_closed(WITHIN)
-        assert f"token {token_id} was deleted: closing 1 socket(s)" in live.log()
+        assert f"token:{token_id} ended: closing 1 socket(s)" in live.log()
 
 
 async def test_a_lost_account_disable_still_closes_its_devices(live, settings) -> None:
@@ -83,7 +85,7 @@ async def test_a_lost_account_disable_still_closes_its_devices(live, settings) -
         await run_sync(account_disable, account=world.account, reason="Stripe subscription paused")
         await client.expect_closed(WITHIN)
         await gw.expect_closed(WITHIN)
-        assert f"account {world.account.pk} was disabled: closing 2 socket(s)" in live.log()
+        assert f"account:{world.account.pk} ended: closing 2 socket(s)" in live.log()
 
 
 async def test_lost_device_deletions_still_close_their_sockets(live, settings) -> None:
@@ -98,6 +100,16 @@ async def test_lost_device_deletions_still_close_their_sockets(live, settings) -
         await run_sync(client_delete, subject=setup.admin(), client=row.pk)
         assert [f["event"] for f in await gw.expect_closed(WITHIN)] == ["phx_close"]
         assert [f["event"] for f in await client.expect_closed(WITHIN)] == ["phx_close"]
+
+
+async def test_a_lost_relay_deletion_still_disconnects_the_relay(live, settings) -> None:
+    setup = await run_sync(make_setup)
+    device, relay = await join_relay(live, setup.world, global_=False)
+    async with device:
+        redis_unreachable(settings)
+        await run_sync(relay_delete, subject=admin(setup.world), relay=relay)
+        assert await device.expect_closed(WITHIN) == [DISCONNECT]
+        assert f"relay:{relay.pk} ended" in live.log()
 
 
 async def test_normal_publishes_are_pushed_once_with_the_catch_up_polling(live) -> None:
