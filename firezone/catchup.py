@@ -13,14 +13,16 @@ server process also reads the change log, cheaply, once per `STREAM_CATCHUP_SECO
   its in-progress list: an index range scan on (account_id, xid)), with the poll's own snapshot.
   A committed transaction neither known nor applied is a suspect (its message may be in flight);
   still unapplied at the next poll, it is missing: the hub reloads (sockets get only the diff,
-  gateways re-read their flows). Otherwise the ledger advances to the poll's snapshot. A missed
+  gateways re-read their flows) and hands the missed client and gateway rows to their own
+  sockets (`logged_changes`). Otherwise the ledger advances to the poll's snapshot. A missed
   change thus reaches the devices within two poll intervals; one delivered both ways is pushed
   once (reloads push differences only, a late message of a transaction the reload saw is
   skipped by its xid).
-* Session ends (`session.disconnect` through the channel layer) are looked up in the same
-  statement: every token deleted since the previous poll closes this process's sockets of it,
-  every account disabled since closes its client and gateway sockets (`register_session`),
-  whether or not the group messages arrived (closing twice is a no-op).
+* Session ends (`session.disconnect` through the channel layer, a relay's own-row deletion)
+  are looked up in the same statement: every token deleted since the previous poll closes this
+  process's sockets of it, every account disabled since its client and gateway sockets, every
+  relay deleted since its socket (`register_session`), whether or not the group messages
+  arrived (closing twice is a no-op).
 
 Nothing here runs without sockets: the task starts with the first hub or session of the event
 loop and ends with the last.
@@ -324,6 +326,8 @@ class Catchup:
         """Register a socket under its ends; False when one of them was seen already (the
         caller closes it)."""
         ends = list(ends)
+        if not ends:
+            return True
         if any(end in self.ended for end in ends):
             return False
         for end in ends:
