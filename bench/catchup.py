@@ -1,5 +1,6 @@
 """The cost of one change-log catch-up poll (`firezone.catchup.read_log`) on a big change log.
 
+    make bench-catchup ARGS="--rows 5000000"
     python -m firezone.devservices exec -- python bench/catchup.py [--rows 2000000]
         [--accounts 2000] [--hubs 1000] [--recent 200] [--json F]
 
