@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers of `make test-fast` (auto = one per CPU core).
 TEST_WORKERS ?= auto
 
-.PHONY: install run seed manage shell test test-fast lint format clean bench bench-portal bench-api bench-sync bench-faults
+.PHONY: install run seed manage shell test test-fast lint format clean bench bench-portal bench-api bench-sync bench-faults bench-catchup
 
 # The stamp is a copy of the pyproject.toml it installed: pip runs (quietly, output in
 # .venv/install.log, shown on failure) only when the dependencies really changed.
@@ -77,6 +77,11 @@ bench-sync: $(STAMP)
 # under 100 joined clients and a gateway of a real daphne. Smaller: ARGS="--clients 20 --outage 5"
 bench-faults: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) bench/faults.py $(ARGS)
+
+# Change-log catch-up poll (README "Delivery: the change log as truth"): one poll for 1,000 hubs
+# over a 2,000,000-row change log, with and without its index. Bigger: ARGS="--rows 5000000"
+bench-catchup: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/catchup.py $(ARGS)
 
 # ruff, mypy and the import contract (README "Architecture", read from the source). mypy imports
 # the settings (django-stubs): DEBUG=true needs no secrets and no database.

@@ -5,6 +5,11 @@ transaction (so it rolls back with it); the event is handed to the channel layer
 `transaction.on_commit`, so a socket never sees uncommitted state, and nothing is sent on rollback.
 The change-log `lsn` (a database sequence) orders events, so consumers can drop stale or duplicate
 deliveries, like the WAL LSN of the original.
+
+The change log is the source of truth, Redis the fast path: a publish that fails (Redis
+unreachable from this process) is only logged here, never raised into the committed write; every
+server process reads the log once a second (`firezone.catchup`) and heals what its sockets did not
+get (an account hub reloads, a deleted token's sockets close).
 """
 
 from __future__ import annotations
@@ -55,6 +60,12 @@ def session_group(token_id: Any) -> str:
 # for the deletion of its relay or relay group. Global relays and groups have no account, so the
 # account group alone would never carry their changes.
 OWN_GROUP_PREFIXES: dict[str, str] = {"relays": "relay", "relay_groups": "relay_group"}
+
+
+# (table, op) of rows that are logged but never published on the device stream: flows reach the
+# gateway from the client socket (§4.1), token deletions go to the token's session group only.
+# The catch-up (`firezone.catchup`) expects a stream message for every other row of an account.
+NOT_STREAMED: frozenset[tuple[str, str]] = frozenset({("flows", "insert"), ("tokens", "delete")})
 
 
 def own_group(table: str, row_id: Any) -> str | None:

@@ -95,7 +95,7 @@ CHANGE_APPLY_SECONDS = Histogram(
 HUB_RELOADS = Counter(
     "firezone_hub_reloads_total",
     "Full reloads of an access hub "
-    "(reason: start, gap, duplicate, reconnect, oversized, error, compact).",
+    "(reason: start, gap, duplicate, reconnect, oversized, error, compact, missed).",
     ["reason"],
     registry=registry,
 )

@@ -42,6 +42,21 @@ class ChangeLog(models.Model):
     class Meta:
         # The table keeps the name it had when the model lived in `accounts`.
         db_table = "accounts_changelog"
+        indexes = [
+            # The change-log catch-up (`firezone.catchup`): an account's transactions from a
+            # snapshot's xmax on, every second for every loaded account.
+            models.Index(fields=["account_id", "xid"], name="changelog_account_xid"),
+            # ...and the session ends since the previous poll: token and relay deletions,
+            # account updates (disabling closes the devices' sockets).
+            # `firezone.catchup.SESSION_ENDS_SQL`.
+            models.Index(
+                fields=["xid"],
+                name="changelog_session_ends",
+                condition=Q(table="tokens", op="delete")
+                | Q(table="relays", op="delete")
+                | Q(table="accounts", op="update"),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(op="insert", data__isnull=False, old_data__isnull=True)

@@ -358,6 +358,9 @@ RELAYS_PRESENCE_DEBOUNCE_MS = env.int("RELAYS_PRESENCE_DEBOUNCE_MS", default=300
 CLIENT_RECOMPUTE_SECONDS = env.float("CLIENT_RECOMPUTE_SECONDS", default=60)
 # How long an account hub gathers committed changes before pushing them (gateways/hub).
 HUB_DEBOUNCE_SECONDS = env.float("HUB_DEBOUNCE_SECONDS", default=0.02)
+# How often each server process compares what its hubs applied with the change log, healing
+# publishes lost on the way to Redis (firezone/catchup.py): a lost change arrives within two.
+STREAM_CATCHUP_SECONDS = env.float("STREAM_CATCHUP_SECONDS", default=1.0)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 
 # Prometheus metrics at /metrics (firezone/metrics.py), per process. Answered only to a

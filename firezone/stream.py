@@ -15,8 +15,11 @@ receiver that loaded from a database snapshot can tell whether a message is alre
 A message too large for one publish (`MAX_MESSAGE_BYTES`: a directory sync that rewrote a whole
 directory) is published as a `reload` marker instead: the receiver reloads once.
 
-Messages lost before they reach Redis (Redis unreachable at publish time) are not detected here:
-the write is committed and logged; replaying the change log is the reliability issue's work.
+Messages lost before they reach Redis (Redis unreachable from the writing process, a publish
+timing out) cannot be seen by the receivers' numbering: the write is committed and the failure
+logged. The change log is the truth: each server process compares, once per
+`STREAM_CATCHUP_SECONDS`, the transactions its hubs applied with those the log holds
+(`firezone.catchup`), and a hub that missed one reloads.
 """
 
 from __future__ import annotations
@@ -100,13 +103,16 @@ def decode(raw: bytes | str) -> StreamMessage:
 
 _sync_client: redis.Redis | None = None
 _sync_script: Any = None
+_sync_url = ""
 
 
 def _client() -> tuple[redis.Redis, Any]:
-    global _sync_client, _sync_script
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+    global _sync_client, _sync_script, _sync_url
+    url = settings.REDIS_URL
+    if _sync_client is None or url != _sync_url:  # a changed setting (tests) takes effect
+        _sync_client = redis.Redis.from_url(url, socket_timeout=5)
         _sync_script = _sync_client.register_script(_PUBLISH)
+        _sync_url = url
     return _sync_client, _sync_script
 
 

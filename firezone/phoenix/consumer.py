@@ -37,7 +37,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from firezone import metrics
+from firezone import catchup, metrics
 from firezone.changes import session_group
 from firezone.outage import UNAVAILABLE_BODY, UNAVAILABLE_REASON, describe, is_outage
 from firezone.phoenix import rejection
@@ -256,10 +256,25 @@ class PhoenixConsumer(AsyncWebsocketConsumer):
         loop = asyncio.get_running_loop()
         self._last_in = loop.time()
         _IdleSweeper.of(loop).watch(self)
+        # The change log is the truth for token deletions too: the catch-up closes this socket
+        # if its token's `session.disconnect` never arrives (`firezone.catchup`).
+        if not catchup.register_session(self, self._session_revoked, self.session_ends()):
+            await self._session_revoked()
+
+    def session_ends(self) -> list[str]:
+        """What closes this socket (`session.disconnect`) when the change log shows it
+        (`firezone.catchup`): its token's deletion."""
+        if self.session_token_id is None:
+            return []
+        return [catchup.token_end(self.session_token_id)]
+
+    async def _session_revoked(self) -> None:
+        await self.dispatch({"type": "session.disconnect"})
 
     async def disconnect(self, code: int) -> None:
         self._closing = True
         _IdleSweeper.of(asyncio.get_running_loop()).forget(self)
+        catchup.unregister_session(self, self.session_ends())
         await self._end_channel("disconnect")
 
     async def session_disconnect(self, event: dict[str, Any]) -> None:

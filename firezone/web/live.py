@@ -41,6 +41,7 @@ from django.utils import timezone
 from accounts.models import Actor
 from accounts.request import connect_context
 from accounts.services.tokens import authenticate
+from firezone import catchup
 from firezone.changes import account_group, portal_group, session_group
 from firezone.errors import DomainError
 from firezone.web.session import SESSIONS_KEY
@@ -154,6 +155,7 @@ def allowed_topics(account_id: str, topics: list[str]) -> list[str] | None:
 
 class PortalLiveConsumer(AsyncJsonWebsocketConsumer):
     groups: list[str] = []
+    token_id: Any = None
 
     async def connect(self) -> None:
         self.joined: list[str] = []
@@ -193,7 +195,15 @@ class PortalLiveConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         self.joined = groups
         await self.accept()
+        self.token_id = subject.token_id
+        # A deletion whose `session.disconnect` was lost is found in the change log.
+        if not catchup.register_session(self, self._revoked, [catchup.token_end(self.token_id)]):
+            await self._revoked()
+            return
         self.watch = asyncio.ensure_future(self.watch_session(account_id, subject))
+
+    async def _revoked(self) -> None:
+        await self.session_disconnect({})
 
     async def watch_session(self, account_id: str, subject: Any) -> None:
         """Expiry has no message: re-check the session when it is due to expire."""
@@ -208,6 +218,8 @@ class PortalLiveConsumer(AsyncJsonWebsocketConsumer):
                 return
 
     async def disconnect(self, code: int) -> None:
+        if self.token_id is not None:
+            catchup.unregister_session(self, [catchup.token_end(self.token_id)])
         if self.watch is not None and self.watch is not asyncio.current_task():
             self.watch.cancel()
         for group in self.joined:

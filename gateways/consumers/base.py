@@ -35,7 +35,7 @@ from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
 from accounts.request import ConnectContext, connect_context
-from firezone import metrics
+from firezone import catchup, metrics
 from firezone.changes import Change, session_group
 from firezone.channel_layer import ResilientRedisChannelLayer
 from firezone.db import db_call
@@ -158,6 +158,16 @@ class DeviceConsumer(PhoenixConsumer):
     def authenticate_device(self, params: dict[str, str], ctx: ConnectContext) -> tuple[Any, ...]:
         """Sync: authenticate and upsert; return `(token_id, account_id, device_id)`."""
         raise NotImplementedError
+
+    def session_ends(self) -> list[str]:
+        # Disabling the account closes its clients and gateways (gateways.services.sessions);
+        # a relay goes with its row. The catch-up closes them if that message was lost.
+        ends = super().session_ends()
+        if self.topic_name in ("client", "gateway") and self.account_id is not None:
+            ends.append(catchup.account_end(self.account_id))
+        elif self.topic_name == "relay" and self.device_id is not None:
+            ends.append(catchup.relay_end(self.device_id))
+        return ends
 
     def extra_groups(self) -> list[str]:
         """More channel-layer groups to join once authenticated."""

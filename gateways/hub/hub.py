@@ -18,6 +18,12 @@ oversized transaction or a failure while applying all lead to one reload: the mo
 from the database and every socket of the account recomputes, pushing only what differs from
 what it was told.
 
+A message that never reached Redis (the writer could not publish it) shows no gap: the change
+log is the truth. The hub keeps a `Ledger` (its load's snapshot, the transactions applied
+since) that the process's catch-up (`firezone.catchup`) compares with the log once per
+`STREAM_CATCHUP_SECONDS`; a committed transaction still missing at the next poll reloads the hub
+(reason "missed").
+
 Client sockets implement `ClientSocket`, gateway sockets `GatewaySocket` (below).
 """
 
@@ -34,7 +40,7 @@ from typing import Any, Protocol, TypeVar
 from django.conf import settings
 from django.db import DatabaseError
 
-from firezone import metrics, stream
+from firezone import catchup, metrics, stream
 from firezone.db import db_call
 from firezone.phoenix.framing import V1
 from gateways import wire
@@ -48,6 +54,8 @@ logger = logging.getLogger(__name__)
 LATE_DELIVERY_SECONDS = 1.0
 # Rows whose last change number a hub remembers before it compacts them away by reloading.
 ROW_WATERMARKS_LIMIT = 200_000
+# Device rows a reload does not convey to their own sockets (`catchup_missed`).
+DEVICE_TABLES = ("clients", "gateways")
 # Pauses between attempts to load an account's model (a lock timeout, a failover).
 LOAD_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 0.0)
 
@@ -126,6 +134,8 @@ class AccountHub:
     def __init__(self, account_id: Any) -> None:
         self.account_id = str(account_id)
         self.model: AccessModel | None = None
+        # What the model holds, for the change-log catch-up; replaced at each load.
+        self.ledger: catchup.Ledger | None = None
         self.last_seq = 0
         self.clients_by_actor: dict[uuid.UUID, set[ClientSocket]] = {}
         self.clients_by_id: dict[str, set[ClientSocket]] = {}
@@ -221,6 +231,7 @@ class AccountHub:
         finally:
             self.ready.set()
         self._periodic = asyncio.get_running_loop().create_task(self._recompute_periodically())
+        catchup.follow(self)
 
     async def wait_ready(self) -> None:
         await self.ready.wait()
@@ -233,6 +244,7 @@ class AccountHub:
             self._flush_handle.cancel()
         if self._periodic is not None:
             self._periodic.cancel()
+        catchup.unfollow(self)
         await stream.subscriber().unsubscribe(self.account_id, self.on_message)
         metrics.HUBS.dec()
 
@@ -252,6 +264,7 @@ class AccountHub:
                 seq = await stream.current_seq(stream.subscriber().redis, self.account_id)
                 model = await self._load()
                 self.model, self.last_seq, self._baseline = model, seq, seq
+                self.ledger = catchup.Ledger(model.snapshot)
                 self._late_until = time.monotonic() + LATE_DELIVERY_SECONDS
                 if self._reload_again is None:
                     break
@@ -310,6 +323,8 @@ class AccountHub:
             await self.reload("gap")
             return
         self.last_seq = message.seq
+        if self.ledger is not None:
+            self.ledger.note_applied(message.xid)
         if message.reload:
             await self.reload("oversized")
             return
@@ -332,6 +347,38 @@ class AccountHub:
             # The per-row change numbers only guard against transactions published out of order
             # (milliseconds apart); a fresh load starts without them.
             await self.reload("compact")
+
+    # ---------------------------------------------------------------- the change-log catch-up
+
+    def catchup_ledger(self) -> catchup.Ledger | None:
+        if self.closed or self._loading or self.model is None:
+            return None  # a load brings a fresh ledger
+        return self.ledger
+
+    async def catchup_missed(self, ledger: catchup.Ledger, missing: frozenset[int]) -> None:
+        """Committed transactions of the account never arrived on the stream: read it all again
+        (sockets get the difference, gateways re-read their flows). A reload does not tell a
+        socket that its own device row went (or changed): those rows of the missed
+        transactions are read from the log and handed over as the stream would have, after
+        the reload (the client socket keeps only the newest image of its row, a deletion is
+        final)."""
+        if ledger is not self.ledger or self.closed:
+            return
+        rows = await db_call(catchup.logged_changes, self.account_id, missing, DEVICE_TABLES)
+        await self.reload("missed")
+        clients: dict[str, list[dict[str, Any]]] = {}
+        deleted_gateways = []
+        for change in rows:
+            image = change.get("new") or change.get("old") or {}
+            if change["table"] == "clients":
+                clients.setdefault(str(image.get("id")), []).append(change)
+            elif change["op"] == "delete":
+                deleted_gateways.append(change)
+        if deleted_gateways:
+            for gateway in list(self.gateways):
+                gateway.hub_changes(deleted_gateways)
+        if clients:
+            self._merge(Effects(clients=clients))
 
     def _merge(self, effects: Effects) -> None:
         pending = self._pending

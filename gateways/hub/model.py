@@ -35,6 +35,7 @@ from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Account, ActorGroupMembership
+from firezone.catchup import Snapshot
 from firezone.phoenix.framing import _dumps
 from gateways import wire
 from gateways.models import Site
@@ -76,29 +77,6 @@ def _ms(value: Any) -> datetime | None:
     if parsed is None:
         return None
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """A PostgreSQL `pg_snapshot` (xmin:xmax:xip,...): which transactions a load saw."""
-
-    xmin: int
-    xmax: int
-    xip: frozenset[int]
-
-    @classmethod
-    def parse(cls, text: str) -> Snapshot:
-        xmin, xmax, xip = text.split(":")
-        return cls(int(xmin), int(xmax), frozenset(int(x) for x in xip.split(",") if x))
-
-    def contains(self, xid: int | None) -> bool:
-        if xid is None:
-            return False
-        if xid < self.xmin:
-            return True
-        if xid >= self.xmax:
-            return False
-        return xid not in self.xip
 
 
 @dataclass(frozen=True, slots=True)
