@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("firezone", "0001_initial"),
+        ("firezone", "0002_component_versions"),
     ]
 
     operations = [
