@@ -45,7 +45,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from firezone import changes
+from firezone import changes, outage
 from firezone.db import db_call
 from firezone.models import ChangeLog
 
@@ -363,9 +363,12 @@ class Catchup:
                 await self.poll()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database away: nothing advanced, the next poll retries
+            except Exception as exc:  # the database away: nothing advanced, the next poll retries
                 if not failing:  # once per outage, not every second
-                    logger.warning("change-log catch-up failed; retrying", exc_info=True)
+                    if outage.is_outage(exc):
+                        outage.log_outage(logger, "change-log catch-up", exc)
+                    else:
+                        logger.warning("change-log catch-up failed; retrying", exc_info=True)
                 failing = True
             else:
                 if failing:
@@ -425,8 +428,11 @@ class Catchup:
 async def _heal(follower: Follower, ledger: Ledger, missing: frozenset[int]) -> None:
     try:
         await follower.catchup_missed(ledger, missing)
-    except Exception:  # the next poll finds it missing again
-        logger.exception("account %s: catch-up failed", follower.account_id)
+    except Exception as exc:  # the next poll finds it missing again
+        if outage.is_outage(exc):  # a store is down: its recovery reloads the hub anyway
+            outage.log_outage(logger, f"account {follower.account_id}: catch-up", exc)
+        else:
+            logger.exception("account %s: catch-up failed", follower.account_id)
 
 
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Catchup] = (

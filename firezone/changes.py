@@ -29,7 +29,7 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 
-from firezone import redaction, stream
+from firezone import outage, redaction, stream
 from firezone.models import ChangeLog
 
 if TYPE_CHECKING:
@@ -438,8 +438,8 @@ def _collect(change: Change, groups: list[str], *, to_stream: bool) -> None:
     else:  # autocommit: the write is already committed, nothing else will come
         try:
             _publish([(change, groups, to_stream)])
-        except Exception:
-            logger.exception("could not publish a committed change")
+        except Exception as exc:
+            _publish_failed("could not publish a committed change", exc)
 
 
 @contextlib.contextmanager
@@ -452,8 +452,8 @@ def collecting() -> Iterator[None]:
         collected = _pending.stack.pop()
         try:
             _publish(collected)
-        except Exception:  # the write is committed: a publish failure must not surface
-            logger.exception("could not publish %d committed changes", len(collected))
+        except Exception as exc:  # the write is committed: a publish failure must not surface
+            _publish_failed(f"could not publish {len(collected)} committed changes", exc)
 
 
 def _publish(collected: Collected) -> None:
@@ -477,10 +477,19 @@ def _publish(collected: Collected) -> None:
                 stream.publish_reload(account_id, xid)
                 continue
             stream.publish(account_id, xid, [asdict(c) for c in batch])
-        except Exception:  # a publish failure must not undo a committed write
-            logger.exception("could not publish %d changes of account %s", len(batch), account_id)
+        except Exception as exc:  # a publish failure must not undo a committed write
+            _publish_failed(f"could not publish {len(batch)} changes of account {account_id}", exc)
     if group_messages:
         _group_send_all(group_messages)
+
+
+def _publish_failed(what: str, exc: Exception) -> None:
+    """Redis down is an outage, not a bug: one line, no traceback (the catch-up heals the stream
+    from the change log, firezone/catchup.py). Anything else keeps its traceback."""
+    if outage.is_outage(exc):
+        outage.log_outage(logger, what, exc)
+    else:
+        logger.error(what, exc_info=exc)
 
 
 def _sender(messages: list[tuple[str, dict[str, Any]]]) -> Callable[[], Coroutine[Any, Any, None]]:
@@ -489,8 +498,8 @@ def _sender(messages: list[tuple[str, dict[str, Any]]]) -> Callable[[], Coroutin
         for group, message in messages:
             try:
                 await layer.group_send(group, message)
-            except Exception:  # a publish failure must not undo a committed write
-                logger.exception("could not publish to %s", group)
+            except Exception as exc:  # a publish failure must not undo a committed write
+                _publish_failed(f"could not publish to {group}", exc)
 
     return send_all
 
