@@ -129,6 +129,7 @@ async def world(live: LiveServer) -> World:
 def counts(a: Setup, b: Setup) -> dict[str, int]:
     return {
         "flows A": Flow.objects.filter(account=a.account).count(),
+        "changes A": ChangeLog.objects.filter(account_id=a.account.pk).count(),
         "flows B": Flow.objects.filter(account=b.account).count(),
         "changes B": ChangeLog.objects.filter(account_id=b.account.pk).count(),
     }

@@ -11,11 +11,12 @@ B's client, gateway and resource ids. Each sender is one of A's sockets. After e
 * the sender answers a heartbeat and never got `phx_close` (a crash, §1.9) nor an error reason
   the spec does not have; A's other sockets and B's sockets answer heartbeats too;
 * B's devices received nothing at all, and no row of B was written (flows, change log);
-* every flow row written for A is one its gateway was told about (`authorize_flow`,
-  `request_connection` or `allow_access`): nothing half-written for a refused frame;
+* every flow row (and change-log row) written for A is one its gateway was told about
+  (`authorize_flow`, `request_connection` or `allow_access`): nothing half-written for a
+  refused frame;
 * the server log has no traceback.
 
-`FUZZ_FRAMES` (default 250) frames per test; each test takes well under a minute.
+`FUZZ_FRAMES` (default 500) frames per test; each test takes well under a minute.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from tests.live import Device, run_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-FRAMES = int(os.environ.get("FUZZ_FRAMES", "250"))
+FRAMES = int(os.environ.get("FUZZ_FRAMES", "500"))
 
 
 async def fuzz(live, w: World, target: Socket, frames: list[str]) -> None:
@@ -58,6 +59,8 @@ async def fuzz(live, w: World, target: Socket, frames: list[str]) -> None:
     assert not tracebacks, "\n\n".join(tracebacks[:5])
     assert after["flows B"] == before["flows B"] and after["changes B"] == before["changes B"]
     assert after["flows A"] - before["flows A"] == told, (before, after, told)
+    # A flow insert writes one change-log row; a refused frame none.
+    assert after["changes A"] - before["changes A"] == told, (before, after, told)
     replies = Counter(_outcome(f) for f in target.received)
     print(f"{target.name}: {len(frames)} frames, {told} flows; answers: {dict(replies)}")
 
