@@ -8,9 +8,11 @@
   (`max-age=63072000; includeSubDomains; preload`) when the external URL is https.
 * `Http404` raised by a view renders the portal's own 404 page (or its JSON variant) even with
   DEBUG on, so development shows what users see.
-* `NulBytesMiddleware`: a NUL byte in a query or form parameter (name or value) is permanent bad
-  input PostgreSQL text cannot store; it is answered 400 (the portal's 400 page) before any view
-  reads it, instead of a 500 from whichever query or insert meets it first.
+* `NulBytesMiddleware`: a NUL byte in a query or form parameter (name or value) or in a request
+  header (the User-Agent is stored with sessions and tokens) is permanent bad input PostgreSQL
+  text cannot store; it is answered 400 (the portal's 400 page, the API's JSON error body on the
+  API origin) before any view reads it, instead of a 500 from whichever query or insert meets it
+  first.
 """
 
 from __future__ import annotations
@@ -20,13 +22,23 @@ from collections.abc import Callable
 from csp.middleware import CSPMiddleware as _DjangoCSPMiddleware
 from csp.middleware import PolicyParts
 from django.conf import settings
-from django.core.exceptions import BadRequest
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    QueryDict,
+)
+from django.http.multipartparser import MultiPartParserError
 
-from firezone.error_views import render_not_found
+from firezone.error_views import bad_request, render_not_found
 
 GRAVATAR_SOURCE = "https://www.gravatar.com"
 HSTS = "max-age=63072000; includeSubDomains; preload"
+# firezone.api.middleware.API_URLCONF (the API is a layer above): requests routed to the API get
+# its JSON error body (portal.md §5.1).
+API_URLCONF = "firezone.api_urls"
 
 
 class CSPMiddleware(_DjangoCSPMiddleware):
@@ -76,7 +88,8 @@ def _has_nul(params: QueryDict) -> bool:
 
 
 class NulBytesMiddleware:
-    """400 for a NUL byte anywhere in `request.GET` or (form-encoded or multipart) `request.POST`.
+    """400 for a NUL byte anywhere in `request.GET`, (form-encoded or multipart) `request.POST`
+    or a request header.
 
     One check for every portal form and page: most forms are Django forms, but several editors
     and the sign-in views read the QueryDict by hand (the policy editor, the userpass and email
@@ -88,6 +101,19 @@ class NulBytesMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _has_nul(request.GET) or (request.method == "POST" and _has_nul(request.POST)):
-            raise BadRequest("NUL byte in request parameters")
+        try:
+            nul = (
+                _has_nul(request.GET)
+                or any("\x00" in str(v) for k, v in request.META.items() if k.startswith("HTTP_"))
+                or (request.method == "POST" and _has_nul(request.POST))
+            )
+        except MultiPartParserError:  # a malformed multipart body: 400 without a traceback
+            nul = True
+        if nul:
+            # Answered, not raised: a raised BadRequest is logged with a traceback, and would
+            # get the portal's 400 page on the API origin too (the API URL conf is only in
+            # force once the request is resolved).
+            if getattr(request, "urlconf", None) == API_URLCONF:
+                return JsonResponse({"error": {"reason": "Bad Request"}}, status=400)
+            return bad_request(request)
         return self.get_response(request)

@@ -502,7 +502,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["firezone.api.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["firezone.api.authentication.HasSubject"],
     "DEFAULT_THROTTLE_CLASSES": ["firezone.api.ratelimit.AccountRateLimit"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # NUL bytes and lone surrogates in a body: 400 like malformed JSON (firezone/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["firezone.api.parsers.JSONBodyParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "firezone.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -227,6 +227,12 @@ def throttled(
 ) -> T:
     """Run an `authenticate_*`; a refusal carries the seconds to wait before answering it
     (`rejected.delay`), which the consumer sleeps off its event loop."""
+    # A NUL in a header the connect stores (User-Agent, geo headers: the token's and device's
+    # last-seen columns) is refused like daphne refuses it itself, 400 "upgrade failed" (§2.6),
+    # before the token is touched: PostgreSQL text cannot store it (another ASGI server may
+    # pass it on), and a 500 would be retried forever.
+    if any("\x00" in (value or "") for value in (ctx.user_agent, ctx.region, ctx.city)):
+        raise ConnectRejected(400, "")
     try:
         return authenticate_fn(params, ctx)
     except ConnectRejected as rejected:

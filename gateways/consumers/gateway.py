@@ -466,12 +466,13 @@ class GatewayConsumer(DeviceConsumer):
 
     def _verified(self, ref: Any, *required: str) -> dict[str, Any] | None:
         data = verify_ref(ref)
-        if data is None or not all(k in data for k in required):
+        if data is None or not all(k in data for k in ("gateway_id", *required)):
             return None
         if not isinstance(data["client_channel"], str) or not data["client_channel"]:
             return None
-        # Refs naming a gateway are only valid on that gateway's socket.
-        if "gateway_id" in data and str(data["gateway_id"]) != str(self.device_id):
+        # A ref is only valid on the socket of the gateway it was minted for: one without a
+        # gateway id could be redeemed by any gateway, another account's included.
+        if str(data["gateway_id"]) != str(self.device_id):
             return None
         return data
 

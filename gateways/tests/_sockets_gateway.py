@@ -191,6 +191,7 @@ def authorize_flow_message(
             "client_channel": client_channel,
             "client_id": str(client.pk),
             "resource_id": str(flow.resource_id),
+            "gateway_id": str(gateway.pk),
             "preshared_key": psk,
             "client_ice_credentials": ice.client.as_dict(),
             "gateway_ice_credentials": ice.gateway.as_dict(),

@@ -7,6 +7,7 @@ from tests.portal_browser import portal_server  # noqa: F401
 
 # The helper modules shared by split test modules keep pytest's assertion messages.
 pytest.register_assert_rewrite(
+    "gateways.tests._fuzz_world",
     "gateways.tests._hub_model",
     "gateways.tests._hub_reload",
     "gateways.tests._sockets_client",

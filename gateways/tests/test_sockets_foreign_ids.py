@@ -1,7 +1,9 @@
 """Every id a device sends is scoped to its account (issue 17, point 3): on the client and gateway
 channels, another account's client, gateway, resource or ref is treated exactly like an unknown
 one (ignored, or the spec's `not_found` / `invalid_ref`), and nothing reaches the other account's
-devices. Two accounts A and B, each with a site, a resource granted to its user, a gateway and a
+devices. A ref is redeemable only on the socket of the gateway it was minted for (one without a
+gateway id by none). The last test feeds every id-carrying event at once and checks that no row
+was written. Two accounts A and B, each with a site, a resource granted to its user, a gateway and a
 client, all on one live daphne.
 
 Shared setup: gateways/tests/_sockets_gateway.py.
@@ -17,10 +19,12 @@ import pytest
 from channels.layers import get_channel_layer
 
 from accounts.models import Account
+from firezone.models import ChangeLog
 from gateways.crypto import pair_credentials, sign_ref
 from gateways.models import Client, Gateway
 from gateways.tests._sockets_gateway import Setup, join_gateway, make_setup
 from gateways.tests.sockets import public_key
+from resources.models import Flow
 from tests.live import DEVICE_HEADERS, Device, frame, reply, run_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -231,3 +235,71 @@ async def test_gateway_cannot_redeem_refs_minted_for_another_accounts_gateway(li
         await _quiet(a.gw, a.client, b.gw, b.client)
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(layer.receive(channel), 0.3)
+
+
+# ------------------------------------------------------------------ every event at once
+
+
+def _rows(a: Setup, b: Setup) -> dict[str, int]:
+    return {
+        "flows A": Flow.objects.filter(account=a.account).count(),
+        "flows B": Flow.objects.filter(account=b.account).count(),
+        "changes B": ChangeLog.objects.filter(account_id=b.account.pk).count(),
+    }
+
+
+async def test_every_id_carrying_event_refuses_another_accounts_ids(live) -> None:
+    """Each client and gateway event that names a client, gateway, resource or flow (by ref),
+    fed only account B's ids from account A's devices: the spec's answer for an unknown id
+    (`not_found`, `invalid_ref`, or silence for ICE candidates), no row written in either
+    account, nothing sent to B's devices. (Relays send no ids: only their join's secret.)"""
+    a, b = await _sides(live)
+    legacy, _ = await join_client(live, a.setup, LEGACY_UA)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()  # stands for B's client socket
+    psk, ice = await run_sync(pair_credentials, b.row, b.gateway)
+    minted = {
+        "client_channel": channel,
+        "client_id": str(b.row.pk),
+        "resource_id": str(b.setup.rdns.pk),
+        "preshared_key": psk,
+        "client_ice_credentials": ice.client.as_dict(),
+        "gateway_ice_credentials": ice.gateway.as_dict(),
+        "client_ref": 3,
+        "client_join_ref": None,
+    }
+    for_b = sign_ref({**minted, "gateway_id": str(b.gateway.pk)})
+    # Minted without a gateway id (an older format): no gateway may redeem it, A's included.
+    for_anyone = sign_ref(minted)
+    gw, rid, cid = str(b.gateway.pk), str(b.setup.rdns.pk), str(b.row.pk)
+    not_found = {"reason": "not_found"}
+    invalid = {"reason": "invalid_ref"}
+    before = await run_sync(_rows, a.setup, b.setup)
+    async with a.gw, a.client, b.gw, b.client, legacy:
+        await a.client.send(
+            "client", "create_flow", {"resource_id": rid, "connected_gateway_ids": [gw]}
+        )
+        assert await a.client.recv() == client_frame(
+            "flow_creation_failed", {"resource_id": rid, "reason": "not_found"}
+        )
+        for event in ("broadcast_ice_candidates", "broadcast_invalidated_ice_candidates"):
+            await a.client.send("client", event, {"gateway_ids": [gw], "candidates": ["c"]})
+            await a.gw.send("gateway", event, {"client_ids": [cid], "candidates": ["c"]})
+        legacy_events = [
+            ("prepare_connection", {"resource_id": rid, "connected_gateway_ids": [gw]}),
+            ("request_connection", _legacy_request("request_connection", gw, rid)),
+            ("reuse_connection", _legacy_request("reuse_connection", gw, rid)),
+        ]
+        for event, payload in legacy_events:
+            ref = await legacy.send("client", event, payload)
+            assert await legacy.recv() == reply("client", ref, "error", not_found), event
+        for ref_value in (for_b, for_anyone):
+            ref = await a.gw.send("gateway", "flow_authorized", {"ref": ref_value})
+            assert await a.gw.recv() == reply("gateway", ref, "error", invalid)
+            ready = {"ref": ref_value, "gateway_payload": "X"}
+            ref = await a.gw.send("gateway", "connection_ready", ready)
+            assert await a.gw.recv() == reply("gateway", ref, "error", invalid)
+        await _quiet(a.client, a.gw, legacy, b.gw, b.client)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 0.3)
+    assert await run_sync(_rows, a.setup, b.setup) == before

@@ -120,6 +120,7 @@ async def test_legacy_pushes_are_cached(live) -> None:
                 "client_channel": client_channel,
                 "client_id": str(setup.client.pk),
                 "resource_id": str(setup.rdns.pk),
+                "gateway_id": str(gateway.pk),
                 "client_ref": 4,
                 "client_join_ref": None,
             }
