@@ -222,6 +222,8 @@ def cmd_manage(args: list[str]) -> int:
             signal.signal(signal.SIGINT, previous)
 
 
+RESPAWN = BASE_DIR / "firezone" / "respawn.py"
+
 # Lines of the `run` log that say nothing: blank lines and the shutdown chatter.
 _QUIET_LINES = re.compile(
     r"^$"
@@ -325,7 +327,9 @@ def cmd_run() -> int:
         printer = _RunPrinter(Printer(sys.stdout))
         manager = Manager(printer=printer)
         for name, command in processes.items():
-            manager.add_process(name, command, env=env)
+            # honcho stops everything when one process exits: respawn.py restarts a crashed
+            # one instead (with a back-off), and is what honcho's Ctrl-C stops.
+            manager.add_process(name, f"exec {python} {RESPAWN} {name} -- {command}", env=env)
 
         def announce() -> None:
             # After start-up, so the sign-in details are the last thing on the screen.
