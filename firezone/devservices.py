@@ -36,9 +36,14 @@ DATA_DIR = BASE_DIR / ".data"
 SEED_TEXT = DATA_DIR / "seed.txt"
 # Device sockets live for days: no daphne lifetime cap (the default 86400 s would drop every
 # device daily); the Phoenix layer closes idle ones itself (protocol.md §1.1). WebSocket pings
-# every 25 s find dead TCP peers between the devices' 30 s heartbeats. Same in compose.yaml and
-# the Dockerfile.
-DAPHNE_SOCKET_OPTIONS = "--websocket_timeout -1 --ping-interval 25 --ping-timeout 30"
+# every 25 s find dead TCP peers between the devices' 30 s heartbeats. The handshake has a
+# deadline: 10 s for the request head (firezone/webserver.py), then 10 s for the application to
+# accept the WebSocket. Options of `python -m firezone.webserver`; same in compose.yaml and the
+# Dockerfile.
+DAPHNE_SOCKET_OPTIONS = (
+    "--websocket_timeout -1 --ping-interval 25 --ping-timeout 30"
+    " --websocket_connect_timeout 10 --request-head-timeout 10"
+)
 
 
 def free_port() -> int:
@@ -316,7 +321,7 @@ def cmd_run() -> int:
         loglevel = env.get("LOG_LEVEL", "info").lower()
         celery = f"{python} -m celery -A firezone --quiet"
         processes = {
-            "web": f"{python} -m daphne -b 127.0.0.1 -p {port} "
+            "web": f"{python} -m firezone.webserver -b 127.0.0.1 -p {port} "
             f"-e tcp:port={api_port}:interface=127.0.0.1 {DAPHNE_SOCKET_OPTIONS} "
             "firezone.asgi:application",
             # `-Q celery,sync`: the default queue and directory sync runs (directory_sync/tasks.py)
