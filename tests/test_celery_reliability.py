@@ -6,9 +6,10 @@ so the second run leaves exactly what one run leaves.
 
 The task is a real one: `directory_sync.tasks.sync_provider`, queued by the beat job
 `sync_mock` for a Mock provider, run by real `celery worker` processes (prefork pool) against
-this run's PostgreSQL and Redis, the first one SIGKILLed (its whole process group, as a container
-or the OOM killer would) while its sync transaction has written rows. Also here: the health
-checks of compose.yaml's worker and beat, run against real processes."""
+this run's PostgreSQL and Redis, SIGKILLed while its sync transaction has written rows: the
+whole worker (its process group, as a container stop or the OOM killer would), or only the pool
+process running the task. Also here: the health checks of compose.yaml's worker and beat, run
+against real processes."""
 
 from __future__ import annotations
 
@@ -117,16 +118,22 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def _backends(name: str, *, writing: bool = False) -> int:
-    """PostgreSQL sessions of the worker `name`; with `writing`, those inside a transaction that
-    has written something."""
+def _backends(name: str, *, writing: bool = False) -> set[int]:
+    """The PostgreSQL backends of the worker `name`; with `writing`, those inside a transaction
+    that has written something."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
             + (" AND backend_xid IS NOT NULL" if writing else ""),
             [name],
         )
-        return cursor.fetchone()[0]
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _alive_backends(pids: set[int]) -> set[int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", [list(pids)])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _queue_due_mock_syncs(env: dict[str, str]) -> str:
@@ -143,9 +150,25 @@ def _queue_due_mock_syncs(env: dict[str, str]) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def test_a_sync_whose_worker_is_killed_mid_run_is_run_again_once(
-    celery_env: dict[str, str], tmp_path: Path
+def _pool_process(worker: Worker) -> int:
+    """The pid of the worker's (only) pool process: the child of its main process."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == worker.process.pid:  # ppid
+            return int(stat.parent.name)
+    raise AssertionError("the worker has no pool process")
+
+
+@pytest.mark.parametrize("killed", ["worker", "pool process"])
+def test_a_sync_killed_mid_run_is_run_again_once(
+    celery_env: dict[str, str], tmp_path: Path, killed: str
 ) -> None:
+    """`worker`: the whole worker dies (its process group SIGKILLed); its message is taken back by
+    a new worker past the visibility timeout. `pool process`: only the process running the task
+    dies; the worker puts the message back at once (reject on worker lost) and runs it again."""
     provider = ProviderFactory(
         account=AccountFactory(),
         adapter=AuthProvider.Adapter.MOCK,
@@ -167,21 +190,34 @@ def test_a_sync_whose_worker_is_killed_mid_run_is_run_again_once(
             60, "the first worker to take the sync",
         )  # fmt: skip
         task_id = received.group(1)
+        done = rf"sync_provider\[{task_id}\] succeeded in [\d.]+s: 'synced'"
         # Mid-run: its transaction has written rows, nothing is committed yet.
-        _wait_for(lambda: _backends(first.name, writing=True), 60, "the sync's first writes")
-        first.kill()
-        _wait_for(lambda: _backends(first.name) == 0, 30, "PostgreSQL to drop its sessions")
+        writers = _wait_for(
+            lambda: _backends(first.name, writing=True), 60, "the sync's first writes"
+        )
+        if killed == "worker":
+            first.kill()
+        else:
+            os.kill(_pool_process(first), signal.SIGKILL)
+        # Its session ends (rolled back); a rerun, if any, is in a session of its own.
+        _wait_for(lambda: not _alive_backends(writers), 30, "the rollback")
         provider.refresh_from_db()
         assert provider.last_synced_at is None
         assert not AuthIdentity.objects.filter(provider=provider).exists()  # rolled back
-        assert f"sync_provider[{task_id}] succeeded" not in first.log()
+        assert not re.search(done, first.log())
 
-        # The message is still unacknowledged in Redis; past the visibility timeout, a new
-        # worker takes it back at start-up.
-        time.sleep(VISIBILITY_TIMEOUT + 1)
-        second = Worker(celery_env, tmp_path / "worker-2.log", "fz-test-worker-2")
-        done = rf"sync_provider\[{task_id}\] succeeded in [\d.]+s: 'synced'"
-        _wait_for(lambda: re.search(done, second.log()), 120, "the second worker's run")
+        if killed == "worker":
+            # The message is still unacknowledged in Redis; past the visibility timeout, a new
+            # worker takes it back at start-up.
+            time.sleep(VISIBILITY_TIMEOUT + 1)
+            second = Worker(celery_env, tmp_path / "worker-2.log", "fz-test-worker-2")
+            running = second
+        else:
+            running = first
+        _wait_for(lambda: re.search(done, running.log()), 120, "the second run")
+        if killed == "pool process":
+            assert "WorkerLostError" in first.log()
+            assert len(re.findall(rf"sync_provider\[{task_id}\] received", first.log())) == 2
 
         # compose.yaml's health check of the worker, against this real one.
         check = subprocess.run(
