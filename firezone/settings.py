@@ -353,8 +353,9 @@ for _cidr in METRICS_ALLOWED_NETWORKS:
         ipaddress.ip_network(_cidr.strip(), strict=False)
     except ValueError as _exc:
         raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_exc}") from _exc
-# Scrapes are plain HTTP on an internal address: no redirect to https for /metrics.
-SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+# Scrapes are plain HTTP on an internal address: no redirect to https for /metrics; nor for
+# /healthz, which the container's health check asks the same way (compose.yaml).
+SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$"]
 # Celery workers are other processes: > 0 = each serves its metrics on 127.0.0.1:<port>
 # (prefork children on <port> + child index). 0 = off.
 CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=0)

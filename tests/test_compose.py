@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 import yaml
 
 from firezone.devservices import DAPHNE_SOCKET_OPTIONS
+from tests.live import run_daphne, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE_SHOT = {"migrate"}  # jobs the others wait for (service_completed_successfully)
@@ -68,3 +71,25 @@ def test_the_web_server_has_the_socket_options_of_make_run(services: dict[str, A
     for command in (services["web"]["command"], image_cmd):
         assert command[:3] == ["python", "-m", "firezone.webserver"]
         assert " ".join(command).find(DAPHNE_SOCKET_OPTIONS) != -1, command
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_the_web_health_check_passes_on_a_production_like_server(services: dict[str, Any]) -> None:
+    """A portal host that is not 127.0.0.1 and https redirects on: the check still gets its 200
+    (and fails once the server is gone)."""
+    test = services["web"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    env = server_env(
+        ALLOWED_HOSTS="portal.example.com",
+        EXTERNAL_URL="https://portal.example.com",
+        SECURE_SSL_REDIRECT="true",
+    )
+    with run_daphne(env) as server:
+        command = [sys.executable, *[a.replace("8000", str(server.port)) for a in test[2:]]]
+        check = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stderr
+        status, _, _ = server.http("GET", "/healthz")
+        assert status == 400  # a host ALLOWED_HOSTS does not know: why the check sends one
+    gone = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
+    assert gone.returncode != 0
