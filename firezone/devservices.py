@@ -319,6 +319,7 @@ def cmd_run() -> int:
             print("[devservices] seeding the demo data...", file=sys.stderr, flush=True)
             seed_text = _seed(env, [])
         loglevel = env.get("LOG_LEVEL", "info").lower()
+        DATA_DIR.mkdir(exist_ok=True)  # beat's schedule, even with DATABASE_URL and REDIS_URL set
         celery = f"{python} -m celery -A firezone --quiet"
         processes = {
             "web": f"{python} -m firezone.webserver -b 127.0.0.1 -p {port} "
