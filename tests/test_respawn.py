@@ -68,8 +68,8 @@ def test_a_command_that_exits_is_restarted_with_a_doubling_back_off(tmp_path: Pa
     starts = _starts(tmp_path)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     for gap, delay in zip(gaps, (0.2, 0.4, 0.8, 0.8, 0.8), strict=False):
-        # At least the back-off; well under the next one (the child itself takes ~0.05 s).
-        assert delay <= gap < delay + 0.35, (gaps, out)
+        # At least the back-off, plus a Python start-up (slow on a busy machine).
+        assert delay <= gap < delay + 1.5, (gaps, out)
     assert "[respawn] job: exited (rc=3) after" in out
     announced = [line.rsplit(" ", 2)[-2] for line in out.splitlines() if "restarting in" in line]
     assert announced[:5] == ["0.2", "0.4", "0.8", "0.8", "0.8"]
@@ -149,5 +149,5 @@ def test_a_signal_during_the_back_off_ends_it_without_another_start(
     proc.send_signal(signum)
     proc.communicate(timeout=5)
     assert proc.returncode == 0
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 2  # not the 5 s back-off
     assert len(_starts(tmp_path)) == 1
