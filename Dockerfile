@@ -16,6 +16,9 @@ RUN pip install . && useradd --system --home /app firezone \
     && DEBUG=true python manage.py collectstatic --noinput
 USER firezone
 EXPOSE 8000
-# Device sockets: no lifetime cap (idle ones are closed by the app), pings every 25 s.
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--websocket_timeout", "-1", \
-     "--ping-interval", "25", "--ping-timeout", "30", "firezone.asgi:application"]
+# Device sockets: no lifetime cap (idle ones are closed by the app), pings every 25 s; 10 s for
+# the request head and 10 s for the WebSocket to be accepted (firezone/webserver.py).
+CMD ["python", "-m", "firezone.webserver", "-b", "0.0.0.0", "-p", "8000", \
+     "--websocket_timeout", "-1", "--ping-interval", "25", "--ping-timeout", "30", \
+     "--websocket_connect_timeout", "10", "--request-head-timeout", "10", \
+     "firezone.asgi:application"]

@@ -6,7 +6,7 @@ groups, no `init`). It runs with the project's settings, so it has the same chan
 that every Channels consumer of the real server gets. The bench starts it with daphne exactly like
 the real server (same socket options) and measures it in the same run:
 
-    python -m daphne <options> bench.bare_asgi:application
+    python -m firezone.webserver <options> bench.bare_asgi:application
 """
 
 from __future__ import annotations

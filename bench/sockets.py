@@ -440,7 +440,7 @@ def daphne(env: dict[str, str], workdir: Path, name: str, app: str = REAL_APP) -
     port = free_port()
     log_path = workdir / f"daphne-{name}.log"
     command = [
-        sys.executable, "-m", "daphne",
+        sys.executable, "-m", "firezone.webserver",
         "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=4096",
         *shlex.split(DAPHNE_SOCKET_OPTIONS), "-v", "0", app,
     ]  # fmt: skip

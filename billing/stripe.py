@@ -15,6 +15,8 @@ Nothing here runs with `BILLING_ENABLED` off: callers check `billing_enabled()` 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
@@ -102,6 +104,17 @@ def _account_metadata(account: Any) -> dict[str, str]:
 # --- calls --------------------------------------------------------------------------------------
 
 
+def _once(what: str, params: Any) -> Any:
+    """Request options making a create idempotent: Stripe answers a request repeated with the
+    same `Idempotency-Key` (within 24 h) with its first answer instead of creating again. Tasks
+    acknowledge late (README "Supervision"): a worker killed between Stripe's answer and our
+    commit has the task redone, which then gets the same customer or subscription, not a second
+    one. The key is derived from the parameters (which name the account or the customer):
+    Stripe refuses a key reused with other parameters."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:40]
+    return {"idempotency_key": f"firezone-{what}-{digest}"}
+
+
 def customer_create(*, account: Any, email: str | None) -> dict[str, Any]:
     """`POST /v1/customers`: name = legal name, the account's three metadata keys, the email
     only when there is one."""
@@ -109,7 +122,8 @@ def customer_create(*, account: Any, email: str | None) -> dict[str, Any]:
     params: Any = {"name": account.legal_name, "metadata": _account_metadata(account)}
     if email is not None:
         params["email"] = email
-    return _call("create customer", lambda c: _plain(c.v1.customers.create(params)))
+    options = _once("customer", params)
+    return _call("create customer", lambda c: _plain(c.v1.customers.create(params, options)))
 
 
 def customer_update(*, customer_id: str, account: Any) -> dict[str, Any]:
@@ -124,7 +138,10 @@ def customer_retrieve(customer_id: str) -> dict[str, Any]:
 
 def subscription_create(*, customer_id: str, price_id: str) -> dict[str, Any]:
     params: Any = {"customer": customer_id, "items": [{"price": price_id}]}
-    return _call("create subscription", lambda c: _plain(c.v1.subscriptions.create(params)))
+    options = _once("subscription", params)
+    return _call(
+        "create subscription", lambda c: _plain(c.v1.subscriptions.create(params, options))
+    )
 
 
 def product_retrieve(product_id: str) -> dict[str, Any]:

@@ -36,9 +36,14 @@ DATA_DIR = BASE_DIR / ".data"
 SEED_TEXT = DATA_DIR / "seed.txt"
 # Device sockets live for days: no daphne lifetime cap (the default 86400 s would drop every
 # device daily); the Phoenix layer closes idle ones itself (protocol.md §1.1). WebSocket pings
-# every 25 s find dead TCP peers between the devices' 30 s heartbeats. Same in compose.yaml and
-# the Dockerfile.
-DAPHNE_SOCKET_OPTIONS = "--websocket_timeout -1 --ping-interval 25 --ping-timeout 30"
+# every 25 s find dead TCP peers between the devices' 30 s heartbeats. The handshake has a
+# deadline: 10 s for the request head (firezone/webserver.py), then 10 s for the application to
+# accept the WebSocket. Options of `python -m firezone.webserver`; same in compose.yaml and the
+# Dockerfile.
+DAPHNE_SOCKET_OPTIONS = (
+    "--websocket_timeout -1 --ping-interval 25 --ping-timeout 30"
+    " --websocket_connect_timeout 10 --request-head-timeout 10"
+)
 
 
 def free_port() -> int:
@@ -222,6 +227,8 @@ def cmd_manage(args: list[str]) -> int:
             signal.signal(signal.SIGINT, previous)
 
 
+RESPAWN = BASE_DIR / "firezone" / "respawn.py"
+
 # Lines of the `run` log that say nothing: blank lines and the shutdown chatter.
 _QUIET_LINES = re.compile(
     r"^$"
@@ -312,9 +319,10 @@ def cmd_run() -> int:
             print("[devservices] seeding the demo data...", file=sys.stderr, flush=True)
             seed_text = _seed(env, [])
         loglevel = env.get("LOG_LEVEL", "info").lower()
+        DATA_DIR.mkdir(exist_ok=True)  # beat's schedule, even with DATABASE_URL and REDIS_URL set
         celery = f"{python} -m celery -A firezone --quiet"
         processes = {
-            "web": f"{python} -m daphne -b 127.0.0.1 -p {port} "
+            "web": f"{python} -m firezone.webserver -b 127.0.0.1 -p {port} "
             f"-e tcp:port={api_port}:interface=127.0.0.1 {DAPHNE_SOCKET_OPTIONS} "
             "firezone.asgi:application",
             # `-Q celery,sync`: the default queue and directory sync runs (directory_sync/tasks.py)
@@ -325,7 +333,9 @@ def cmd_run() -> int:
         printer = _RunPrinter(Printer(sys.stdout))
         manager = Manager(printer=printer)
         for name, command in processes.items():
-            manager.add_process(name, command, env=env)
+            # honcho stops everything when one process exits: respawn.py restarts a crashed
+            # one instead (with a back-off), and is what honcho's Ctrl-C stops.
+            manager.add_process(name, f"exec {python} {RESPAWN} {name} -- {command}", env=env)
 
         def announce() -> None:
             # After start-up, so the sign-in details are the last thing on the screen.

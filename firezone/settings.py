@@ -230,11 +230,21 @@ CACHES = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
+# A pool process that dies mid-task (SIGKILL, OOM) puts its message back at once.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A whole worker that dies (kill -9, a lost container) leaves its messages unacknowledged in
+# Redis: another worker takes them again after this many seconds. Longer than most tasks: one
+# still running after it is delivered twice (a sync run then skips, its provider's lock held).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=TESTING)
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat writes its schedule file after each message it sends: the file's age is its health
+# check (compose.yaml).
+CELERY_BEAT_SYNC_EVERY = 1
 # Directory sync runs (directory_sync/tasks.py) have their own queue: a worker runs
 # `-Q celery,sync` (make run's does), or a dedicated one `-Q sync --concurrency 3`.
 CELERY_TASK_ROUTES = {"directory_sync.tasks.sync_provider": {"queue": "sync"}}
@@ -372,8 +382,9 @@ for _cidr in METRICS_ALLOWED_NETWORKS:
         ipaddress.ip_network(_cidr.strip(), strict=False)
     except ValueError as _exc:
         raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_exc}") from _exc
-# Scrapes are plain HTTP on an internal address: no redirect to https for /metrics.
-SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+# Scrapes are plain HTTP on an internal address: no redirect to https for /metrics; nor for
+# /healthz, which the container's health check asks the same way (compose.yaml).
+SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$"]
 # Celery workers are other processes: > 0 = each serves its metrics on 127.0.0.1:<port>
 # (prefork children on <port> + child index). 0 = off.
 CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=0)

@@ -37,7 +37,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from firezone.devservices import free_port
+from firezone.devservices import DAPHNE_SOCKET_OPTIONS, free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 APPLICATION = "firezone.asgi:application"
@@ -149,7 +149,8 @@ class LiveServer:
 def run_daphne(
     env: Mapping[str, str], application: str = APPLICATION, *, startup_timeout: float = 30
 ) -> Iterator[LiveServer]:
-    """Run daphne on a free port with the production socket options until the block exits."""
+    """Run daphne (`firezone.webserver`, as `make run` and the image do) on a free port with the
+    production socket options until the block exits."""
     port = free_port()
     env = {**env, "PGAPPNAME": application_name(port)}
     with tempfile.TemporaryDirectory(prefix="fz-live-") as tmp:
@@ -157,9 +158,8 @@ def run_daphne(
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [
-                    sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                    "--websocket_timeout", "-1", "--ping-interval", "25", "--ping-timeout", "30",
-                    application,
+                    sys.executable, "-m", "firezone.webserver", "-b", "127.0.0.1",
+                    "-p", str(port), *DAPHNE_SOCKET_OPTIONS.split(), application,
                 ],
                 cwd=BASE_DIR,
                 env=env,

@@ -111,6 +111,8 @@ class StripeFake:
     # The product of subscriptions created through the API (the default price's plan).
     default_product: str = PRODUCTS["starter"]
     _failures: list[_Failure] = field(default_factory=list)
+    # Stripe's idempotent requests: the first answer of each `Idempotency-Key`, replayed.
+    _answers: dict[str, tuple[Any, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -190,10 +192,19 @@ class StripeFake:
             failure = self._take_failure(request.path)
         if failure is not None:
             return _json(failure.body, failure.status)
+        key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
+        with self._lock:
+            answered = self._answers.get(key) if key else None
+        if answered is not None:
+            return _json(*answered)
         try:
-            return self._route(call)
+            response = self._route(call)
         except KeyError:
             return _json(fixture("stripe_error_404_customer"), 404)
+        if key and response.status_code < 500:
+            with self._lock:
+                self._answers[key] = (response.get_json(), response.status_code)
+        return response
 
     def _take_failure(self, path: str) -> _Failure | None:
         for failure in self._failures:

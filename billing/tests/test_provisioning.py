@@ -10,6 +10,7 @@ from django.db import connection
 
 from accounts.models import Account
 from accounts.tests.factories import AccountFactory
+from billing import stripe as stripe_api
 from billing import tasks
 from billing.selectors.provisioning import provisioning_pending
 from billing.services.provisioning import account_billing_provision
@@ -171,3 +172,26 @@ def test_concurrent_attempts_create_one_customer(stripe_fake: StripeFake) -> Non
     assert len(stripe_fake.requests("POST", "/v1/subscriptions")) == 1
     (customer_id,) = stripe_fake.customers
     assert _metadata(account)["stripe"]["customer_id"] == customer_id
+
+
+def test_a_provisioning_redone_after_stripe_answered_makes_no_second_customer(
+    stripe_fake: StripeFake,
+) -> None:
+    """A worker killed after Stripe created the customer and the subscription but before our
+    commits (tasks acknowledge late, so `provision_account` runs again): the creates are
+    repeated with the same idempotency keys and Stripe answers with what it created."""
+    account = AccountFactory()
+    # What the killed run got from Stripe; nothing of it reached the database.
+    lost_customer = stripe_api.customer_create(account=account, email=None)
+    lost_subscription = stripe_api.subscription_create(
+        customer_id=lost_customer["id"], price_id=DEFAULT_PRICE_ID
+    )
+    assert provisioning_pending(account)
+
+    tasks.provision_account(str(account.pk))
+
+    assert list(stripe_fake.customers) == [lost_customer["id"]]
+    assert list(stripe_fake.subscriptions) == [lost_subscription["id"]]
+    stored = _metadata(account)["stripe"]
+    assert stored["customer_id"] == lost_customer["id"]
+    assert stored["subscription_id"] == lost_subscription["id"]

@@ -44,6 +44,22 @@ def test_subscription_and_portal_session(stripe_fake: StripeFake) -> None:
     assert session["url"].startswith("https://billing.stripe.com/p/session/")
 
 
+def test_creates_carry_idempotency_keys_of_their_parameters(stripe_fake: StripeFake) -> None:
+    account, other = AccountFactory(), AccountFactory()
+    first = stripe_api.customer_create(account=account, email=None)
+    assert stripe_api.customer_create(account=account, email=None)["id"] == first["id"]
+    assert stripe_api.customer_create(account=other, email=None)["id"] != first["id"]
+    keys = [c.headers["Idempotency-Key"] for c in stripe_fake.requests("POST", "/v1/customers")]
+    assert keys[0] == keys[1] != keys[2]
+    assert len(stripe_fake.customers) == 2
+
+    subscription = stripe_api.subscription_create(customer_id="cus_1", price_id=DEFAULT_PRICE_ID)
+    again = stripe_api.subscription_create(customer_id="cus_1", price_id=DEFAULT_PRICE_ID)
+    assert again["id"] == subscription["id"]
+    stripe_api.subscription_create(customer_id="cus_2", price_id=DEFAULT_PRICE_ID)
+    assert len(stripe_fake.subscriptions) == 2
+
+
 def test_429_is_retried_three_times(stripe_fake: StripeFake) -> None:
     account = AccountFactory()
     stripe_fake.fail("/v1/customers", 429, times=2)
