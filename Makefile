@@ -75,8 +75,11 @@ bench-sync: $(STAMP)
 
 # Outages (README "Outages"): a PostgreSQL and a Redis of its own, each stopped and started again
 # under 100 joined clients and a gateway of a real daphne. Smaller: ARGS="--clients 20 --outage 5"
+# Then 5,000 fuzzed frames over every socket kind (README "Hostile input"): frames fuzzed, server
+# tracebacks (target 0). Smaller: FRAMES_ARGS="--frames 1000"
 bench-faults: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) bench/faults.py $(ARGS)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m firezone.devservices exec -- $(PY) bench/frames.py $(FRAMES_ARGS)
 
 # Change-log catch-up poll (README "Delivery: the change log as truth"): one poll for 1,000 hubs
 # over a 2,000,000-row change log, with and without its index. Bigger: ARGS="--rows 5000000"
