@@ -4,13 +4,11 @@ creation guards the limits feed (§1.12, scenario 30)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Account, Actor
@@ -24,6 +22,7 @@ from firezone.errors import LimitReached
 from firezone.jobs import single_run
 from firezone.models import ChangeLog
 from gateways.tests.factories import ClientFactory, SiteFactory
+from tests.locks import held_elsewhere
 from tests.stripe_fake import FIXTURE_CUSTOMER, StripeFake
 
 pytestmark = pytest.mark.django_db
@@ -130,31 +129,10 @@ def test_billing_off_runs_nothing(settings: Any) -> None:
     assert _fresh(account).warning is None
 
 
-def _held_elsewhere(name: str, then: Any) -> Any:
-    """Run `then()` while another database session holds the job's lock."""
-    taken, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with single_run(name) as acquired:
-            assert acquired
-            taken.set()
-            release.wait(10)
-        connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert taken.wait(10)
-        return then()
-    finally:
-        release.set()
-        holder.join(10)
-
-
 def test_one_run_at_a_time(stripe_fake: StripeFake) -> None:
     account = AccountFactory(metadata=PROVISIONED, limits=ALL_ONE)
     _over_every_limit(account)
-    assert _held_elsewhere("billing.check_account_limits", tasks.check_account_limits) is None
+    assert held_elsewhere("billing.check_account_limits", tasks.check_account_limits) is None
     assert _fresh(account).warning is None
     # Released: the next run does its work.
     assert tasks.check_account_limits() == 1
@@ -183,7 +161,7 @@ def test_processed_events_older_than_30_days_are_deleted() -> None:
     assert tasks.cleanup_processed_stripe_events() == 1
     assert list(ProcessedStripeEvent.objects.values_list("pk", flat=True)) == ["evt_recent"]
     assert (
-        _held_elsewhere(
+        held_elsewhere(
             "billing.cleanup_processed_stripe_events", tasks.cleanup_processed_stripe_events
         )
         is None

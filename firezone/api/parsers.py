@@ -12,27 +12,14 @@ from typing import Any
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from firezone.jsonvalues import leaves, lone_surrogate
+
 
 def unstorable_text(value: Any) -> bool:
-    """Whether decoded JSON holds a string (or key) with a NUL byte or a lone surrogate;
-    walked without recursion (a deeply nested body cannot exhaust the stack)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                return True
-            if not item.isascii():
-                try:
-                    item.encode()
-                except UnicodeEncodeError:
-                    return True
-    return False
+    """Whether decoded JSON holds a string (or key) with a NUL byte or a lone surrogate."""
+    return any(
+        isinstance(item, str) and ("\x00" in item or lone_surrogate(item)) for item in leaves(value)
+    )
 
 
 class JSONBodyParser(JSONParser):

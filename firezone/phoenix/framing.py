@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from firezone.jsonvalues import leaves, lone_surrogate
+
 Ref = int | str | None
 Status = Literal["ok", "error"]
 
@@ -74,23 +76,13 @@ INT_MAX = 2**64 - 1
 
 
 def _bad_value(value: Any) -> str | None:
-    """Why `value` (decoded JSON, walked without recursion) cannot cross the channel layer, or
-    None: an out-of-range integer or a string (or key) that is not valid UTF-8."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, int) and not INT_MIN <= item <= INT_MAX:
+    """Why `value` (decoded JSON) cannot cross the channel layer, or None: an out-of-range
+    integer or a string (or key) that is not valid UTF-8."""
+    for item in leaves(value):
+        if isinstance(item, int) and not INT_MIN <= item <= INT_MAX:
             return "integer out of the 64-bit range"
-        elif isinstance(item, str) and not item.isascii():
-            try:
-                item.encode()
-            except UnicodeEncodeError:
-                return "string with a lone surrogate"
+        if isinstance(item, str) and lone_surrogate(item):
+            return "string with a lone surrogate"
     return None
 
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -24,8 +22,8 @@ from firezone.component_versions import (
     latest_version,
     latest_versions,
 )
-from firezone.jobs import single_run
 from firezone.models import ComponentVersion
+from tests.locks import held_elsewhere
 
 pytestmark = pytest.mark.django_db
 
@@ -157,31 +155,10 @@ def test_a_file_url_is_read_from_disk(settings: Any, tmp_path: Path) -> None:
     assert latest_version("gateway") == "1.5.0"
 
 
-def _held_elsewhere(name: str, then: Any) -> Any:
-    """Run `then()` while another database session holds the job's lock."""
-    taken, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with single_run(name) as acquired:
-            assert acquired
-            taken.set()
-            release.wait(10)
-        connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert taken.wait(10)
-        return then()
-    finally:
-        release.set()
-        holder.join(10)
-
-
 def test_the_task_runs_once_at_a_time(releases: HTTPServer) -> None:
     _answer(releases, RELEASES)
     assert (
-        _held_elsewhere("firezone.component_versions_refresh", tasks.component_versions_refresh)
+        held_elsewhere("firezone.component_versions_refresh", tasks.component_versions_refresh)
         is None
     )
     assert _stored() == {} and releases.log == []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.core import mail
-from django.db import connection
 from django.test import Client
 from pytest_httpserver import HTTPServer
 
@@ -30,11 +28,11 @@ from accounts.tests.factories import (
 )
 from accounts.tests.portal import ADMIN_EMAIL, UA, Acme, inject_session, make_acme
 from firezone.component_versions import component_versions_refresh
-from firezone.jobs import single_run
 from gateways import presence, tasks
 from gateways.models import Gateway
 from gateways.services.outdated_gateways import SUBJECT, outdated_gateways_notify
 from gateways.tests.factories import GatewayFactory, SiteFactory
+from tests.locks import held_elsewhere
 
 pytestmark = pytest.mark.django_db
 
@@ -265,31 +263,10 @@ def test_without_admin_address_nothing_is_recorded(releases: HTTPServer) -> None
     assert "last_notified" not in _setting(account)
 
 
-def _held_elsewhere(name: str, then: Any) -> Any:
-    """Run `then()` while another database session holds the job's lock."""
-    taken, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with single_run(name) as acquired:
-            assert acquired
-            taken.set()
-            release.wait(10)
-        connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert taken.wait(10)
-        return then()
-    finally:
-        release.set()
-        holder.join(10)
-
-
 def test_the_task_runs_once_at_a_time(releases: HTTPServer, acme: Acme) -> None:
     _outdated_online(acme)
     assert (
-        _held_elsewhere("gateways.outdated_gateways_notify", tasks.outdated_gateways_notify) is None
+        held_elsewhere("gateways.outdated_gateways_notify", tasks.outdated_gateways_notify) is None
     )
     assert mail.outbox == []
     result = tasks.outdated_gateways_notify()
