@@ -16,6 +16,7 @@ from accounts.models import Account, AuthProvider
 from accounts.tests.factories import AccountFactory, ActorFactory, ProviderFactory
 from accounts.tests.portal import UA, inject_session, make_acme
 from billing import tasks as billing_tasks
+from billing.tests.helpers import post_event, provisioned_account
 from directory_sync import adapters
 from directory_sync import tasks as sync_tasks
 from directory_sync.tests.fake_directory import FakeDirectory
@@ -25,7 +26,7 @@ from firezone.origin import current
 from resources.models import Resource
 from resources.tests.factories import SiteFactory
 from tests.api import API_HOST, api_token
-from tests.stripe_fake import FIXTURE_CUSTOMER, StripeFake
+from tests.stripe_fake import FIXTURE_CUSTOMER, StripeFake, event
 
 pytestmark = pytest.mark.django_db
 
@@ -197,3 +198,15 @@ def test_without_subject_or_origin_the_subject_stays_null_and_old_rows_read() ->
         None,
         old_shape,
     ]
+
+
+def test_a_stripe_webhook_names_itself(stripe_fake: StripeFake) -> None:
+    account = provisioned_account(stripe_fake, slug="bigco")
+    payload = event(
+        "customer_updated",
+        id="evt_audit",
+        metadata={"account_id": str(account.pk), "account_name": "New Name"},
+    )
+    assert post_event(payload).status_code == 200
+    subjects = _subjects("accounts", account_id=account.pk, op="update")
+    assert subjects == [{"kind": "system", "job": "stripe_webhook"}]
