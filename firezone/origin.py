@@ -62,3 +62,14 @@ def staff(*, username: str, remote_ip: str | None, user_agent: str | None) -> di
         "remote_ip": remote_ip,
         "user_agent": user_agent,
     }
+
+
+def kind_of(subject: dict[str, Any] | None) -> str:
+    """The writer's kind of any change-log `subject`, old rows included: NULL is "system"; a
+    row written before `kind` existed is "api_client" or "actor" by its `actor_type`."""
+    if subject is None:
+        return "system"
+    kind = subject.get("kind")
+    if isinstance(kind, str) and kind:
+        return kind
+    return "api_client" if subject.get("actor_type") == "api_client" else "actor"

@@ -22,7 +22,7 @@ from directory_sync import tasks as sync_tasks
 from directory_sync.tests.fake_directory import FakeDirectory
 from firezone import changes
 from firezone.models import ChangeLog
-from firezone.origin import current
+from firezone.origin import current, kind_of
 from resources.models import Resource
 from resources.tests.factories import SiteFactory
 from tests.api import API_HOST, api_token
@@ -198,6 +198,8 @@ def test_without_subject_or_origin_the_subject_stays_null_and_old_rows_read() ->
         None,
         old_shape,
     ]
+    assert [kind_of(s) for s in subjects] == ["system", "system", "system", "actor"]
+    assert kind_of({**old_shape, "actor_type": "api_client"}) == "api_client"
 
 
 def test_a_stripe_webhook_names_itself(stripe_fake: StripeFake) -> None:
