@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from billing import stripe
 from billing.services.events import event_process
 from billing.webhooks import WebhookRejected, parse_event, verify_signature
+from firezone import changes, origin
 from firezone.api.exceptions import not_found
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,9 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     except WebhookRejected as exc:
         return _text(exc.message, 400)
     try:
-        event_process(event=event)
+        # Rows it writes name the webhook as their writer (firezone/origin.py).
+        with changes.origin(origin.system("stripe_webhook")):
+            event_process(event=event)
     except stripe.StripeUnavailable:
         return _text(MSG_RETRY_LATER, 503)
     return HttpResponse(b"", status=200, content_type="text/plain; charset=utf-8")

@@ -31,6 +31,8 @@ from django.db import connection, models, transaction
 
 from firezone import outage, redaction, stream
 from firezone.models import ChangeLog
+from firezone.origin import current as current_origin
+from firezone.origin import origin as origin  # `changes.origin(...)`, re-exported
 
 if TYPE_CHECKING:
     from accounts.auth import Subject
@@ -109,16 +111,28 @@ class Change:
         return cls(**message["change"])
 
 
+def subject_kind(actor_type: str | None) -> str:
+    """The `kind` of a subject image: API clients apart from the people and service accounts."""
+    return "api_client" if actor_type == "api_client" else "actor"
+
+
 def _subject_image(subject: Subject | None) -> dict[str, Any] | None:
+    """Who wrote the row: the subject (its actor, token and request context — never a secret),
+    else the innermost `origin(...)` (a sync, a job, the staff admin), else None ("system")."""
     if subject is None:
-        return None
+        return current_origin()
     identity = subject.identity
+    context = subject.context
     return {
+        "kind": subject_kind(subject.actor.type),
         "actor_id": str(subject.actor_id),
         "actor_name": subject.actor.name,
         "actor_type": subject.actor.type,
         "identity_id": str(identity.pk) if identity is not None else None,
         "token_id": str(subject.token_id) if subject.token_id else None,
+        "context": context.type,
+        "remote_ip": context.remote_ip,
+        "user_agent": context.user_agent,
     }
 
 

@@ -29,8 +29,9 @@ class ChangeLog(models.Model):
     op = models.CharField(max_length=255, choices=Op.choices)
     old_data = models.JSONField(null=True, blank=True)
     data = models.JSONField(null=True, blank=True)
-    # Who made the change: {"actor_id", "actor_name", "actor_type", "identity_id", "token_id"};
-    # NULL for system changes.
+    # Who made the change (firezone.changes._subject_image, firezone/origin.py): {"kind":
+    # "actor" | "api_client" | "identity_provider" | "system" | "staff", ...}; NULL for system
+    # changes without an origin (and every row written before `kind` existed).
     subject = models.JSONField(null=True, blank=True)
     vsn = models.IntegerField(default=0)
     inserted_at = models.DateTimeField(auto_now_add=True, db_index=True)

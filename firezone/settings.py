@@ -133,6 +133,8 @@ MIDDLEWARE = [
     "firezone.middleware.NulBytesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Staff admin writes name the staff user in the change log (issue 18).
+    "firezone.web.admin.StaffOriginMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -371,6 +373,9 @@ HUB_DEBOUNCE_SECONDS = env.float("HUB_DEBOUNCE_SECONDS", default=0.02)
 # How often each server process compares what its hubs applied with the change log, healing
 # publishes lost on the way to Redis (firezone/catchup.py): a lost change arrives within two.
 STREAM_CATCHUP_SECONDS = env.float("STREAM_CATCHUP_SECONDS", default=1.0)
+# The audit log's retention (issue 18): a daily job deletes change-log rows older than this
+# (firezone/audit_retention.py). At least 1 day: the catch-up reads the last seconds of the log.
+AUDIT_LOG_RETENTION_DAYS = env.int("AUDIT_LOG_RETENTION_DAYS", default=365)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 
 # Prometheus metrics at /metrics (firezone/metrics.py), per process. Answered only to a

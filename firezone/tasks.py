@@ -6,6 +6,7 @@ from typing import Any
 from celery import shared_task
 from django.utils import timezone
 
+from firezone.audit_retention import change_log_delete_expired as delete_expired_change_log
 from firezone.component_versions import component_versions_refresh as refresh_versions
 from firezone.jobs import single_run
 
@@ -27,3 +28,11 @@ def component_versions_refresh() -> dict[str, Any] | None:
     skipped."""
     with single_run("firezone.component_versions_refresh") as acquired:
         return refresh_versions().as_dict() if acquired else None
+
+
+@shared_task(name="firezone.tasks.change_log_delete_expired", ignore_result=True)
+def change_log_delete_expired() -> int | None:
+    """Daily (issue 18): delete change-log rows older than AUDIT_LOG_RETENTION_DAYS, in
+    batches. One run at a time; None when skipped."""
+    with single_run("firezone.change_log_delete_expired") as acquired:
+        return delete_expired_change_log() if acquired else None

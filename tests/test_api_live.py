@@ -78,13 +78,19 @@ async def test_a_policy_made_and_deleted_through_the_api_reaches_the_client(
 
         # The change log names the API client (and its token) as who made the policy.
         logged = ChangeLog.objects.get(table="policies", op="insert", data__id=created["id"])
-        assert logged.subject == {
+        assert logged.subject is not None
+        assert {
+            k: v for k, v in logged.subject.items() if k not in ("remote_ip", "user_agent")
+        } == {
+            "kind": "api_client",
             "actor_id": str(api_client.pk),
             "actor_name": api_client.name,
             "actor_type": "api_client",
             "identity_id": None,
             "token_id": str(token_row.pk),
+            "context": "api_client",
         }
+        assert {"remote_ip", "user_agent"} <= logged.subject.keys()  # where from (issue 18)
 
         status, _, raw = await run_sync(live.http, "DELETE", f"/policies/{created['id']}", bearer)
         assert status == 200, raw

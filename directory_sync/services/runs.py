@@ -48,6 +48,7 @@ from accounts.selectors.notifications import admin_email_addresses
 from directory_sync.adapters import DIRECTORIES
 from directory_sync.directory import SyncCountedFailure, SyncLogOnly, SyncUnauthorized
 from directory_sync.services.sync import provider_sync_apply
+from firezone import origin
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,13 @@ def failure_log_level(failures: int) -> int:
 
 
 def provider_sync_run(*, provider: AuthProvider) -> SyncRun:
-    """Sync one provider now and record the outcome on it (the caller holds its lock)."""
+    """Sync one provider now and record the outcome on it (the caller holds its lock). Rows it
+    logs name the provider as their writer (`firezone.origin.identity_provider`)."""
+    with origin.origin(origin.identity_provider(provider)):
+        return _run(provider)
+
+
+def _run(provider: AuthProvider) -> SyncRun:
     started = time.monotonic()
     if not feature_enabled(provider.account, "idp_sync"):
         return _counted_failure(provider, FEATURE_OFF, unauthorized=False, evaluate_email=False)

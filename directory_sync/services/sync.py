@@ -51,7 +51,7 @@ from directory_sync.directory import (
     Membership,
     SyncCountedFailure,
 )
-from firezone import changes
+from firezone import changes, origin
 
 NAME_MAX_LENGTH = 255
 BATCH_SIZE = 2000
@@ -181,7 +181,21 @@ def provider_sync_apply(
     """Apply a directory's identities, groups and memberships to `provider` (§2.4-§2.6).
 
     Raises `SyncRefused` (nothing written) when a deletion circuit breaker trips; any other
-    error also leaves everything as it was."""
+    error also leaves everything as it was. Every change-log row names the provider as its
+    writer (`firezone.origin.identity_provider`)."""
+    with changes.origin(origin.identity_provider(provider)):
+        return _apply(
+            provider=provider, identities=identities, groups=groups, memberships=memberships
+        )
+
+
+def _apply(
+    *,
+    provider: AuthProvider,
+    identities: Iterable[DirectoryIdentity],
+    groups: Iterable[DirectoryGroup],
+    memberships: Iterable[Membership],
+) -> SyncResult:
     now = timezone.now()
     upstream_identities = _dedup_identities(identities)
     upstream_groups = _dedup_groups(groups)

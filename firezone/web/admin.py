@@ -4,18 +4,20 @@ and the base admin whose writes go through the change log."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.db import models, transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from firezone import changes, redaction
+from firezone import changes, origin, redaction
+from firezone.web.session import request_context
 
 
 def masked_json(value: Any) -> SafeString:
@@ -52,10 +54,10 @@ class ChangeLoggedAdmin(admin.ModelAdmin):
     sessions are disconnected, a deleted client's, gateway's or relay's socket is closed,
     clients and gateways are told of deleted resources, policies, memberships and flows).
     A save records an update (from the row as locked before the form's values were applied) or
-    an insert. Staff users have no account subject: the rows' `subject` stays empty, as on the
-    services' system paths. Fields whose change needs more than a recorded update (disabling
-    an actor, a policy or a provider...) are read-only on the admins: the portal or the actions
-    change them through the services."""
+    an insert. Staff users have no account subject: the rows name the staff user instead
+    (`StaffOriginMiddleware`, kind "staff"). Fields whose change needs more than a recorded
+    update (disabling an actor, a policy or a provider...) are read-only on the admins: the
+    portal or the actions change them through the services."""
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         with transaction.atomic():
@@ -105,3 +107,34 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def staff_origin(request: HttpRequest) -> dict[str, Any]:
+    """The change-log writer of a staff admin request: who, from which IP and browser."""
+    context = request_context(request, "browser")
+    return origin.staff(
+        username=request.user.get_username(),
+        remote_ip=context.remote_ip,
+        user_agent=context.user_agent,
+    )
+
+
+class StaffOriginMiddleware:
+    """Every write of a staff admin request (saves, deletes, actions, whichever admin) is
+    recorded with the staff user as its writer: change-log rows written there without a subject
+    carry `{"kind": "staff", "staff_user", "remote_ip", "user_agent"}`."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.prefix: str | None = None
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self.prefix is None:
+            self.prefix = reverse("admin:index")
+        if not request.path.startswith(self.prefix):  # before `user`: it costs a query
+            return self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is None or not user.is_staff:
+            return self.get_response(request)
+        with changes.origin(staff_origin(request)):
+            return self.get_response(request)

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from billing.selectors.provisioning import customer_id
 from billing.services.ops import account_create_provisioned
 from billing.stripe import billing_enabled
+from firezone.commands import OriginCommand
 from firezone.errors import ValidationFailed
 
 
-class Command(BaseCommand):
+class Command(OriginCommand):
     help = "Create an account with an admin (email sign-in) and provision it in Stripe."
 
     def add_arguments(self, parser: Any) -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from billing.services.ops import account_delete_disabled
+from firezone.commands import OriginCommand
 from firezone.errors import NotFound, Refused
 
 
-class Command(BaseCommand):
+class Command(OriginCommand):
     help = "Hard-delete a disabled account (refused for an enabled one)."
 
     def add_arguments(self, parser: Any) -> None:

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from accounts.models import Actor
 from billing.services.ops import account_user_provision
+from firezone.commands import OriginCommand
 from firezone.errors import NotFound, Refused, ValidationFailed
 
 
-class Command(BaseCommand):
+class Command(OriginCommand):
     help = "Add an admin or support user with an email identity to an account (by slug)."
 
     def add_arguments(self, parser: Any) -> None:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from billing import stripe
 from billing.errors import EventRefused
 from billing.services.events import is_transient, subscription_sync
+from firezone.commands import OriginCommand
 
 
-class Command(BaseCommand):
+class Command(OriginCommand):
     help = "Apply every Stripe subscription's plan (limits, features) to its account."
 
     def handle(self, *args: Any, **options: Any) -> None:

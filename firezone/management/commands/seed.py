@@ -4,12 +4,13 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from firezone import seed
+from firezone.commands import OriginCommand
 
 
-class Command(BaseCommand):
+class Command(OriginCommand):
     help = "Create the deterministic demo data set (idempotent). --reset starts over."
 
     def add_arguments(self, parser) -> None:
