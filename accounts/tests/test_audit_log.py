@@ -8,12 +8,12 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import pytest
 from django.http import StreamingHttpResponse
-from django.test import Client
+from django.test import AsyncRequestFactory, Client
 
 from accounts.selectors.audit import (
     AuditFilters,
@@ -31,6 +31,7 @@ from accounts.tests.factories import (
     subject_for,
 )
 from accounts.tests.portal import UA, Acme, inject_session, make_acme
+from accounts.views import audit_log as audit_log_views
 from firezone.models import ChangeLog
 from firezone.redaction import REDACTED
 from firezone.web.audit import field_changes, present
@@ -415,3 +416,21 @@ def test_export_streams_lazily(acme: Acme, admin_client: Client) -> None:
     # The selector hands out an iterator over a server-side cursor, not a list.
     rows = audit_export(acme.account.pk, AuditFilters(), chunk_size=100)
     assert not isinstance(rows, list) and next(rows).lsn
+
+
+async def test_export_under_asgi_pulls_batches() -> None:
+    """Under ASGI Django would read a sync iterator whole (`sync_to_async(list)`) before sending
+    it: the export hands it an async iterator that pulls one batch at a time."""
+    pulled: list[int] = []
+
+    def lines() -> Iterator[str]:
+        for i in range(5000):
+            pulled.append(i)
+            yield f"{i}\n"
+
+    streamed = audit_log_views._streamed(AsyncRequestFactory().get("/"), lines())
+    assert isinstance(streamed, AsyncIterator)
+    first = await anext(streamed)
+    assert first == "0\n" and len(pulled) == audit_log_views.STREAM_BATCH
+    rest = [line async for line in streamed]
+    assert len(rest) == 4999 and len(pulled) == 5000
