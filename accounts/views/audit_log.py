@@ -18,7 +18,12 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django import forms
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -97,6 +102,8 @@ def _form(request: PortalRequest, account: Account) -> AuditFilterForm:
 
 @admin_required
 def audit_log(request: PortalRequest, account: Account) -> HttpResponse:
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     form = _form(request, account)
     valid = form.is_valid() if form.is_bound else True
     filters = form.filters() if form.is_bound and valid else AuditFilters()
@@ -164,7 +171,7 @@ def _jsonl_lines(account: Account, filters: AuditFilters) -> Iterator[str]:
 STREAM_BATCH = 500
 
 
-def _streamed(request: PortalRequest, lines: Iterator[str]) -> Iterator[str] | AsyncIterator[str]:
+def _streamed(request: HttpRequest, lines: Iterator[str]) -> Iterator[str] | AsyncIterator[str]:
     """Under ASGI Django would read a sync iterator whole (`sync_to_async(list)`) before sending
     it: hand it an async iterator that pulls a batch at a time, on the one thread that owns the
     request's database connection (and so the server-side cursor)."""
@@ -184,6 +191,8 @@ def _streamed(request: PortalRequest, lines: Iterator[str]) -> Iterator[str] | A
 def audit_log_export(request: PortalRequest, account: Account, format: str) -> HttpResponse:
     """The filtered view, every row in the page's order (no pagination), streamed: rows are
     read in chunks through a server-side cursor and written as they come."""
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     if format not in ("csv", "jsonl"):
         raise NotFound()
     form = _form(request, account)
