@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import pytest
+from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test import AsyncRequestFactory, Client
+from django.test.utils import CaptureQueriesContext
 
 from accounts.selectors.audit import (
     AuditFilters,
@@ -434,3 +436,22 @@ async def test_export_under_asgi_pulls_batches() -> None:
     assert first == "0\n" and len(pulled) == audit_log_views.STREAM_BATCH
     rest = [line async for line in streamed]
     assert len(rest) == 4999 and len(pulled) == 5000
+
+
+def test_page_query_count_does_not_grow_with_rows(acme: Acme, admin_client: Client) -> None:
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert admin_client.get("/acme/settings/audit_log").status_code == 200
+        return len(ctx.captured_queries)
+
+    def add(n: int) -> None:
+        for _ in range(n):
+            r = ResourceFactory(account=acme.account)
+            image = {"id": str(r.pk), "name": r.name}
+            log(acme.account, "resources", "insert", new=image, subject=_subject(acme.admin))
+
+    add(1)
+    queries()  # warm the session's caches
+    one = queries()
+    add(30)
+    assert queries() == one
