@@ -12,9 +12,10 @@ A row is left out (a device event: it is on the clients' and actors' pages) when
    attempts and sign-outs, and the expiry job's clean-up. An admin revoking *someone else's*
    session (a delete whose subject is another actor) stays: that is a change;
 4. it is a client insert (only a connecting client creates its row), or a client update written
-   by no one (the system) or by the client's own actor without a context (rows older than the
-   subject's `context`: the connect upsert);
-5. it is a gateway or relay insert or update without a subject (the connect upserts);
+   by the system (NULL or `kind` system) or by the client's own actor without a context (rows
+   older than the subject's `context`: the connect upsert);
+5. it is a gateway or relay insert or update by the system (NULL or `kind` system: the connect
+   upserts);
 6. it is an update whose only differing keys are bookkeeping (`BOOKKEEPING_KEYS`: `updated_at`,
    the `last_seen_*` columns, an identity's `provider_state`, a token's remaining attempts).
 
@@ -61,13 +62,15 @@ CONFIG_CHANGE_SQL = """NOT COALESCE((
   OR subject->>'context' = ANY(%s::text[])
   OR ("table" = 'tokens'
       AND COALESCE(data->>'type', old_data->>'type') = ANY(%s::text[])
-      AND NOT (op = 'delete' AND subject IS NOT NULL
+      AND NOT (op = 'delete' AND subject->>'actor_id' IS NOT NULL
                AND subject->>'actor_id' IS DISTINCT FROM old_data->>'actor_id'))
   OR ("table" = 'clients' AND op = 'insert')
   OR ("table" = 'clients' AND op = 'update'
-      AND (subject IS NULL OR (NOT jsonb_exists(subject, 'context')
-                               AND subject->>'actor_id' = data->>'actor_id')))
-  OR ("table" IN ('gateways', 'relays') AND op IN ('insert', 'update') AND subject IS NULL)
+      AND (subject IS NULL OR subject->>'kind' = 'system'
+           OR (NOT jsonb_exists(subject, 'context')
+               AND subject->>'actor_id' = data->>'actor_id')))
+  OR ("table" IN ('gateways', 'relays') AND op IN ('insert', 'update')
+      AND (subject IS NULL OR subject->>'kind' = 'system'))
   OR (op = 'update' AND (data - %s::text[]) = (old_data - %s::text[]))
 ), false)"""
 
@@ -218,7 +221,8 @@ def _is_uuid(value: str) -> bool:
 
 
 def subject_kind(subject: dict[str, Any] | None) -> str:
-    """`actor`, `api_client`, `identity_provider` or `system`, for both shapes of `subject`."""
+    """`actor`, `api_client`, `identity_provider`, `staff` (a Django admin write) or `system`, for
+    both shapes of `subject`."""
     if not subject:
         return "system"
     if kind := subject.get("kind"):

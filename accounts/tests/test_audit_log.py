@@ -101,6 +101,15 @@ def test_device_events_are_left_out_and_admin_actions_on_device_rows_stay(acme: 
         log(account, "tokens", "insert", new={**session, "type": "email"}, subject=None),
         log(account, "tokens", "delete", old=session, subject=_subject(user)),  # sign-out
         log(account, "tokens", "delete", old=session, subject=None),  # expiry job
+        log(account, "tokens", "delete", old=session, subject={"kind": "system", "job": "expiry"}),
+        log(
+            account,
+            "gateways",
+            "update",
+            old={"id": "g", "name": "gw", "public_key": "a"},
+            new={"id": "g", "name": "gw", "public_key": "b"},
+            subject={"kind": "system"},
+        ),
         # the client socket: connect upsert (old shape and new shape), last seen
         log(account, "clients", "insert", new=client_row, subject=_subject(user)),
         log(
@@ -171,6 +180,20 @@ def test_device_events_are_left_out_and_admin_actions_on_device_rows_stay(acme: 
         ),
         log(account, "policies", "delete", old={"id": str(uuid.uuid4())}, subject=me),
         log(account, "actors", "insert", new={"id": str(uuid.uuid4()), "name": "Bob"}),
+        log(
+            account,
+            "actor_groups",
+            "insert",
+            new={"id": str(uuid.uuid4()), "name": "Synced"},
+            subject={"kind": "identity_provider", "provider_name": "Okta", "context": "sync"},
+        ),
+        log(
+            account,
+            "resources",
+            "delete",
+            old={"id": str(uuid.uuid4()), "name": "Old"},
+            subject={"kind": "staff", "staff_user": "root", "remote_ip": "192.0.2.9"},
+        ),
     ]
     found = _lsns(config_changes(account.pk).order_by("lsn"))
     assert found == _lsns(kept)
@@ -268,6 +291,36 @@ def test_subject_shapes() -> None:
         subject_kind({"kind": "identity_provider", "provider_name": "Okta"}) == "identity_provider"
     )
     assert subject_kind({"kind": "system", "job": "sync"}) == "system"
+    assert subject_kind({"kind": "staff", "staff_user": "root"}) == "staff"
+
+
+def test_who_reads_for_each_kind(acme: Acme) -> None:
+    rid = str(uuid.uuid4())
+    subjects = [
+        None,
+        {"kind": "system", "job": "firezone.tasks.audit_retention"},
+        {
+            "kind": "identity_provider",
+            "provider_id": str(acme.email_provider.pk),
+            "provider_name": "Okta",
+        },
+        {"kind": "staff", "staff_user": "root", "remote_ip": "192.0.2.9", "user_agent": "Firefox"},
+        {**_subject(acme.admin), "kind": "actor", "remote_ip": "192.0.2.1", "user_agent": "Chrome"},
+        {"actor_id": "x", "actor_name": "CI", "actor_type": "api_client"},  # old shape
+    ]
+    rows = [
+        log(acme.account, "resources", "insert", new={"id": rid, "name": "R"}, subject=s)
+        for s in subjects
+    ]
+    who = [(e.kind, e.who, e.who_detail, e.remote_ip) for e in present(acme.account, rows)]
+    assert who == [
+        ("system", "system", "", None),
+        ("system", "system", "firezone.tasks.audit_retention", None),
+        ("identity_provider", "Okta", "directory sync", None),
+        ("staff", "root", "Django admin", "192.0.2.9"),
+        ("actor", "Admin", "", "192.0.2.1"),
+        ("api_client", "CI", "API client", None),
+    ]
 
 
 def test_redacted_values_read_redacted(acme: Acme) -> None:

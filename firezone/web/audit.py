@@ -54,7 +54,7 @@ class FieldChange:
 class AuditEntry:
     lsn: int
     at: datetime
-    kind: str  # actor | api_client | identity_provider | system
+    kind: str  # actor | api_client | identity_provider | staff | system
     who: str
     who_detail: str  # the job, the staff user, the provider type...
     who_url: str | None
@@ -183,6 +183,9 @@ def _entry(account: Account, row: ChangeLog, existing: set[tuple[str, str]] | No
     elif kind == "system":
         who = "system"
         who_detail = subject.get("job") or ""
+    elif kind == "staff":
+        who = subject.get("staff_user") or "staff"
+        who_detail = "Django admin"
     else:
         who = subject.get("actor_name") or "unknown"
         who_detail = "API client" if kind == "api_client" else ""
@@ -190,7 +193,7 @@ def _entry(account: Account, row: ChangeLog, existing: set[tuple[str, str]] | No
         if existing is not None and aid and ("actors", str(aid)) in existing:
             name = "api_client" if kind == "api_client" else "actor"
             who_url = account_url(account, name, id=aid)
-    if subject.get("staff_user"):
+    if subject.get("staff_user") and kind != "staff":
         who_detail = f"staff user {subject['staff_user']} (Django admin)"
     object_url = None
     if existing is not None and object_id and (row.table, object_id) in existing:
