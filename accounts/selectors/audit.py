@@ -40,7 +40,7 @@ from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from firezone.changes import TABLES
-from firezone.models import LAST_SEEN_LOCATION, ChangeLog
+from firezone.models import AUDIT_OBJECT_ID, LAST_SEEN_LOCATION, ChangeLog
 
 DEFAULT_RETENTION_DAYS = 365
 DEVICE_CONTEXTS = ("client", "gateway_group", "relay_group")
@@ -126,8 +126,7 @@ def audit_entries(account_id: Any, filters: AuditFilters) -> QuerySet[ChangeLog]
     if filters.table:
         rows = rows.filter(table=filters.table)
     if filters.object_id:
-        object_id = str(filters.object_id)
-        rows = rows.filter(data__id=object_id) | rows.filter(old_data__id=object_id)
+        rows = rows.alias(_object_id=AUDIT_OBJECT_ID).filter(_object_id=str(filters.object_id))
     if filters.since:
         rows = rows.filter(inserted_at__gte=filters.since)
     if filters.until:

@@ -508,3 +508,13 @@ def test_page_query_count_does_not_grow_with_rows(acme: Acme, admin_client: Clie
     one = queries()
     add(30)
     assert queries() == one
+
+
+def test_history_uses_the_object_index(acme: Acme) -> None:
+    """A detail page's History reads one object's rows, not the account's whole log."""
+    _many(acme, 200)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE accounts_changelog")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    history = audit_entries(acme.account.pk, AuditFilters(object_id=str(uuid.uuid4())))[:10]
+    assert "changelog_account_object" in history.explain()
