@@ -96,7 +96,8 @@ MODEL_OF_TABLE: dict[str, str] = {table: label for label, table in TABLES.items(
 
 
 def retention_days() -> int:
-    return int(getattr(settings, "AUDIT_LOG_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
+    # At least a day, as the retention job reads it (firezone.audit_retention).
+    return max(int(getattr(settings, "AUDIT_LOG_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)), 1)
 
 
 def config_changes(account_id: Any) -> QuerySet[ChangeLog]:

@@ -518,3 +518,9 @@ def test_history_uses_the_object_index(acme: Acme) -> None:
         cursor.execute("SET LOCAL enable_seqscan = off")
     history = audit_entries(acme.account.pk, AuditFilters(object_id=str(uuid.uuid4())))[:10]
     assert "changelog_account_object" in history.explain()
+
+
+def test_export_links_carry_the_filters(acme: Acme, admin_client: Client) -> None:
+    text = admin_client.get("/acme/settings/audit_log", {"table": "policies"}).content.decode()
+    assert 'href="/acme/settings/audit_log/export.csv?table=policies"' in text
+    assert 'href="/acme/settings/audit_log/export.jsonl?table=policies"' in text
