@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from accounts.views import account_settings, api_clients, groups
+from accounts.views import account_settings, api_clients, audit_log, groups
 from accounts.views.actors import detail as actors_detail
 from accounts.views.actors import edit as actors_edit
 from accounts.views.actors import index as actors_index
@@ -69,6 +69,12 @@ urlpatterns = [
         name="settings_notifications_edit",
     ),
     path(f"{A}/settings/dns", account_settings.dns_settings, name="settings_dns"),
+    path(f"{A}/settings/audit_log", audit_log.audit_log, name="settings_audit_log"),
+    path(
+        f"{A}/settings/audit_log/export.<str:format>",
+        audit_log.audit_log_export,
+        name="settings_audit_log_export",
+    ),
     path(f"{A}/settings/api_clients", api_clients.api_clients_list, name="api_clients"),
     path(f"{A}/settings/api_clients/beta", api_clients.api_clients_beta, name="api_clients_beta"),
     path(f"{A}/settings/api_clients/new", api_clients.api_client_new, name="api_client_new"),

@@ -6,9 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce
 
 from firezone.fields import CurrentTransactionId, TransactionIdField
+
+# The id of a change-log row's object: in `data` (insert, update) or `old_data` (delete). The
+# audit log filters on this very expression so PostgreSQL uses `changelog_account_object`.
+AUDIT_OBJECT_ID = KeyTextTransform("id", Coalesce("data", "old_data"))
 
 
 class ChangeLog(models.Model):
@@ -56,6 +62,12 @@ class ChangeLog(models.Model):
                 condition=Q(table="tokens", op="delete")
                 | Q(table="relays", op="delete")
                 | Q(table="accounts", op="update"),
+            ),
+            # The audit log (`accounts.selectors.audit`): an account's rows newest first, and
+            # one object's rows (a detail page's History) by the id in its row image.
+            models.Index(fields=["account_id", "lsn"], name="changelog_account_lsn"),
+            models.Index(
+                F("account_id"), AUDIT_OBJECT_ID, F("lsn"), name="changelog_account_object"
             ),
         ]
         constraints = [

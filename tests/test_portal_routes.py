@@ -103,6 +103,8 @@ ROUTES: dict[str, tuple[Maker | None, dict[str, str]]] = {
     "settings_account_edit": (None, {}),
     "settings_notifications_edit": (None, {}),
     "settings_dns": (None, {}),
+    "settings_audit_log": (None, {}),
+    "settings_audit_log_export": (None, {"format": "csv"}),
     "api_clients": (None, {}),
     "api_clients_beta": (None, {}),
     "api_client_new": (None, {}),

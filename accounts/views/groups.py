@@ -40,6 +40,7 @@ from accounts.services.groups import (
 )
 from accounts.views.actors.common import name_or_email
 from firezone.errors import NotFound, Refused, ValidationFailed
+from firezone.web import audit
 from firezone.web.edit import edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, action_of, redirect_error, uuids_in
@@ -254,6 +255,7 @@ def group_detail(request: PortalRequest, account: Account, id: str) -> HttpRespo
         "policies": policies,
         "edit_actors_url": edit_actors_url,
         "add_policy_url": add_policy_url,
+        "history": audit.history(account, "actor_groups", group.pk),
     }
     return render(request, "accounts/groups/detail.html", context)
 

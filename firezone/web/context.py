@@ -155,6 +155,7 @@ def sidebar(account: Account, path: str) -> list[NavItem]:
         item("Identity Providers", "identity_providers"),
         item("DNS", "settings_dns"),
         item("API Clients", "api_clients"),
+        item("Audit Log", "settings_audit_log"),
     ]
     items.append(
         NavItem("Settings", active=any(i.active for i in settings_items), children=settings_items)

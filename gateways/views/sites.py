@@ -17,6 +17,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import Account
+from firezone.web import audit
 from firezone.web.edit import edit_page
 from firezone.web.events import Handler, page_events
 from firezone.web.pages import (
@@ -260,6 +261,7 @@ def site_detail(request: PortalRequest, account: Account, id: str) -> HttpRespon
         "breadcrumbs": [("Sites", account_url(account, "sites")), (site.name, None)],
         "site": site,
         "gateways_page": gateways_page,
+        "history": audit.history(account, "gateway_groups", site.pk),
         "presence_topic": presence.group_gateways_topic(site.pk),
         "site_url": _site_url(account, site),
         "gateways_help": HELP_INTERNET_GATEWAYS if site.is_internet_site else HELP_GATEWAYS,

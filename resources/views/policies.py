@@ -14,6 +14,7 @@ from django.shortcuts import render
 from accounts.features import feature_enabled
 from accounts.models import Account, ActorGroup, AuthProvider
 from accounts.selectors.providers import provider_list
+from firezone.web import audit
 from firezone.web.edit import edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url
@@ -385,5 +386,6 @@ def policy_detail(request: PortalRequest, account: Account, id: str) -> HttpResp
             "name": name,
             "sentence": _sentence(request, account, policy),
             "flows": flows,
+            "history": audit.history(account, "policies", policy.pk),
         },
     )

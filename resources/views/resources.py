@@ -17,6 +17,7 @@ from django.shortcuts import render
 from accounts.features import feature_enabled
 from accounts.models import Account
 from firezone.errors import NotFound, ValidationFailed
+from firezone.web import audit
 from firezone.web.edit import edit_page
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, redirect_info
@@ -277,6 +278,7 @@ def resource_detail(request: PortalRequest, account: Account, id: str) -> HttpRe
             "flows_page": flows,
             "edit_url": _with_site("resource_edit", account, site, id=resource.pk),
             "add_policy_url": add_policy_url,
+            "history": audit.history(account, "resources", resource.pk),
         },
     )
 

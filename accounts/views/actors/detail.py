@@ -32,6 +32,7 @@ from accounts.views.actors.common import (
     online_ids,
 )
 from firezone.errors import NotFound
+from firezone.web import audit
 from firezone.web.events import page_events
 from firezone.web.pages import account_url, redirect_error, redirect_info
 from firezone.web.ratelimit import Limit
@@ -234,5 +235,6 @@ def actor_detail(request: PortalRequest, account: Account, id: str) -> HttpRespo
         "groups": groups_page,
         # Synced actors come back with the next sync while they still have identities.
         "can_delete": not (actor.is_synced and has_identities),
+        "history": audit.history(account, "actors", actor.pk),
     }
     return render(request, "accounts/actors/detail.html", context)

@@ -48,6 +48,7 @@ from directory_sync.services.workos_setup import (
     provider_workos_portal_link_create,
 )
 from directory_sync.workos import WorkOSNotConfigured
+from firezone.web import audit
 from firezone.web.events import Handler, page_events
 from firezone.web.pages import redirect_error, redirect_info
 from firezone.web.request import PortalRequest
@@ -128,6 +129,7 @@ def _detail_context(
         connect_url=connect_url(account, provider),
         pending=pending,
         connectable=provider.adapter in CONSENT_ADAPTERS,
+        history=audit.history(account, "auth_providers", provider.pk),
         stale_actors=(
             provider_stale_actors_count(subject, provider=provider)
             if provider.is_sync_adapter
