@@ -35,14 +35,12 @@ from datetime import datetime
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from firezone.changes import TABLES
 from firezone.models import AUDIT_OBJECT_ID, LAST_SEEN_LOCATION, ChangeLog
 
-DEFAULT_RETENTION_DAYS = 365
 DEVICE_CONTEXTS = ("client", "gateway_group", "relay_group")
 SESSION_TOKEN_TYPES = ("browser", "client", "email")
 BOOKKEEPING_KEYS = [
@@ -93,11 +91,6 @@ OBJECT_TYPES: dict[str, str] = {
     "policies": "Policy",
 }
 MODEL_OF_TABLE: dict[str, str] = {table: label for label, table in TABLES.items()}
-
-
-def retention_days() -> int:
-    # At least a day, as the retention job reads it (firezone.audit_retention).
-    return max(int(getattr(settings, "AUDIT_LOG_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)), 1)
 
 
 def config_changes(account_id: Any) -> QuerySet[ChangeLog]:
@@ -218,13 +211,3 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def subject_kind(subject: dict[str, Any] | None) -> str:
-    """`actor`, `api_client`, `identity_provider`, `staff` (a Django admin write) or `system`, for
-    both shapes of `subject`."""
-    if not subject:
-        return "system"
-    if kind := subject.get("kind"):
-        return str(kind)
-    return "api_client" if subject.get("actor_type") == "api_client" else "actor"

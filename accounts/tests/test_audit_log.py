@@ -23,7 +23,6 @@ from accounts.selectors.audit import (
     audit_export,
     audit_page,
     config_changes,
-    subject_kind,
 )
 from accounts.tests.factories import (
     AccountFactory,
@@ -35,6 +34,7 @@ from accounts.tests.factories import (
 from accounts.tests.portal import UA, Acme, inject_session, make_acme
 from accounts.views import audit_log as audit_log_views
 from firezone.models import ChangeLog
+from firezone.origin import kind_of
 from firezone.redaction import REDACTED
 from firezone.web.audit import field_changes, present
 from resources.services.policies import policy_delete
@@ -284,14 +284,12 @@ def test_present_costs_one_query_per_table_not_per_row(
 
 
 def test_subject_shapes() -> None:
-    assert subject_kind(None) == "system"
-    assert subject_kind({"actor_id": "x", "actor_type": "api_client"}) == "api_client"
-    assert subject_kind({"actor_id": "x", "actor_type": "account_admin_user"}) == "actor"
-    assert (
-        subject_kind({"kind": "identity_provider", "provider_name": "Okta"}) == "identity_provider"
-    )
-    assert subject_kind({"kind": "system", "job": "sync"}) == "system"
-    assert subject_kind({"kind": "staff", "staff_user": "root"}) == "staff"
+    assert kind_of(None) == "system"
+    assert kind_of({"actor_id": "x", "actor_type": "api_client"}) == "api_client"
+    assert kind_of({"actor_id": "x", "actor_type": "account_admin_user"}) == "actor"
+    assert kind_of({"kind": "identity_provider", "provider_name": "Okta"}) == "identity_provider"
+    assert kind_of({"kind": "system", "job": "sync"}) == "system"
+    assert kind_of({"kind": "staff", "staff_user": "root"}) == "staff"
 
 
 def test_who_reads_for_each_kind(acme: Acme) -> None:

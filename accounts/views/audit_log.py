@@ -12,7 +12,6 @@ import csv
 import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -34,8 +33,8 @@ from accounts.selectors.audit import (
     audit_export,
     audit_page,
     oldest_entry_at,
-    retention_days,
 )
+from firezone.audit_retention import kept_since, retention_days
 from firezone.errors import NotFound
 from firezone.web.audit import filters_query, present, present_all
 from firezone.web.pages import account_url
@@ -141,7 +140,7 @@ def audit_log(request: PortalRequest, account: Account) -> HttpResponse:
         "csv_url": account_url(account, "settings_audit_log_export", format="csv", query=query),
         "jsonl_url": account_url(account, "settings_audit_log_export", format="jsonl", query=query),
         "retention_days": days,
-        "retention_since": timezone.now() - timedelta(days=days),
+        "retention_since": kept_since(),
         "oldest_at": oldest_entry_at(account.pk),
     }
     return render(request, "accounts/settings/audit_log.html", context)

@@ -18,9 +18,9 @@ from accounts.selectors.audit import (
     AuditFilters,
     audit_history,
     existing_objects,
-    subject_kind,
 )
 from firezone.models import ChangeLog
+from firezone.origin import kind_of
 from firezone.redaction import REDACTED
 from firezone.web.pages import account_url
 
@@ -169,7 +169,7 @@ def present_all(account: Account, rows: Iterable[ChangeLog]) -> Iterable[AuditEn
 
 def _entry(account: Account, row: ChangeLog, existing: set[tuple[str, str]] | None) -> AuditEntry:
     subject = row.subject or {}
-    kind = subject_kind(row.subject)
+    kind = kind_of(row.subject)
     image = row.data or row.old_data or {}
     object_id = str(image["id"]) if image.get("id") else None
     who_url = None
