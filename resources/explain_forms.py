@@ -122,18 +122,26 @@ class AccessCheckForm(forms.Form):
             for c in clients
         )
         self.fields["client_id"].widget = _select(client_choices, client_blank)
-        self.fields["timezone"].choices = [(z, z) for z in timezone_options()]
-        self.fields["location"].choices = [("", "Default (last seen)"), *country_options()]
-        self.fields["provider_id"].choices = [
-            ("", "Default (last sign-in)"),
-            *((str(p.pk), p.name) for p in providers),
-        ]
+        self._choices("timezone", [(z, z) for z in timezone_options()])
+        self._choices("location", [("", "Default (last seen)"), *country_options()])
+        self._choices(
+            "provider_id",
+            [
+                ("", "Default (last sign-in)"),
+                *((str(p.pk), p.name) for p in providers),
+            ],
+        )
         for field in self.fields.values():
             field.widget.attrs.setdefault("class", "input")
         if page == ACTOR_PAGE:
             self.fields["resource_id"].required = True
-            self.fields["resource_id"].error_messages = REQUIRED
+            self.fields["resource_id"].error_messages.update(REQUIRED)
             del self.fields["actor_id"]
+
+    def _choices(self, name: str, choices: list[tuple[str, str]]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
 
     def clean_at(self) -> datetime | None:
         text = (self.cleaned_data.get("at") or "").strip()
