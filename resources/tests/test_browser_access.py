@@ -69,7 +69,7 @@ def test_admin_sees_why_a_user_is_denied_outside_a_time_window(
     section = page.locator("#actor-access")
     expect(section.get_by_role("heading", name="Check access")).to_be_visible()
     section.get_by_label("Resource").select_option(label="GitLab")
-    section.get_by_text("Context").click()  # the optional inputs
+    section.locator("#access-context > summary").click()  # the optional inputs
     section.get_by_label("Time", exact=True).fill("2026-12-05T20:30")  # a Saturday evening
     section.get_by_label("Time zone").select_option("Europe/Berlin")
     section.get_by_role("button", name="Check access").click()
