@@ -124,6 +124,9 @@ class AccessCheckForm(forms.Form):
         self.fields["client_id"].widget = _select(client_choices, client_blank)
         self._choices("timezone", [(z, z) for z in timezone_options()])
         self._choices("location", [("", "Default (last seen)"), *country_options()])
+        providers = list(providers)
+        # Provider condition values are ids: the answer shows them by name.
+        self.provider_names = {str(p.pk): p.name for p in providers}
         self._choices(
             "provider_id",
             [

@@ -3,6 +3,8 @@ item 6), e.g. "Current time is within Mon-Fri 09:00-17:00 Europe/Berlin"."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django import template
 
 from resources.conditions import Operator, Property
@@ -26,11 +28,14 @@ OPERATOR_LABELS = {
 
 
 @register.filter
-def condition_text(check: ConditionCheck) -> str:
+def condition_text(check: ConditionCheck, provider_names: Mapping[str, str] | None = None) -> str:
     label = PROPERTY_LABELS.get(check.property, check.property)  # type: ignore[call-overload]
     if check.property == Property.CURRENT_UTC_DATETIME:
         return f"{label} is within {format_time_windows(check.values)}"
     if check.property == Property.CLIENT_VERIFIED:
         return f"{label} is {', '.join(check.values)}"
+    values = check.values
+    if check.property == Property.PROVIDER_ID and provider_names:
+        values = [provider_names.get(v, v) for v in values]
     operator = OPERATOR_LABELS.get(check.operator, check.operator)  # type: ignore[call-overload]
-    return f"{label} {operator} {', '.join(check.values)}"
+    return f"{label} {operator} {', '.join(values)}"

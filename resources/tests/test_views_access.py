@@ -180,6 +180,11 @@ def test_inside_the_time_window_with_explicit_context(client: Client, acme: Acme
         [
             TIME_CONDITION,
             {"property": "remote_ip_location_region", "operator": "is_in", "values": ["DE"]},
+            {
+                "property": "provider_id",
+                "operator": "is_in",
+                "values": [str(acme.email_provider.pk)],
+            },
         ],
     )
     _online(s.gateway)
@@ -196,7 +201,8 @@ def test_inside_the_time_window_with_explicit_context(client: Client, acme: Acme
     )
     text = _text(response)
     assert "Allowed" in text and "Denied" not in text
-    assert text.count('data-passed="true">✓') == 2
+    assert text.count('data-passed="true">✓') == 3
+    assert "Sign-in provider is in Email" in text and "evaluated against Email" in text
     assert "Client location is in DE" in text and "evaluated against DE" in text
     assert "<tr><th>Location</th><td>DE</td></tr>" in text
     assert "<tr><th>Remote IP</th><td>203.0.113.7</td></tr>" in text
