@@ -116,7 +116,7 @@ class AccessCheckForm(forms.Form):
         self.fields["actor_id"].widget = _select(
             ((str(a.pk), a.name) for a in actors), "Pick an actor"
         )
-        client_blank = "Default (its last seen client)" if page == ACTOR_PAGE else "Any client"
+        client_blank = "Default (the last seen client)"
         client_choices = (
             (str(c.pk), c.name if page == ACTOR_PAGE else f"{c.name} ({c.actor.name})")
             for c in clients
