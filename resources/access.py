@@ -189,23 +189,41 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
 # --- loading ------------------------------------------------------------------------------------
 
 
+def policy_order(inserted_at: datetime | None, policy_id: Any) -> tuple[datetime, str]:
+    """The order in which a resource's policies are tried (the first of equally long conforming
+    ones wins): insertion time at the change images' millisecond precision, then id — the
+    access hub's order (`gateways.hub.model.PolicyRow.order`), so both loaders pick the same."""
+    if inserted_at is None:
+        return (datetime.min, str(policy_id))
+    return (inserted_at.replace(microsecond=inserted_at.microsecond // 1000 * 1000), str(policy_id))
+
+
 def client_access_load(client: Client) -> ClientAccess:
     """Two queries, independent of the number of policies/resources (see module docstring)."""
-    account_id, actor_id = client.account_id, client.actor_id
-    grant_rows = (
+    return actor_access_load(account_id=client.account_id, actor_id=client.actor_id)
+
+
+def actor_access_load(*, account_id: Any, actor_id: Any) -> ClientAccess:
+    """`client_access_load` for an actor (whichever client it uses)."""
+    grant_rows = sorted(
         Policy.objects.filter(
             account_id=account_id,
             disabled_at__isnull=True,
             actor_group__memberships__actor_id=actor_id,
         )
-        .order_by("inserted_at", "id")
         # The membership column reuses the join the filter made (one row per policy).
         .values_list(
-            "id", "resource_id", "actor_group_id", "actor_group__memberships__id", "conditions"
-        )
+            "id",
+            "resource_id",
+            "actor_group_id",
+            "actor_group__memberships__id",
+            "conditions",
+            "inserted_at",
+        ),
+        key=lambda row: policy_order(row[5], row[0]),
     )
     access = ClientAccess(actor_id=actor_id)
-    for policy_id, resource_id, group_id, membership_id, policy_conditions in grant_rows:
+    for policy_id, resource_id, group_id, membership_id, policy_conditions, _ in grant_rows:
         access.grants.setdefault(resource_id, []).append(
             Grant(
                 policy_id=policy_id,

@@ -262,6 +262,53 @@ def _check(condition: Condition, ctx: RequestContext) -> datetime | None:
     return expiry
 
 
+@dataclass(frozen=True, slots=True)
+class ConditionOutcome:
+    """One condition checked against a request: met (with its expiry, None = none) or not.
+    `skipped` marks a condition not checked because an earlier one on its property failed."""
+
+    condition: Condition
+    passed: bool
+    expires_at: datetime | None = None
+    skipped: bool = False
+
+
+def check_conditions(
+    conditions: Iterable[Condition | Mapping[str, object]] | None, ctx: RequestContext
+) -> list[ConditionOutcome]:
+    """Each condition of one policy, in order, checked against a request. `evaluate` folds
+    these outcomes, so the access explainer (`resources.explain`) and the authorisation share
+    one evaluator. Once a property has failed, later conditions on it are skipped (failed)."""
+    outcomes: list[ConditionOutcome] = []
+    violated: set[str] = set()
+    for condition in parse_conditions(conditions):
+        if condition.property in violated:
+            outcomes.append(ConditionOutcome(condition, passed=False, skipped=True))
+            continue
+        try:
+            outcomes.append(
+                ConditionOutcome(condition, passed=True, expires_at=_check(condition, ctx))
+            )
+        except _Violation:
+            violated.add(condition.property)
+            outcomes.append(ConditionOutcome(condition, passed=False))
+    return outcomes
+
+
+def fold_outcomes(outcomes: Iterable[ConditionOutcome]) -> Result:
+    """A policy's `Result` from its conditions' outcomes (AND; expiry = the earliest)."""
+    violated: list[str] = []
+    expires_at: datetime | None = None
+    for outcome in outcomes:
+        if not outcome.passed:
+            violated.append(outcome.condition.property)
+        else:
+            expires_at = min_expiry(expires_at, outcome.expires_at)
+    if violated:
+        return Result.forbidden(violated)
+    return Result.conforms(expires_at)
+
+
 def evaluate(
     conditions: Iterable[Condition | Mapping[str, object]] | None, ctx: RequestContext
 ) -> Result:
@@ -270,18 +317,7 @@ def evaluate(
     Once a property has failed, later conditions on it are skipped. No conditions → allowed with
     no expiry. Only time conditions produce an expiry; the policy's is the earliest of them.
     """
-    violated: list[str] = []
-    expires_at: datetime | None = None
-    for condition in parse_conditions(conditions):
-        if condition.property in violated:
-            continue
-        try:
-            expires_at = min_expiry(expires_at, _check(condition, ctx))
-        except _Violation:
-            violated.append(condition.property)
-    if violated:
-        return Result.forbidden(violated)
-    return Result.conforms(expires_at)
+    return fold_outcomes(check_conditions(conditions, ctx))
 
 
 def longest_conforming(results: Iterable[tuple[T, Result]]) -> tuple[T | None, Result]:

@@ -63,6 +63,7 @@ ENTRY_NAMES = (
     "policy_forms",
     "relay_forms",
     "client_forms",
+    "explain_forms",
     "tables",
     "management",
     "sign_in.flow",

@@ -25,6 +25,7 @@ from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from gateways.models import Site
 from gateways.selectors.sites import site_get, site_list
+from resources.explain_forms import access_form_for_resource
 from resources.forms import (
     ADDRESS_PLACEHOLDERS,
     IP_STACK_CHOICES,
@@ -279,6 +280,9 @@ def resource_detail(request: PortalRequest, account: Account, id: str) -> HttpRe
             "edit_url": _with_site("resource_edit", account, site, id=resource.pk),
             "add_policy_url": add_policy_url,
             "history": audit.history(account, "resources", resource.pk),
+            # "Check access" (issue 18 item 6) asks the resource's access page.
+            "access_form": access_form_for_resource(subject, data=None),
+            "access_url": account_url(account, "resource_access", id=resource.pk),
         },
     )
 

@@ -41,6 +41,7 @@ from firezone.web.session import admin_required
 from firezone.web.tables import Column, Filter, LiveTable, name_contains
 from gateways.presence import actor_clients_topic
 from gateways.selectors.clients import client_list_for_actor
+from resources.explain_forms import access_form_for_actor
 from resources.selectors.flows import flow_list_for
 from resources.tables import flows_table
 
@@ -236,5 +237,8 @@ def actor_detail(request: PortalRequest, account: Account, id: str) -> HttpRespo
         # Synced actors come back with the next sync while they still have identities.
         "can_delete": not (actor.is_synced and has_identities),
         "history": audit.history(account, "actors", actor.pk),
+        # "Check access" (issue 18 item 6) asks the actor's access page.
+        "access_form": access_form_for_actor(subject, actor=actor, data=None),
+        "access_url": account_url(account, "actor_access", id=actor.pk),
     }
     return render(request, "accounts/actors/detail.html", context)
