@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Model
 from django.utils import timezone
 
+from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Account, Actor, ActorGroup, ActorGroupMembership, AuthProvider, Token
 from firezone.errors import NotFound
 from firezone.lookup import get_or_not_found
@@ -442,6 +443,13 @@ def access_explain(
     )
 
 
+def access_explain_for(subject: Subject, **kwargs: Any) -> Explanation:
+    """`access_explain` in the subject's account, for admins (policy managers): the portal's
+    "Check access", the REST API and anything else acting for a person."""
+    ensure_permissions(subject, P.POLICY_MANAGE)
+    return access_explain(account=subject.account_id, **kwargs)
+
+
 def _valid_uuids(values: Iterable[str]) -> list[uuid.UUID]:
     found = []
     for value in values:
@@ -556,5 +564,6 @@ __all__ = [
     "PolicyCheck",
     "SiteCheck",
     "access_explain",
+    "access_explain_for",
     "format_time_windows",
 ]
