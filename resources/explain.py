@@ -40,6 +40,7 @@ from gateways.models import Client, Gateway
 from resources import access as ra
 from resources import conditions as conds
 from resources.models import Policy, Resource, ResourceConnection
+from resources.selectors.policies import policies_in_trial_order
 from resources.time_windows import (
     ALL_DAY,
     DAYS_OF_WEEK,
@@ -315,12 +316,11 @@ def access_explain(
     token_expires_at = _session_expiry(client_row)
 
     # The policies of the resource (all of them, to explain), with the actor's groups.
-    policies = list(
+    policies = policies_in_trial_order(
         Policy.objects.filter(account_id=account_id, resource_id=resource_row.pk).select_related(
             "actor_group__provider"
         )
     )
-    policies.sort(key=lambda p: ra.policy_order(p.inserted_at, p.pk))
     member_groups = set(
         ActorGroupMembership.objects.filter(
             account_id=account_id,
