@@ -9,8 +9,8 @@ malformed ones) are 404s; a missing `resource_id` or a malformed parameter is a 
 
 from __future__ import annotations
 
-from datetime import UTC
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from django.urls import path
 from django.utils import timezone
@@ -88,6 +88,10 @@ class ExplanationOut(serializers.Serializer):
         return str(policy.policy_id) if policy is not None else None
 
 
+MIN_AT: Final = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_AT: Final = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _param(name: str, kind: Any, description: str, required: bool = False) -> OpenApiParameter:
     return OpenApiParameter(name, kind, description=description, required=required)
 
@@ -117,10 +121,14 @@ def _arguments(query: Any) -> dict[str, Any]:
             parsed = parse_datetime(at)
         except ValueError:
             parsed = None
+        if parsed is not None and timezone.is_naive(parsed):
+            parsed = parsed.replace(tzinfo=UTC)
         if parsed is None:
             errors["at"] = ["is not an ISO 8601 date and time"]
+        elif not MIN_AT <= parsed <= MAX_AT:  # time zones and flow expiries must not overflow
+            errors["at"] = ["must be between the years 1900 and 9000"]
         else:
-            arguments["at"] = parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+            arguments["at"] = parsed
     if client_id := (query.get("client_id") or "").strip():
         arguments["client"] = client_id
     if location := (query.get("location") or "").strip():

@@ -114,6 +114,8 @@ def test_bad_parameters_are_422() -> None:
         ({}, "resource_id"),
         ({"resource_id": resource, "at": "yesterday"}, "at"),
         ({"resource_id": resource, "at": "2025-13-45T99:00"}, "at"),
+        ({"resource_id": resource, "at": "0001-01-01T00:00:00+14:00"}, "at"),
+        ({"resource_id": resource, "at": "9999-12-31T23:59:59"}, "at"),
         ({"resource_id": resource, "location": "XX"}, "location"),
         ({"resource_id": resource, "remote_ip": "10.0.0.300"}, "remote_ip"),
         ({"resource_id": resource, "verified": "maybe"}, "verified"),
