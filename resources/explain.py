@@ -302,6 +302,9 @@ def access_explain(
             provider_key = uuid.UUID(str(provider_id))
         except ValueError:
             raise NotFound() from None
+        # An explicit provider must be the account's (the client's own identity always is).
+        if not AuthProvider.objects.filter(account_id=account_id, pk=provider_key).exists():
+            raise NotFound()
     ctx = conds.RequestContext(
         now=at or timezone.now(),
         remote_ip=remote_ip or (client_row.last_seen_remote_ip if client_row else None),

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from asgiref.sync import async_to_sync
 
+from accounts.tests.factories import ProviderFactory
 from gateways import presence
 from resources.tests.factories import World
 from tests.api import ApiClient, api_token, error
@@ -86,6 +87,7 @@ def test_overrides_and_an_online_gateway_allow() -> None:
 
 def test_other_accounts_ids_are_not_found() -> None:
     world, other = World(), World()
+    foreign = ProviderFactory(account=other.account)
     api = ApiClient(api_token(account=world.account))
     mine = {"resource_id": str(world.resource.pk)}
     for path, params in (
@@ -93,6 +95,8 @@ def test_other_accounts_ids_are_not_found() -> None:
         (f"/actors/{world.actor.pk}/access", {"resource_id": str(other.resource.pk)}),
         (f"/actors/{world.actor.pk}/access", {**mine, "client_id": str(other.client.pk)}),
         (f"/actors/{world.actor.pk}/access", {"resource_id": "not-a-uuid"}),
+        (f"/actors/{world.actor.pk}/access", {**mine, "provider_id": str(foreign.pk)}),
+        (f"/actors/{world.actor.pk}/access", {**mine, "provider_id": "nope"}),
         (f"/actors/{uuid.uuid4()}/access", mine),
     ):
         response = api.get(path, **params)
