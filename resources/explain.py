@@ -417,6 +417,10 @@ def access_explain(
     elif account_row.disabled_at is not None or actor_row.disabled_at is not None:
         allowed = False
         reason = R_ACCOUNT_DISABLED if account_row.disabled_at is not None else R_ACTOR_DISABLED
+    elif token_expires_at is not None and token_expires_at <= ctx.now:
+        # A device connects only with an unexpired token: the client must sign in again.
+        allowed = False
+        reason = f"the client's session expired at {_when(token_expires_at)}; sign in again"
     return Explanation(
         allowed=allowed,
         granting_policy=granting,

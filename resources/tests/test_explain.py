@@ -6,7 +6,7 @@ The equality of its verdict with create_flow's is the property test
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -253,3 +253,13 @@ def test_policies_within_one_millisecond_are_tried_in_the_hubs_order() -> None:
     result = explain(world, at=WEDNESDAY_MORNING)
     assert hub.policy_id == low.pk
     assert result.granting_policy is not None and result.granting_policy.policy_id == low.pk
+
+
+def test_an_expired_session_is_a_denial() -> None:
+    world = World()
+    token = client_token(world.actor)
+    assert token.expires_at is not None
+    later = explain(world, at=token.expires_at + timedelta(minutes=1))
+    assert later.authorized and not later.allowed
+    assert later.reason is not None and later.reason.startswith("the client's session expired")
+    assert explain(world, at=token.expires_at - timedelta(minutes=1)).allowed
