@@ -36,7 +36,11 @@ from gateways.models import Client, Gateway
 from gateways.selectors.gateways import gateway_compatible, gateways_pick_nearest
 from resources import conditions as conds
 from resources.models import Flow, Policy, ResourceConnection
-from resources.selectors.policies import policies_for_client_resource
+from resources.selectors.policies import (
+    policies_for_client_resource,
+    policies_in_trial_order,
+    policy_order,
+)
 from resources.services.flows import MAX_FLOW_LIFETIME, PolicyDecision, client_request_context
 from resources.versions import adapt_resource_for_version
 
@@ -187,15 +191,6 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
 
 
 # --- loading ------------------------------------------------------------------------------------
-
-
-def policy_order(inserted_at: datetime | None, policy_id: Any) -> tuple[datetime, str]:
-    """The order in which a resource's policies are tried (the first of equally long conforming
-    ones wins): insertion time at the change images' millisecond precision, then id — the
-    access hub's order (`gateways.hub.model.PolicyRow.order`), so both loaders pick the same."""
-    if inserted_at is None:
-        return (datetime.min, str(policy_id))
-    return (inserted_at.replace(microsecond=inserted_at.microsecond // 1000 * 1000), str(policy_id))
 
 
 def client_access_load(client: Client) -> ClientAccess:
@@ -508,7 +503,9 @@ def flow_reauthorize(
         site_id=gateway.group_id,
     )
     ctx = client_request_context(client, now=now)
-    policy, result = conds.evaluate_policies(((p, p.conditions) for p in candidates), ctx)
+    policy, result = conds.evaluate_policies(
+        ((p, p.conditions) for p in policies_in_trial_order(candidates)), ctx
+    )
     if policy is None:
         return None
     expires_at = conds.min_expiry(result.expires_at, old_expires_at)

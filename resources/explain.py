@@ -24,13 +24,14 @@ import random
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from django.db.models import Model
+from django.db.models import Model, Q
 from django.utils import timezone
 
+from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import Account, Actor, ActorGroup, ActorGroupMembership, AuthProvider, Token
 from firezone.errors import NotFound
 from firezone.lookup import get_or_not_found
@@ -39,6 +40,7 @@ from gateways.models import Client, Gateway
 from resources import access as ra
 from resources import conditions as conds
 from resources.models import Policy, Resource, ResourceConnection
+from resources.selectors.policies import policies_in_trial_order
 from resources.time_windows import (
     ALL_DAY,
     DAYS_OF_WEEK,
@@ -300,6 +302,9 @@ def access_explain(
             provider_key = uuid.UUID(str(provider_id))
         except ValueError:
             raise NotFound() from None
+        # An explicit provider must be the account's (the client's own identity always is).
+        if not AuthProvider.objects.filter(account_id=account_id, pk=provider_key).exists():
+            raise NotFound()
     ctx = conds.RequestContext(
         now=at or timezone.now(),
         remote_ip=remote_ip or (client_row.last_seen_remote_ip if client_row else None),
@@ -314,12 +319,11 @@ def access_explain(
     token_expires_at = _session_expiry(client_row)
 
     # The policies of the resource (all of them, to explain), with the actor's groups.
-    policies = list(
+    policies = policies_in_trial_order(
         Policy.objects.filter(account_id=account_id, resource_id=resource_row.pk).select_related(
             "actor_group__provider"
         )
     )
-    policies.sort(key=lambda p: ra.policy_order(p.inserted_at, p.pk))
     member_groups = set(
         ActorGroupMembership.objects.filter(
             account_id=account_id,
@@ -413,6 +417,10 @@ def access_explain(
     elif account_row.disabled_at is not None or actor_row.disabled_at is not None:
         allowed = False
         reason = R_ACCOUNT_DISABLED if account_row.disabled_at is not None else R_ACTOR_DISABLED
+    elif token_expires_at is not None and token_expires_at <= ctx.now:
+        # A device connects only with an unexpired token: the client must sign in again.
+        allowed = False
+        reason = f"the client's session expired at {_when(token_expires_at)}; sign in again"
     return Explanation(
         allowed=allowed,
         granting_policy=granting,
@@ -440,6 +448,118 @@ def access_explain(
         chosen_gateway_id=chosen.pk if chosen else None,
         chosen_gateway_name=chosen.name if chosen else None,
     )
+
+
+def access_explain_for(subject: Subject, **kwargs: Any) -> Explanation:
+    """`access_explain` in the subject's account, for admins (policy managers): the portal's
+    "Check access", the REST API and anything else acting for a person."""
+    ensure_permissions(subject, P.POLICY_MANAGE)
+    return access_explain(account=subject.account_id, **kwargs)
+
+
+# --- for people: the command's lookup and text -------------------------------------------------
+
+
+class Ambiguous(NotFound):
+    """A name or email that matches several rows: the caller must say which (by id)."""
+
+    def __init__(self, what: str, matches: Iterable[Any]) -> None:
+        super().__init__()
+        self.what = what
+        self.matches = [str(m) for m in matches]
+
+
+def _one(what: str, rows: list[Any]) -> Any:
+    if not rows:
+        raise NotFound()
+    if len(rows) > 1:
+        raise Ambiguous(what, (row.pk for row in rows))
+    return rows[0]
+
+
+def explain_targets_find(
+    *, actor: str, resource: str, account: str | None = None
+) -> tuple[Account, Actor, Resource]:
+    """Staff lookup (`manage.py explain_access`): the actor by id, email (of an identity) or
+    name; the resource by id, name or address; each in `account` (id or slug) when given, else
+    wherever it is (the resource then in the actor's account). NotFound / Ambiguous."""
+    accounts = Account.objects.all()
+    if account is not None:
+        by_id = _valid_uuids([account])
+        accounts = accounts.filter(Q(slug=account) | Q(pk__in=by_id))
+    actors = Actor.objects.filter(account__in=accounts)
+    actor_ids = _valid_uuids([actor])
+    found = list(
+        actors.filter(
+            Q(pk__in=actor_ids)
+            | Q(identities__email__iexact=actor)
+            | Q(identities__provider_identifier__iexact=actor)
+            | Q(name=actor)
+        ).distinct()
+    )
+    actor_row = _one("actor", found)
+    resources = Resource.objects.filter(account_id=actor_row.account_id)
+    resource_row = _one(
+        "resource",
+        list(
+            resources.filter(
+                Q(pk__in=_valid_uuids([resource])) | Q(name=resource) | Q(address=resource)
+            )
+        ),
+    )
+    return actor_row.account, actor_row, resource_row
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
+
+
+def explanation_text(explanation: Explanation) -> str:
+    """The explanation as plain text (the command prints it)."""
+    e, ctx = explanation, explanation.context
+    lines = [
+        f"{e.actor_name} → {e.resource_name}: " + ("ALLOWED" if e.allowed else "DENIED"),
+    ]
+    if e.reason:
+        lines.append(f"  reason: {e.reason}")
+    if e.granting_policy is not None:
+        lines.append(
+            f"  granted by policy {e.granting_policy.policy_id} "
+            f"(group {e.granting_policy.group_name}), until {_when(e.expires_at)}"
+        )
+    client = f"{ctx.client_name} ({ctx.client_id})" if ctx.client_id else "none"
+    provider = ctx.provider_name or (str(ctx.provider_id) if ctx.provider_id else "none")
+    lines += [
+        f"  at {_when(ctx.at)}; client {client}, version {ctx.version or 'unknown'}",
+        f"  from {ctx.remote_ip or 'unknown address'} in {ctx.location or 'unknown location'}, "
+        f"provider {provider}, {'verified' if ctx.verified else 'not verified'}",
+        "policies:" if e.policies else "policies: none",
+    ]
+    for policy in e.policies:
+        state = "grants" if policy.grants else "does not grant"
+        flags = [
+            "disabled" if policy.disabled else "enabled",
+            f"member: {policy.membership}" if policy.member else "not a member",
+        ]
+        lines.append(
+            f"  - {policy.policy_id} group {policy.group_name} ({', '.join(flags)}): {state}"
+        )
+        if policy.description:
+            lines.append(f"      {policy.description}")
+        for c in policy.conditions:
+            mark = "ok  " if c.passed else "FAIL"
+            seen = f" [{c.evaluated_against}]" if c.evaluated_against else ""
+            lines.append(f"      {mark} {c.property} {c.operator} {', '.join(c.values)}{seen}")
+            if c.reason:
+                lines.append(f"           {c.reason}")
+    lines.append("sites:" if e.sites else "sites: none")
+    for site in e.sites:
+        chosen = f", would use {site.chosen_gateway_name}" if site.chosen_gateway_id else ""
+        lines.append(
+            f"  - {site.site_name}: {site.online_gateways} online, "
+            f"{site.compatible_gateways} compatible{chosen}"
+        )
+    return "\n".join(lines)
 
 
 def _valid_uuids(values: Iterable[str]) -> list[uuid.UUID]:
@@ -556,5 +676,8 @@ __all__ = [
     "PolicyCheck",
     "SiteCheck",
     "access_explain",
+    "access_explain_for",
+    "explain_targets_find",
+    "explanation_text",
     "format_time_windows",
 ]

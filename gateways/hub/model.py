@@ -42,6 +42,7 @@ from gateways.models import Site
 from resources import conditions as conds
 from resources.access import AccessResource, Authorization, ClientAccess, Grant, SiteRef
 from resources.models import Policy, Resource, ResourceConnection
+from resources.selectors.policies import policy_order
 from resources.versions import adapt_resource_for_version
 
 TIME_PROPERTY: Final = "current_utc_datetime"
@@ -90,7 +91,7 @@ class PolicyRow:
 
     @property
     def order(self) -> tuple[Any, ...]:
-        return (self.inserted_at or datetime.min, str(self.id))
+        return policy_order(self.inserted_at, self.id)  # the one order every loader uses
 
 
 @dataclass(eq=False, slots=True)

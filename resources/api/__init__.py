@@ -2,6 +2,6 @@
 over the selectors and services (the same validations, limits and change recording as the
 portal's pages). `firezone/api_urls.py` includes `urlpatterns`."""
 
-from resources.api import policies, resources
+from resources.api import access, policies, resources
 
-urlpatterns = [*resources.urlpatterns, *policies.urlpatterns]
+urlpatterns = [*resources.urlpatterns, *policies.urlpatterns, *access.urlpatterns]

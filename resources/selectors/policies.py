@@ -6,7 +6,9 @@ whose group the subject's actor is a member of.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
@@ -61,6 +63,20 @@ def policy_list(
     if disabled is not None:
         policies = policies.filter(disabled_at__isnull=not disabled)
     return policies.order_by(*ORDERING)
+
+
+def policy_order(inserted_at: datetime | None, policy_id: Any) -> tuple[datetime, str]:
+    """The order in which a resource's policies are tried (the first of equally long conforming
+    ones wins): insertion time at the change images' millisecond precision, then id — the
+    access hub's order (`gateways.hub.model.PolicyRow.order`), so every loader picks the same."""
+    if inserted_at is None:
+        return (datetime.min, str(policy_id))
+    return (inserted_at.replace(microsecond=inserted_at.microsecond // 1000 * 1000), str(policy_id))
+
+
+def policies_in_trial_order(policies: Iterable[Policy]) -> list[Policy]:
+    """`policies` sorted by `policy_order` (for `conditions.evaluate_policies`)."""
+    return sorted(policies, key=lambda p: policy_order(p.inserted_at, p.pk))
 
 
 def policies_for_client_resource(

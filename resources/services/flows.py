@@ -22,7 +22,7 @@ from firezone.lookup import get_or_not_found
 from gateways.models import Client, Gateway
 from resources import conditions as conds
 from resources.models import Flow, Resource
-from resources.selectors.policies import policies_for_client_resource
+from resources.selectors.policies import policies_for_client_resource, policies_in_trial_order
 
 # When neither the policy nor the session token expires (e.g. a service-account token without
 # expiry, §8 item 6), a flow still needs an end: the gateway re-authorises when it lapses.
@@ -99,7 +99,9 @@ def flow_authorize(
     if decision is None:
         ctx = request_context or client_request_context(client)
         now = ctx.now
-        policy, result = conds.evaluate_policies(((p, p.conditions) for p in candidates), ctx)
+        policy, result = conds.evaluate_policies(
+            ((p, p.conditions) for p in policies_in_trial_order(candidates)), ctx
+        )
         if policy is None:
             raise FlowForbidden(result.violated_properties)
         condition_expiry = result.expires_at

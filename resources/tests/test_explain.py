@@ -6,7 +6,7 @@ The equality of its verdict with create_flow's is the property test
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +19,10 @@ from accounts.tests.factories import (
     everyone_group,
 )
 from firezone.errors import NotFound
+from gateways.hub.model import AccessModel
+from resources import conditions as conds
 from resources.explain import access_explain, format_time_windows
+from resources.models import Policy
 from resources.tests._access import region
 from resources.tests.factories import (
     ConnectionFactory,
@@ -223,3 +226,40 @@ def test_format_time_windows() -> None:
     assert format_time_windows(["M/9-12,13-17/UTC", "W/9-12/UTC"]) == (
         "Mon 09:00–12:00, 13:00–17:00 UTC; Wed 09:00–12:00 UTC"
     )
+
+
+@pytest.mark.django_db(transaction=True)  # the hub's load sets its own isolation level
+def test_policies_within_one_millisecond_are_tried_in_the_hubs_order() -> None:
+    """Two conforming policies inserted within one millisecond: the database loader and the
+    hub (millisecond images, then id) pick the same one."""
+    world = World()
+    second = GroupFactory(account=world.account)
+    MembershipFactory(group=second, actor=world.actor, account=world.account)
+    other = PolicyFactory(account=world.account, actor_group=second, resource=world.resource)
+    low, high = sorted([world.policy, other], key=lambda p: str(p.pk))
+    base = datetime(2025, 10, 8, 9, 0, 0, 1000, tzinfo=UTC)
+    # The higher id first by microseconds, the same millisecond: the hub tries the lower id.
+    Policy.objects.filter(pk=high.pk).update(inserted_at=base)
+    Policy.objects.filter(pk=low.pk).update(inserted_at=base.replace(microsecond=1500))
+    model = AccessModel.load(world.account.pk)
+    ctx = conds.RequestContext(now=WEDNESDAY_MORNING)
+    hub = model.authorize(
+        world.actor.pk,
+        world.resource.pk,
+        ctx=ctx,
+        token_expires_at=None,
+        connectable_ids={str(world.resource.pk)},
+    )
+    result = explain(world, at=WEDNESDAY_MORNING)
+    assert hub.policy_id == low.pk
+    assert result.granting_policy is not None and result.granting_policy.policy_id == low.pk
+
+
+def test_an_expired_session_is_a_denial() -> None:
+    world = World()
+    token = client_token(world.actor)
+    assert token.expires_at is not None
+    later = explain(world, at=token.expires_at + timedelta(minutes=1))
+    assert later.authorized and not later.allowed
+    assert later.reason is not None and later.reason.startswith("the client's session expired")
+    assert explain(world, at=token.expires_at - timedelta(minutes=1)).allowed
