@@ -2,7 +2,7 @@
 
 The question comes as a GET query (linkable); ids are resolved through the account-scoped
 selectors (another account's id → the 404 page) and the answer comes from
-`resources.explain.access_explain`, the evaluator `create_flow` authorises with.
+`resources.explain.access_explain_for`, the evaluator `create_flow` authorises with.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from django.http import HttpResponse
 from django.shortcuts import render
 
+from accounts.auth import Subject
 from accounts.models import Account, Actor
 from accounts.selectors.actors import actor_get
 from firezone.web.pages import account_url
@@ -19,7 +20,7 @@ from firezone.web.request import PortalRequest
 from firezone.web.session import admin_required
 from gateways.models import Client
 from gateways.selectors.clients import client_get
-from resources.explain import Explanation, access_explain
+from resources.explain import Explanation, access_explain_for
 from resources.explain_forms import (
     AccessCheckForm,
     access_form_for_actor,
@@ -40,12 +41,12 @@ def _client(request: PortalRequest, form: AccessCheckForm, actor: Actor | None) 
 
 
 def _explain(
-    account: Account, form: AccessCheckForm, actor: Actor, resource: Resource, client: Client | None
+    subject: Subject, form: AccessCheckForm, actor: Actor, resource: Resource, client: Client | None
 ) -> Explanation | None:
     if form.errors:  # set after resolving the ids (a client of another actor)
         return None
-    return access_explain(
-        account=account, actor=actor, resource=resource, client=client, **form.context_kwargs()
+    return access_explain_for(
+        subject, actor=actor, resource=resource, client=client, **form.context_kwargs()
     )
 
 
@@ -62,7 +63,7 @@ def actor_access(request: PortalRequest, account: Account, id: str) -> HttpRespo
     if form.is_bound and form.is_valid():
         resource = resource_get_by_id_or_persistent_id(subject, form.cleaned_data["resource_id"])
         client = _client(request, form, actor)
-        explanation = _explain(account, form, actor, resource, client)
+        explanation = _explain(request.subject, form, actor, resource, client)
     actor_link = account_url(account, "actor", id=actor.pk)
     return _page(
         request,
@@ -95,7 +96,7 @@ def resource_access(request: PortalRequest, account: Account, id: str) -> HttpRe
         if actor is None and client is not None:
             actor = client.actor
         if actor is not None:
-            explanation = _explain(account, form, actor, resource, client)
+            explanation = _explain(request.subject, form, actor, resource, client)
     return _page(
         request,
         {
