@@ -84,8 +84,8 @@ def test_admin_sees_why_a_user_is_denied_outside_a_time_window(
     row = page.locator("#access-policies tbody tr")
     expect(row).to_have_count(1)
     expect(row).to_contain_text("Engineering")
-    expect(row).to_contain_text("✓ added manually")
-    expect(row.locator(".access-condition")).to_contain_text("✗")
+    expect(row).to_contain_text("Member: added manually")
+    expect(row.locator(".access-condition")).to_contain_text("Failed:")
     expect(row.locator(".access-condition")).to_contain_text(
         "evaluated against Sat 20:30 Europe/Berlin"
     )

@@ -195,7 +195,7 @@ def test_edit_policy(live_server: Any, page: Page, acme: Acme) -> None:
     expect(page.locator("#policy-conditions")).to_have_text(
         "This policy can be used by clients that are verified"
     )
-    expect(page.get_by_text("New reason")).to_be_visible()
+    expect(page.locator("pre.policy-description")).to_have_text("New reason")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -147,7 +147,7 @@ def test_allowed_names_the_policy_membership_and_gateway(client: Client, acme: A
     text = _text(response)
     assert 'id="access-verdict"' in text and "Allowed" in text and "Denied" not in text
     assert f'href="/acme/policies/{s.policy.pk}">Engineering</a>' in text
-    assert f'id="access-policy-{s.policy.pk}"' in text and "✓ added manually" in text
+    assert f'id="access-policy-{s.policy.pk}"' in text and "Member: added manually" in text
     assert f'id="access-site-{s.site.pk}"' in text
     assert f'href="/acme/gateways/{s.gateway.pk}">gw-hq</a>' in text
     assert "jane-laptop" in text  # the default client: its last seen one
@@ -168,7 +168,7 @@ def test_denied_outside_the_time_window(client: Client, acme: Acme) -> None:
     text = _text(response)
     assert "Denied" in text and "Allowed" not in text
     assert f'<span id="access-reason">{WINDOW_REASON}</span>' in text
-    assert 'data-passed="false">✗' in text
+    assert 'data-passed="false">' in text and "Failed:" in text
     assert "Current time is within Mon–Fri 09:00–17:00 Europe/Berlin" in text
     assert "evaluated against Sat 10:00 Europe/Berlin" in text
     assert "Sat 2026-12-05 10:00:00 Europe/Berlin" in text  # the time evaluated, as asked
@@ -201,7 +201,7 @@ def test_inside_the_time_window_with_explicit_context(client: Client, acme: Acme
     )
     text = _text(response)
     assert "Allowed" in text and "Denied" not in text
-    assert text.count('data-passed="true">✓') == 3
+    assert text.count('data-passed="true">') == 3
     assert "Sign-in provider is in Email" in text and "evaluated against Email" in text
     assert "Client location is in DE" in text and "evaluated against DE" in text
     assert "<tr><th>Location</th><td>DE</td></tr>" in text
@@ -222,10 +222,11 @@ def test_denied_when_not_a_member_shows_synced_membership_elsewhere(
     bob = ActorFactory(account=acme.account, name="Bob", type=Actor.Type.ACCOUNT_USER)
     text = _text(_resource_access(client, s.resource, actor_id=bob.pk))
     assert "Denied" in text and "Bob" in text
-    assert text.count("✗ not a member") == 2
+    assert text.count("Not a member") == 2
     # Jane through the resource page, by her client: the synced membership is named.
     text = _text(_resource_access(client, s.resource, client_id=s.laptop.pk))
-    assert "Jane" in text and "✓ synced from Okta" in text and "✓ added manually" in text
+    assert "Jane" in text and "Member: synced from Okta" in text
+    assert "Member: added manually" in text
 
 
 def test_no_gateway_online_is_denied_with_the_site(client: Client, acme: Acme) -> None:
