@@ -279,20 +279,7 @@ def logged_changes(account_id: Any, xids: Iterable[int], tables: Iterable[str]) 
     rows = ChangeLog.objects.filter(
         account_id=account_id, xid__in=list(xids), table__in=list(tables)
     ).order_by("lsn")
-    return [
-        dataclasses.asdict(
-            changes.Change(
-                lsn=row.lsn,
-                table=row.table,
-                op=row.op,  # type: ignore[arg-type]
-                account_id=str(row.account_id) if row.account_id else None,
-                old=row.old_data,
-                new=row.data,
-                xid=row.xid,
-            )
-        )
-        for row in rows
-    ]
+    return [dataclasses.asdict(changes.Change.from_entry(row)) for row in rows]
 
 
 # --- the per-process task -----------------------------------------------------------------------

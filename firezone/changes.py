@@ -110,6 +110,19 @@ class Change:
     def from_message(cls, message: dict[str, Any]) -> Change:
         return cls(**message["change"])
 
+    @classmethod
+    def from_entry(cls, entry: ChangeLog) -> Change:
+        """The change a change-log row records."""
+        return cls(
+            lsn=entry.lsn,
+            table=entry.table,
+            op=entry.op,  # type: ignore[arg-type]
+            account_id=str(entry.account_id) if entry.account_id else None,
+            old=entry.old_data,
+            new=entry.data,
+            xid=entry.xid,
+        )
+
 
 def subject_kind(actor_type: str | None) -> str:
     """The `kind` of a subject image: API clients apart from the people and service accounts."""
@@ -332,15 +345,7 @@ def record(
         data=new_data,
         subject=_subject_image(subject),
     )
-    change = Change(
-        lsn=entry.lsn,
-        table=table,
-        op=op,
-        account_id=str(account_id) if account_id else None,
-        old=old_data,
-        new=new_data,
-        xid=entry.xid,
-    )
+    change = Change.from_entry(entry)
     groups = [account_group(account_id)] if (publish and account_id) else []
     if publish and (own := own_group(table, (new_data or old_data or {}).get("id"))):
         groups.append(own)
@@ -395,18 +400,7 @@ def record_many(
             for op, table, account_id, old, new in batch
         ]
         ChangeLog.objects.bulk_create(entries)
-        recorded.extend(
-            Change(
-                lsn=entry.lsn,
-                table=entry.table,
-                op=entry.op,  # type: ignore[arg-type]
-                account_id=str(entry.account_id) if entry.account_id else None,
-                old=entry.old_data,
-                new=entry.data,
-                xid=entry.xid,
-            )
-            for entry in entries
-        )
+        recorded.extend(Change.from_entry(entry) for entry in entries)
     if not recorded:
         return []
 

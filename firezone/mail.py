@@ -1,6 +1,7 @@
-"""Development email: print every message to the console (so `make run` shows sign-in codes) and
-keep the last few in the shared cache for `/dev/mailbox` (portal.md §1.5). Never used in
-production: the default backend there is SMTP (EMAIL_URL) or the plain console backend."""
+"""E-mail: building the product's messages (`templated_email`), and the development backend that
+prints every message to the console (so `make run` shows sign-in codes) and keeps the last few in
+the shared cache for `/dev/mailbox` (portal.md §1.5). The backend is never used in production:
+the default there is SMTP (EMAIL_URL) or the plain console backend."""
 
 from __future__ import annotations
 
@@ -10,11 +11,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache import cache
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.core.mail.backends.console import EmailBackend as ConsoleBackend
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
+
+
+def templated_email(
+    *, subject: str, template: str, data: dict[str, Any], to: list[str]
+) -> EmailMultiAlternatives:
+    """A text + HTML message from `templates/emails/<template>.txt` and `.html`, from
+    DEFAULT_FROM_EMAIL."""
+    message = EmailMultiAlternatives(
+        subject=subject, body=render_to_string(f"emails/{template}.txt", data), to=to
+    )
+    message.attach_alternative(render_to_string(f"emails/{template}.html", data), "text/html")
+    return message
+
 
 MAILBOX_KEY = "dev_mailbox"
 MAILBOX_SIZE = 50

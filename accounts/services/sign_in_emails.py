@@ -7,14 +7,13 @@ from datetime import UTC
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.core import mail
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts import tokens
 from accounts.auth import Context
 from accounts.models import Account, AuthIdentity, AuthProvider
+from firezone.mail import templated_email
 
 SIGN_IN_TOKEN_SUBJECT = "Firezone sign in token"
 
@@ -54,11 +53,10 @@ def sign_in_token_email_send(
         "remote_ip": context.remote_ip or "unknown",
         "user_agent": context.user_agent or "unknown",
     }
-    message = mail.EmailMultiAlternatives(
+    message = templated_email(
         subject=SIGN_IN_TOKEN_SUBJECT,
-        body=render_to_string("emails/sign_in_token.txt", data),
-        from_email=settings.DEFAULT_FROM_EMAIL,
+        template="sign_in_token",
+        data=data,
         to=[identity.email or identity.provider_identifier],
     )
-    message.attach_alternative(render_to_string("emails/sign_in_token.html", data), "text/html")
     message.send()

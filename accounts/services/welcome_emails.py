@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core import mail
-from django.template.loader import render_to_string
 from django.urls import reverse
 
 from accounts.auth import P, Subject, ensure_permissions
 from accounts.models import AuthIdentity
 from firezone.errors import Refused
 from firezone.lookup import get_or_not_found
+from firezone.mail import templated_email
 
 WELCOME_SUBJECT = "Welcome to Firezone"
 CLIENT_DOWNLOADS = (
@@ -49,13 +49,9 @@ def welcome_email_build(*, subject: Subject, identity: AuthIdentity, to: str) ->
         "email": to,
         "downloads": CLIENT_DOWNLOADS,
     }
-    message = mail.EmailMultiAlternatives(
-        subject=WELCOME_SUBJECT,
-        body=render_to_string("emails/sign_in_invite.txt", data),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[to],
+    message = templated_email(
+        subject=WELCOME_SUBJECT, template="sign_in_invite", data=data, to=[to]
     )
-    message.attach_alternative(render_to_string("emails/sign_in_invite.html", data), "text/html")
     return message
 
 

@@ -34,12 +34,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core import mail
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.features import feature_enabled
@@ -49,6 +47,7 @@ from directory_sync.adapters import DIRECTORIES
 from directory_sync.directory import SyncCountedFailure, SyncLogOnly, SyncUnauthorized
 from directory_sync.services.sync import provider_sync_apply
 from firezone import origin
+from firezone.mail import templated_email
 
 logger = logging.getLogger(__name__)
 
@@ -224,13 +223,7 @@ def sync_error_recipients(provider: AuthProvider) -> list[str]:
 
 def sync_error_email_build(*, provider: AuthProvider, to: list[str]) -> mail.EmailMessage:
     data = {"provider": provider, "account": provider.account}
-    message = mail.EmailMultiAlternatives(
-        subject=SYNC_ERROR_SUBJECT,
-        body=render_to_string("emails/sync_error.txt", data),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=to,
-    )
-    message.attach_alternative(render_to_string("emails/sync_error.html", data), "text/html")
+    message = templated_email(subject=SYNC_ERROR_SUBJECT, template="sync_error", data=data, to=to)
     return message
 
 

@@ -26,7 +26,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core import mail
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import Account
@@ -37,6 +36,7 @@ from accounts.selectors.notifications import (
 )
 from accounts.services.accounts import account_update_system
 from accounts.validation import is_uuid
+from firezone.mail import templated_email
 from firezone.versions import version_key
 from gateways import presence
 from gateways.models import Gateway, Site
@@ -129,13 +129,7 @@ def outdated_gateways_email_build(
         "changelog_url": CHANGELOG_URL,
         "upgrade_docs_url": UPGRADE_DOCS_URL,
     }
-    message = mail.EmailMultiAlternatives(
-        subject=SUBJECT,
-        body=render_to_string("emails/outdated_gateways.txt", data),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[to],
-    )
-    message.attach_alternative(render_to_string("emails/outdated_gateways.html", data), "text/html")
+    message = templated_email(subject=SUBJECT, template="outdated_gateways", data=data, to=[to])
     return message
 
 

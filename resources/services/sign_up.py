@@ -17,12 +17,12 @@ import logging
 from django.conf import settings
 from django.core import mail
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.auth import Context
 from firezone.errors import Refused, ValidationFailed
+from firezone.mail import templated_email
 from resources.services.provisioning import Provisioned, account_provision
 
 logger = logging.getLogger(__name__)
@@ -88,12 +88,12 @@ def welcome_email_build(
         "context": context,
         "now": timezone.now(),
     }
-    message = mail.EmailMultiAlternatives(
+    message = templated_email(
         subject=WELCOME_SUBJECT,
-        body=render_to_string("emails/welcome.txt", data),
+        template="welcome",
+        data=data,
         to=[provisioned.identity.provider_identifier],
     )
-    message.attach_alternative(render_to_string("emails/welcome.html", data), "text/html")
     return message
 
 
